@@ -1,0 +1,34 @@
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup serve test test-all lint bench clean
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+serve: setup  ## build the tiny models on first run, then serve on 127.0.0.1:8000
+	$(BIN)/genfoundry models build-tiny
+	$(BIN)/genfoundry serve
+
+test: setup  ## the test suite (slow and GPU tests excluded)
+	$(BIN)/python -m pytest
+
+test-all: setup
+	$(BIN)/python -m pytest -m "" 
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/bench_api_overhead.py
+	$(BIN)/python bench/bench_adapter_switching.py
+	$(BIN)/python bench/bench_concurrency.py
+
+clean:
+	rm -rf $(VENV) genfoundry-data .pytest_cache .mypy_cache .ruff_cache

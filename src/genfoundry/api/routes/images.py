@@ -1,0 +1,138 @@
+"""OpenAI-compatible image generation and edits, and the image files themselves."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from genfoundry.api.deps import OptionalPrincipalDep, PrincipalDep, ServicesDep
+from genfoundry.datasets.image_checks import open_checked_image
+from genfoundry.db.tables import Generation
+from genfoundry.errors import Invalid, NotFound, TooLarge, Unauthorized
+from genfoundry.repo import generations as generations_repo
+from genfoundry.schemas import ImageGenerationRequest, ImageOptions, ImagePublic, ImagesResponse
+from genfoundry.services import Services
+from genfoundry.services.images import PlannedRequest
+
+router = APIRouter(prefix="/v1/images", tags=["images"])
+
+
+def _public(
+    services: Services, request: Request, planned: PlannedRequest, rows: list[Generation], response_format: str
+) -> ImagesResponse:
+    data = []
+    for row in rows:
+        item = ImagePublic(
+            revised_prompt=row.revised_prompt, id=row.id, seed=row.seed, generation_time_s=row.generation_time_s
+        )
+        if response_format == "b64_json":
+            item.b64_json = base64.b64encode(services.images.image_bytes(row)).decode("ascii")
+        else:
+            item.url = services.signer.image_url(str(request.base_url), row.id)
+        data.append(item)
+    return ImagesResponse(created=int(time.time()), data=data)
+
+
+async def _generate(
+    services: Services,
+    request: Request,
+    owner_id: str,
+    options: ImageOptions,
+    init_image: Any = None,
+    strength: float | None = None,
+) -> ImagesResponse:
+    planned = await run_in_threadpool(
+        services.images.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength
+    )
+    results = await services.images.run(planned)
+    rows = await run_in_threadpool(services.images.record, planned, results)
+    return await run_in_threadpool(_public, services, request, planned, rows, options.response_format)
+
+
+@router.post("/generations", response_model_exclude_none=True)
+async def create_image(
+    body: ImageGenerationRequest, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> ImagesResponse:
+    """Text to image. `model` is a base model or an adapter id; `loras`, `style`, `industry` are ours."""
+    return await _generate(services, request, principal.user_id, body)
+
+
+@router.post("/edits", response_model_exclude_none=True)
+async def edit_image(
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    image: Annotated[UploadFile, File(description="PNG, JPEG or WebP to start from")],
+    prompt: Annotated[str, Form()],
+    model: Annotated[str, Form()],
+    strength: Annotated[float, Form(gt=0.0, le=1.0)] = 0.6,
+    n: Annotated[int, Form()] = 1,
+    size: Annotated[str | None, Form()] = None,
+    response_format: Annotated[str, Form()] = "url",
+    negative_prompt: Annotated[str | None, Form()] = None,
+    steps: Annotated[int | None, Form()] = None,
+    guidance_scale: Annotated[float | None, Form()] = None,
+    seed: Annotated[int | None, Form()] = None,
+    loras: Annotated[str | None, Form(description='JSON list: [{"id": "...", "weight": 0.8}]')] = None,
+    style: Annotated[str | None, Form()] = None,
+    industry: Annotated[str | None, Form()] = None,
+) -> ImagesResponse:
+    """Image to image (OpenAI's edits endpoint, multipart): the image is the starting point."""
+    fields: dict[str, Any] = {
+        "prompt": prompt, "model": model, "n": n, "size": size, "response_format": response_format,
+        "negative_prompt": negative_prompt, "steps": steps, "guidance_scale": guidance_scale, "seed": seed,
+        "style": style, "industry": industry,
+    }
+    if loras:
+        try:
+            fields["loras"] = json.loads(loras)
+        except json.JSONDecodeError as exc:
+            raise Invalid("loras must be a JSON list of {id, weight}", param="loras") from exc
+    try:
+        options = ImageOptions.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise Invalid(f"{param}: {first['msg']}", param=param) from exc
+    limits = services.settings.limits
+    data = await image.read(limits.max_body_bytes + 1)
+    if len(data) > limits.max_body_bytes:
+        raise TooLarge("image upload is too large", param="image")
+    init_image = await run_in_threadpool(open_checked_image, data, max_pixels=limits.max_upload_pixels)
+    return await _generate(services, request, principal.user_id, options, init_image, strength)
+
+
+@router.get("/{image_id}", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+async def read_image(
+    image_id: str,
+    services: ServicesDep,
+    principal: OptionalPrincipalDep,
+    expires: Annotated[int | None, Query()] = None,
+    signature: Annotated[str | None, Query(max_length=128)] = None,
+) -> Response:
+    """The PNG of a generation: for its owner's key, or anyone holding an unexpired signed URL."""
+    signed = expires is not None and signature is not None and services.signer.verify(image_id, expires, signature)
+    if not signed and principal is None:
+        raise Unauthorized("missing API key or valid signature")
+
+    def load() -> bytes:
+        with services.sessions() as session:
+            if signed:
+                row = generations_repo.get_generation(session=session, generation_id=image_id)
+                if row is None:
+                    raise NotFound(f"No image with id '{image_id}'")
+            else:
+                assert principal is not None
+                row = generations_repo.require_generation(
+                    session=session, owner_id=principal.user_id, generation_id=image_id
+                )
+            return services.images.image_bytes(row)
+
+    return Response(await run_in_threadpool(load), media_type="image/png")
+

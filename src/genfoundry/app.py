@@ -1,0 +1,77 @@
+"""create_app(settings): wiring only. Services are built in the lifespan; nothing at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from genfoundry.api.deps import is_loopback
+from genfoundry.api.errors import install_error_handlers
+from genfoundry.api.main import api_router
+from genfoundry.api.metrics import Metrics
+from genfoundry.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from genfoundry.config import Settings
+from genfoundry.repo import users as users_repo
+from genfoundry.services import Services, build_services
+
+logger = logging.getLogger("genfoundry")
+
+
+class UnsafeBindError(RuntimeError):
+    """Refusing to serve without API keys on a non-loopback address."""
+
+
+def check_auth_mode(services: Services) -> str:
+    """'keys' or 'single-user'; raises when no key exists and the bind address is not loopback."""
+    with services.sessions() as session:
+        has_keys = users_repo.count_keys(session=session) > 0
+    if has_keys:
+        return "keys"
+    if not is_loopback(services.settings.host):
+        raise UnsafeBindError(
+            f"no API key exists and the server would bind to {services.settings.host}: create one with "
+            "`genfoundry keys create --name NAME` or bind to 127.0.0.1"
+        )
+    return "single-user"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await run_in_threadpool(build_services, settings)
+        try:
+            mode = check_auth_mode(services)
+        except UnsafeBindError:
+            services.close()
+            raise
+        if mode == "single-user":
+            logger.warning(
+                "single-user mode: no API keys exist, so requests need no key (loopback only). "
+                "Create a key with `genfoundry keys create --name NAME` to require keys."
+            )
+        metrics.watch_engine(services.image_engine.stats)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await run_in_threadpool(services.close)
+
+    app = FastAPI(
+        title="genfoundry",
+        version="0.1.0",
+        description="Datasets to fine-tuned generative models, served behind one OpenAI-compatible API.",
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(api_router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.limits.max_body_bytes)
+    return app

@@ -1,0 +1,217 @@
+"""Typer CLI: serve, generate, models, keys. Heavy ML imports happen only inside commands that need them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from genfoundry.config import Settings
+
+app = typer.Typer(help="genfoundry: datasets to fine-tuned generative models, served behind one API.",
+                  no_args_is_help=True)
+models_app = typer.Typer(help="Base models and adapters.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings: 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings: 8000)")] = None,
+    log_level: Annotated[str, typer.Option()] = "info",
+) -> None:
+    """Run the HTTP API server."""
+    import uvicorn
+
+    from genfoundry.app import create_app
+
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = Settings(**overrides)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+
+
+def _parse_lora(value: str) -> dict[str, Any]:
+    adapter_id, _, weight = value.partition(":")
+    try:
+        return {"id": adapter_id, "weight": float(weight) if weight else 1.0}
+    except ValueError:
+        raise _fail(f"--lora takes ID or ID:WEIGHT, got {value!r}") from None
+
+
+def _output_paths(output: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}-{i + 1}{output.suffix}") for i in range(count)]
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to draw")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Base model or adapter id")] = "tiny-sd15",
+    lora: Annotated[list[str] | None, typer.Option(help="Adapter id, optionally :WEIGHT; repeatable")] = None,
+    style: Annotated[str | None, typer.Option()] = None,
+    industry: Annotated[str | None, typer.Option()] = None,
+    image: Annotated[Path | None, typer.Option(help="Start from this image (image-to-image)")] = None,
+    strength: Annotated[float, typer.Option(help="How far to move from --image (0-1]")] = 0.6,
+    size: Annotated[str | None, typer.Option(help="WxH, e.g. 512x512")] = None,
+    steps: Annotated[int | None, typer.Option()] = None,
+    guidance_scale: Annotated[float | None, typer.Option("--guidance")] = None,
+    negative_prompt: Annotated[str | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    n: Annotated[int, typer.Option("-n", help="Number of images")] = 1,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the PNG")] = Path("out.png"),
+    server: Annotated[str | None, typer.Option(help="Server URL; in-process when omitted")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="GENFOUNDRY_API_KEY")] = None,
+) -> None:
+    """Generate images, in-process or against a running server (--server)."""
+    from genfoundry.errors import GenfoundryError
+
+    fields: dict[str, Any] = {
+        "prompt": prompt, "model": model, "n": n, "size": size, "steps": steps, "guidance_scale": guidance_scale,
+        "negative_prompt": negative_prompt, "seed": seed, "style": style, "industry": industry,
+        "loras": [_parse_lora(value) for value in lora or []],
+    }
+    fields = {key: value for key, value in fields.items() if value is not None}
+    try:
+        if server:
+            from genfoundry.client import generate_remote
+
+            images = generate_remote(server, api_key, fields, image=image, strength=strength)
+        else:
+            from genfoundry.services.local import generate_local
+
+            images = generate_local(Settings(), api_key, fields, image=image, strength=strength)
+    except GenfoundryError as exc:
+        raise _fail(exc.message) from None
+    for path, (data, seed_used, seconds) in zip(_output_paths(output, len(images)), images, strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        console.print(f"{path}  seed={seed_used}  {seconds:.2f}s")
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """Show base models and registered adapters."""
+    from genfoundry.services.local import open_local
+
+    with open_local(Settings()) as local:
+        bases, adapters = local.list_models()
+    table = Table("id", "kind", "family", "base", "trigger word", "tags", "source / owner")
+    for entry in bases:
+        table.add_row(entry.id, "base", entry.family, "", "", "", entry.source)
+    for adapter in adapters:
+        tags = ",".join(f"{k}={v}" for k, v in adapter.tags.items())
+        table.add_row(
+            adapter.id, "adapter", adapter.family, adapter.base_id, adapter.trigger_word or "", tags, adapter.owner_id
+        )
+    console.print(table)
+
+
+@models_app.command("build-tiny")
+def build_tiny(
+    force: Annotated[bool, typer.Option(help="Rebuild even if already built")] = False,
+) -> None:
+    """Build tiny random-weight pipelines (tiny-sd15, tiny-sdxl, tiny-flux) offline and register them."""
+    from genfoundry.models.tiny_registry import build_and_register_tiny
+
+    settings = Settings()
+    for model_id, built in build_and_register_tiny(settings.tiny_models_dir, force=force):
+        console.print(f"{model_id}: {'built' if built else 'already built'} in {settings.tiny_models_dir}")
+
+
+@models_app.command("import")
+def import_model(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="LoRA .safetensors")],
+    base: Annotated[str, typer.Option(help="Base model id")],
+    name: Annotated[str, typer.Option()],
+    trigger_word: Annotated[str | None, typer.Option()] = None,
+    tags: Annotated[str | None, typer.Option(help="key=value,key=value")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="GENFOUNDRY_API_KEY", help="Owner (default: local user)")] = None,
+) -> None:
+    """Register a LoRA file (diffusers/PEFT or kohya format) as an adapter of BASE."""
+    from genfoundry.errors import GenfoundryError
+    from genfoundry.services.adapters import parse_tags
+    from genfoundry.services.local import open_local
+
+    try:
+        with open_local(Settings()) as local:
+            adapter = local.services.adapters.import_upload(
+                owner_id=local.owner_id(api_key), upload=file, base_id=base, name=name,
+                trigger_word=trigger_word, tags=parse_tags(tags),
+            )
+    except GenfoundryError as exc:
+        raise _fail(exc.message) from None
+    console.print(json.dumps({"id": adapter.id, "base": adapter.base_id, "rank": adapter.rank}))
+
+
+@keys_app.command("create")
+def create_key(
+    name: Annotated[str, typer.Option(help="Who the key is for")],
+    admin: Annotated[bool, typer.Option("--admin", help="Give the new user admin rights")] = False,
+    user: Annotated[str | None, typer.Option(help="Add the key to this existing user id instead")] = None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from genfoundry.errors import GenfoundryError
+    from genfoundry.repo import users as users_repo
+    from genfoundry.services.local import open_database
+
+    try:
+        with open_database(Settings()) as session:
+            new = users_repo.create_key(session=session, name=name, is_admin=admin, user_id=user)
+            session.commit()
+    except GenfoundryError as exc:
+        raise _fail(exc.message) from None
+    err_console.print(f"key id {new.record.id} for user {new.record.user_id}; store it now, it is not shown again:")
+    print(new.key)
+
+
+@keys_app.command("list")
+def list_keys() -> None:
+    """List keys (never the keys themselves)."""
+    from genfoundry.repo import users as users_repo
+    from genfoundry.services.local import open_database
+
+    with open_database(Settings()) as session:
+        rows = users_repo.list_keys(session=session)
+    table = Table("id", "name", "prefix", "user", "admin", "created", "last used", "revoked")
+    for key, user in rows:
+        table.add_row(
+            key.id, key.name, key.prefix + "…", user.id, "yes" if user.is_admin else "",
+            f"{key.created_at:%Y-%m-%d %H:%M}", f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "",
+            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def revoke_key(key_id: Annotated[str, typer.Argument(help="Key id from `keys list`")]) -> None:
+    """Revoke a key; requests with it get 401 from then on."""
+    from genfoundry.errors import GenfoundryError
+    from genfoundry.repo import users as users_repo
+    from genfoundry.services.local import open_database
+
+    try:
+        with open_database(Settings()) as session:
+            users_repo.revoke_key(session=session, key_id=key_id)
+            session.commit()
+    except GenfoundryError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"revoked {key_id}")
+

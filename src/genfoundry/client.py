@@ -1,0 +1,45 @@
+"""A small HTTP client for the CLI's --server mode."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from genfoundry.errors import GenfoundryError
+
+
+def _raise_for_error(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        message = response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = response.text[:500]
+    error = GenfoundryError(f"server answered {response.status_code}: {message}")
+    error.status_code = response.status_code
+    raise error
+
+
+def generate_remote(
+    server: str, api_key: str | None, fields: dict[str, Any], *, image: Path | None, strength: float
+) -> list[tuple[bytes, int, float]]:
+    """POST to /v1/images/generations (or /edits with --image); returns (png bytes, seed, seconds) per image."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    payload = {**fields, "response_format": "b64_json"}
+    with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=httpx.Timeout(600, connect=10)) as client:
+        if image is None:
+            response = client.post("/v1/images/generations", json=payload)
+        else:
+            form = {k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in payload.items()}
+            form["strength"] = str(strength)
+            with image.open("rb") as handle:
+                response = client.post("/v1/images/edits", data=form, files={"image": (image.name, handle)})
+    _raise_for_error(response)
+    return [
+        (base64.b64decode(item["b64_json"]), item["seed"], item["generation_time_s"])
+        for item in response.json()["data"]
+    ]

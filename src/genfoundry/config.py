@@ -1,0 +1,107 @@
+"""Settings: environment variables prefixed GENFOUNDRY_, optionally a TOML file. Imports nothing of ours."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Limits(BaseModel):
+    """Caps applied to every request; bad values above them are a 4xx, never a crash."""
+
+    max_image_side: int = 2048
+    max_images_per_request: int = 8
+    max_steps: int = 150
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_upload_pixels: int = 16_777_216
+    max_prompt_chars: int = 4000
+    max_loras_per_request: int = 8
+
+
+class Settings(BaseSettings):
+    """Everything genfoundry reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GENFOUNDRY_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    home: Path = Path("./genfoundry-data")
+    database_url: str | None = None
+    storage_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    memory_budget_gb: float = 24.0
+    catalog_file: Path | None = None
+    styles_file: Path | None = None
+    queue_size: int = Field(default=32, ge=1)
+    max_batch_size: int = Field(default=8, ge=1)
+    batch_timeout_ms: float = Field(default=20.0, ge=0)
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = os.environ.get("GENFOUNDRY_CONFIG")
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'genfoundry.db'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str(self.home / "artifacts")
+
+    @property
+    def tiny_models_dir(self) -> Path:
+        return self.home / "models" / "tiny"
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        return int(self.memory_budget_gb * 1024**3)
+
+    def resolved_device(self) -> str:
+        """`auto` means CUDA when present, else CPU; imports torch, so call it only where torch is needed."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def resolved_dtype(self, device: str) -> str:
+        if self.dtype != "auto":
+            return self.dtype
+        if device.startswith("cuda"):
+            import torch
+
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return "float32"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""Keyword-only persistence functions per resource."""

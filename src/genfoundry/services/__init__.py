@@ -1,0 +1,73 @@
+"""Services: the use cases the API and CLI share (they combine repo, storage, catalog and engines)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from genfoundry.catalog import Catalog
+from genfoundry.config import Settings
+from genfoundry.db.session import make_engine, make_session_factory, upgrade_database
+from genfoundry.inference.image import ImageEngine
+from genfoundry.services.adapters import AdapterService
+from genfoundry.services.images import ImageService
+from genfoundry.services.urls import UrlSigner, load_or_create_secret
+from genfoundry.storage import ArtifactStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db_engine: Engine
+    sessions: sessionmaker[Session]
+    store: ArtifactStore
+    catalog: Catalog
+    image_engine: ImageEngine
+    images: ImageService
+    adapters: AdapterService
+    signer: UrlSigner
+
+    def close(self) -> None:
+        self.image_engine.close()
+        self.db_engine.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    """Open the database (migrated), the store, the catalog and the engines for `settings`."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    db_engine = make_engine(settings.resolved_database_url)
+    upgrade_database(db_engine)
+    sessions = make_session_factory(db_engine)
+    store = ArtifactStore(settings.resolved_storage_url, cache_dir=settings.home / "cache" / "artifacts")
+    catalog = Catalog(
+        catalog_file=settings.catalog_file, styles_file=settings.styles_file, tiny_dir=settings.tiny_models_dir
+    )
+    device = settings.resolved_device()
+    image_engine = ImageEngine(
+        device=device,
+        dtype=settings.resolved_dtype(device),
+        memory_budget_bytes=settings.memory_budget_bytes,
+        max_queue=settings.queue_size,
+        max_batch_size=settings.max_batch_size,
+        batch_timeout_s=settings.batch_timeout_ms / 1000,
+    )
+    adapters = AdapterService(
+        sessions=sessions, store=store, catalog=catalog, engine=image_engine, work_dir=settings.home / "tmp"
+    )
+    images = ImageService(
+        sessions=sessions, store=store, catalog=catalog, engine=image_engine, limits=settings.limits
+    )
+    signer = UrlSigner(load_or_create_secret(settings.home / "secret.key"))
+    return Services(
+        settings=settings,
+        db_engine=db_engine,
+        sessions=sessions,
+        store=store,
+        catalog=catalog,
+        image_engine=image_engine,
+        images=images,
+        adapters=adapters,
+        signer=signer,
+    )

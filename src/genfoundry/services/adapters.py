@@ -1,0 +1,106 @@
+"""Adapters (LoRAs): import from an upload in any common key format, export, delete."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from genfoundry.catalog import Catalog
+from genfoundry.db.tables import Adapter
+from genfoundry.errors import Invalid
+from genfoundry.inference.image import ImageEngine
+from genfoundry.models.lora_formats import export_lora, import_lora
+from genfoundry.repo import adapters as adapters_repo
+from genfoundry.repo.ids import slug
+from genfoundry.storage import ArtifactStore
+
+_TAG_KEY = re.compile(r"^[a-z][a-z0-9_\-]{0,39}$")
+EXPORT_FORMATS = ("diffusers", "kohya")
+
+
+def parse_tags(raw: str | None) -> dict[str, str]:
+    """`industry=technology,style=flat` → {"industry": "technology", "style": "flat"}."""
+    tags: dict[str, str] = {}
+    for part in (raw or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not sep or not _TAG_KEY.match(key) or not value or len(value) > 100:
+            raise Invalid(f"tags must look like 'industry=technology,style=flat', got {part!r}", param="tags")
+        tags[key] = value
+    return tags
+
+
+class AdapterService:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        store: ArtifactStore,
+        catalog: Catalog,
+        engine: ImageEngine,
+        work_dir: Path,
+    ) -> None:
+        self.work_dir = work_dir
+        self.sessions = sessions
+        self.store = store
+        self.catalog = catalog
+        self.engine = engine
+
+    def import_upload(
+        self,
+        *,
+        owner_id: str,
+        upload: Path,
+        base_id: str,
+        name: str,
+        trigger_word: str | None,
+        tags: dict[str, str],
+    ) -> Adapter:
+        """Validate the LoRA against the base, normalize it to diffusers format, store and register it."""
+        base = self.catalog.get(base_id)
+        adapter_id = f"{slug(name)}-{secrets.token_hex(4)}"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
+            normalized = Path(tmp) / "adapter.safetensors"
+            info = import_lora(upload, family=base.family, base_source=base.source, dest=normalized)
+            size = normalized.stat().st_size
+            key = f"adapters/{adapter_id}/adapter.safetensors"
+            self.store.put_file(key, normalized)
+        with self.sessions() as session:
+            adapter = adapters_repo.create_adapter(
+                session=session,
+                id=adapter_id,
+                owner_id=owner_id,
+                name=name,
+                base_id=base.id,
+                family=base.family,
+                trigger_word=trigger_word or None,
+                tags=tags,
+                file_key=key,
+                source_format=info.source_format,
+                rank=info.rank,
+                alpha=info.alpha,
+                size_bytes=size,
+            )
+            session.commit()
+        return adapter
+
+    def export(self, adapter: Adapter, *, fmt: str) -> bytes:
+        if fmt not in EXPORT_FORMATS:
+            raise Invalid(f"format must be one of {', '.join(EXPORT_FORMATS)}", param="format")
+        return export_lora(self.store.local_path(adapter.file_key), fmt=fmt, family=adapter.family)
+
+    def delete(self, *, owner_id: str, adapter_id: str) -> None:
+        with self.sessions() as session:
+            adapter = adapters_repo.require_adapter(session=session, owner_id=owner_id, adapter_id=adapter_id)
+            key = adapter.file_key
+            adapters_repo.delete_adapter(session=session, adapter=adapter)
+            session.commit()
+        self.engine.unload_adapter(adapter_id)
+        self.store.delete(key.rsplit("/", 1)[0])

@@ -1,0 +1,263 @@
+"""Text-to-image and image-to-image: resolve model, adapters, style and trigger words; run; record."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from genfoundry.catalog import BaseModelEntry, Catalog
+from genfoundry.config import Limits
+from genfoundry.db.tables import Adapter, Generation
+from genfoundry.errors import Invalid, NotFound
+from genfoundry.inference.image import GeneratedImage, ImageEngine, ImageJob, LoraSpec
+from genfoundry.inference.loader import BaseModelSpec
+from genfoundry.repo import adapters as adapters_repo
+from genfoundry.repo import generations as generations_repo
+from genfoundry.repo.ids import new_id
+from genfoundry.schemas import ImageOptions
+from genfoundry.storage import ArtifactStore
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+_SIZE_PATTERN = re.compile(r"^\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*$")
+# FLUX packs 2×2 latent patches over a VAE that downsamples 8×, so its sides must divide by 16.
+_SIDE_MULTIPLE = {"sd15": 8, "sdxl": 8, "flux": 16}
+
+
+@dataclass
+class PlannedRequest:
+    """Everything resolved before the engine runs: the engine job plus what the history row records."""
+
+    job: ImageJob
+    owner_id: str
+    model: str
+    base: BaseModelEntry
+    kind: str
+    prompt: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_size(size: str | None, *, base: BaseModelEntry, limits: Limits) -> tuple[int, int]:
+    if size is None or size == "auto":
+        return base.defaults.width, base.defaults.height
+    match = _SIZE_PATTERN.match(size)
+    if match is None:
+        raise Invalid(f"size must look like '512x512', got {size!r}", param="size")
+    width, height = int(match.group(1)), int(match.group(2))
+    multiple = _SIDE_MULTIPLE[base.family]
+    for side in (width, height):
+        if side <= 0:
+            raise Invalid(f"size {size!r}: width and height must be positive", param="size")
+        if side % multiple:
+            raise Invalid(f"size {size!r}: width and height must be multiples of {multiple}", param="size")
+        if side > limits.max_image_side:
+            raise Invalid(
+                f"size {size!r}: width and height must be at most {limits.max_image_side}", param="size"
+            )
+    return width, height
+
+
+def add_trigger_words(prompt: str, trigger_words: list[str]) -> str:
+    """Prepend each trigger word not already in the prompt (as a whole word, any case)."""
+    missing = []
+    for word in trigger_words:
+        if not re.search(rf"(?<!\w){re.escape(word)}(?!\w)", prompt, flags=re.IGNORECASE):
+            if word not in missing:
+                missing.append(word)
+    return ", ".join([*missing, prompt]) if missing else prompt
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class ImageService:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        store: ArtifactStore,
+        catalog: Catalog,
+        engine: ImageEngine,
+        limits: Limits,
+    ) -> None:
+        self.sessions = sessions
+        self.store = store
+        self.catalog = catalog
+        self.engine = engine
+        self.limits = limits
+
+    def plan(
+        self,
+        *,
+        owner_id: str,
+        options: ImageOptions,
+        init_image: Image.Image | None = None,
+        strength: float | None = None,
+    ) -> PlannedRequest:
+        """Check every field and resolve ids; raises a domain error before any work is queued."""
+        limits = self.limits
+        if len(options.prompt) > limits.max_prompt_chars:
+            raise Invalid(f"prompt is longer than {limits.max_prompt_chars} characters", param="prompt")
+        if not options.prompt.strip():
+            raise Invalid("prompt must not be empty", param="prompt")
+        if options.n > limits.max_images_per_request:
+            raise Invalid(f"n must be between 1 and {limits.max_images_per_request}", param="n")
+        if options.steps is not None and options.steps > limits.max_steps:
+            raise Invalid(f"steps must be between 1 and {limits.max_steps}", param="steps")
+        if len(options.loras) > limits.max_loras_per_request:
+            raise Invalid(f"at most {limits.max_loras_per_request} loras per request", param="loras")
+        if strength is not None and not 0.0 < strength <= 1.0:
+            raise Invalid("strength must be in (0, 1]", param="strength")
+
+        with self.sessions() as session:
+            base, chosen = self._resolve_model(session, owner_id=owner_id, model=options.model)
+            for ref in options.loras:
+                adapter = adapters_repo.require_adapter(
+                    session=session, owner_id=owner_id, adapter_id=ref.id, param="loras"
+                )
+                chosen.append((self._check_base(adapter, base, param="loras"), ref.weight))
+            if options.industry:
+                chosen.extend((adapter, 1.0) for adapter in self._industry_adapters(session, owner_id, base, options))
+            session.expunge_all()
+
+        unique: dict[str, tuple[Adapter, float]] = {}
+        for adapter, weight in chosen:
+            unique.setdefault(adapter.id, (adapter, weight))
+        width, height = parse_size(options.size, base=base, limits=limits)
+        prompt, negative = options.prompt, options.negative_prompt
+        if options.style:
+            prompt, negative = self.catalog.style(options.style).apply(prompt, negative)
+        prompt = add_trigger_words(prompt, [a.trigger_word for a, _ in unique.values() if a.trigger_word])
+        steps = options.steps or base.defaults.steps
+        guidance = options.guidance_scale if options.guidance_scale is not None else base.defaults.guidance_scale
+        first_seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
+        seeds = tuple((first_seed + i) % 2**32 for i in range(options.n))
+        loras = tuple(
+            LoraSpec(id=adapter.id, path=str(self.store.local_path(adapter.file_key)), weight=weight)
+            for adapter, weight in unique.values()
+        )
+        job = ImageJob(
+            base=BaseModelSpec(id=base.id, family=base.family, source=base.source, dtype=base.dtype),
+            prompt=prompt,
+            negative_prompt=negative,
+            width=width,
+            height=height,
+            steps=steps,
+            guidance_scale=guidance,
+            seeds=seeds,
+            loras=loras,
+            init_image=init_image.resize((width, height)) if init_image is not None else None,
+            strength=strength if strength is not None else 0.8,
+        )
+        params: dict[str, Any] = {
+            "size": f"{width}x{height}",
+            "steps": steps,
+            "guidance_scale": guidance,
+            "loras": [{"id": lora.id, "weight": lora.weight} for lora in loras],
+            "style": options.style,
+            "industry": options.industry,
+        }
+        if init_image is not None:
+            params["strength"] = job.strength
+        return PlannedRequest(
+            job=job,
+            owner_id=owner_id,
+            model=options.model,
+            base=base,
+            kind="edit" if init_image is not None else "generation",
+            prompt=options.prompt,
+            params=params,
+        )
+
+    def _resolve_model(
+        self, session: Session, *, owner_id: str, model: str
+    ) -> tuple[BaseModelEntry, list[tuple[Adapter, float]]]:
+        if model in self.catalog.models:
+            return self.catalog.get(model), []
+        adapter = adapters_repo.get_adapter(session=session, owner_id=owner_id, adapter_id=model)
+        if adapter is None:
+            raise NotFound(f"The model '{model}' does not exist", param="model")
+        return self.catalog.get(adapter.base_id), [(adapter, 1.0)]
+
+    @staticmethod
+    def _check_base(adapter: Adapter, base: BaseModelEntry, *, param: str) -> Adapter:
+        if adapter.base_id != base.id:
+            raise Invalid(
+                f"adapter '{adapter.id}' is for base '{adapter.base_id}', not '{base.id}'", param=param
+            )
+        return adapter
+
+    @staticmethod
+    def _industry_adapters(
+        session: Session, owner_id: str, base: BaseModelEntry, options: ImageOptions
+    ) -> list[Adapter]:
+        industry = options.industry or ""
+        found = adapters_repo.find_adapters_by_tag(
+            session=session, owner_id=owner_id, base_id=base.id, key="industry", value=industry
+        )
+        if not found:
+            raise Invalid(
+                f"no adapter tagged industry={industry} for base '{base.id}'; tag one when importing it",
+                param="industry",
+            )
+        return found[:1]
+
+    async def run(self, planned: PlannedRequest) -> list[GeneratedImage]:
+        return await self.engine.generate(planned.job)
+
+    def run_sync(self, planned: PlannedRequest) -> list[GeneratedImage]:
+        return self.engine.generate_sync(planned.job)
+
+    def record(self, planned: PlannedRequest, images: list[GeneratedImage]) -> list[Generation]:
+        """Store each PNG under a generated key and add its history row."""
+        job = planned.job
+        rows = []
+        with self.sessions() as session:
+            for result in images:
+                generation_id = new_id("img")
+                key = f"images/{generation_id}.png"
+                self.store.put_bytes(key, encode_png(result.image))
+                rows.append(
+                    generations_repo.create_generation(
+                        session=session,
+                        id=generation_id,
+                        owner_id=planned.owner_id,
+                        kind=planned.kind,
+                        model=planned.model,
+                        base_id=planned.base.id,
+                        prompt=planned.prompt,
+                        revised_prompt=job.prompt,
+                        negative_prompt=job.negative_prompt,
+                        params=planned.params,
+                        seed=result.seed,
+                        width=result.image.width,
+                        height=result.image.height,
+                        image_key=key,
+                        generation_time_s=round(result.generation_time_s, 4),
+                    )
+                )
+            session.commit()
+        return rows
+
+    def image_bytes(self, generation: Generation) -> bytes:
+        return self.store.get_bytes(generation.image_key)
+
+    def delete(self, *, owner_id: str, generation_id: str) -> None:
+        with self.sessions() as session:
+            generation = generations_repo.require_generation(
+                session=session, owner_id=owner_id, generation_id=generation_id
+            )
+            key = generation.image_key
+            generations_repo.delete_generation(session=session, generation=generation)
+            session.commit()
+        self.store.delete(key)
+
