@@ -1,4 +1,4 @@
-"""Base-model catalog and style catalog (TOML), plus the tiny-model registry written by `models build-tiny`."""
+"""Base-model and style catalogs (TOML), plus the tiny-model registry written by `models build-tiny`."""
 
 from __future__ import annotations
 

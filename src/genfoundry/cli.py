@@ -12,8 +12,9 @@ from rich.table import Table
 
 from genfoundry.config import Settings
 
-app = typer.Typer(help="genfoundry: datasets to fine-tuned generative models, served behind one API.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="genfoundry: datasets to fine-tuned generative models, served behind one API.", no_args_is_help=True
+)
 models_app = typer.Typer(help="Base models and adapters.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -84,8 +85,16 @@ def generate(
     from genfoundry.errors import GenfoundryError
 
     fields: dict[str, Any] = {
-        "prompt": prompt, "model": model, "n": n, "size": size, "steps": steps, "guidance_scale": guidance_scale,
-        "negative_prompt": negative_prompt, "seed": seed, "style": style, "industry": industry,
+        "prompt": prompt,
+        "model": model,
+        "n": n,
+        "size": size,
+        "steps": steps,
+        "guidance_scale": guidance_scale,
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+        "style": style,
+        "industry": industry,
         "loras": [_parse_lora(value) for value in lora or []],
     }
     fields = {key: value for key, value in fields.items() if value is not None}
@@ -119,7 +128,13 @@ def list_models() -> None:
     for adapter in adapters:
         tags = ",".join(f"{k}={v}" for k, v in adapter.tags.items())
         table.add_row(
-            adapter.id, "adapter", adapter.family, adapter.base_id, adapter.trigger_word or "", tags, adapter.owner_id
+            adapter.id,
+            "adapter",
+            adapter.family,
+            adapter.base_id,
+            adapter.trigger_word or "",
+            tags,
+            adapter.owner_id,
         )
     console.print(table)
 
@@ -143,7 +158,9 @@ def import_model(
     name: Annotated[str, typer.Option()],
     trigger_word: Annotated[str | None, typer.Option()] = None,
     tags: Annotated[str | None, typer.Option(help="key=value,key=value")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="GENFOUNDRY_API_KEY", help="Owner (default: local user)")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="GENFOUNDRY_API_KEY", help="Owner (default: local user)")
+    ] = None,
 ) -> None:
     """Register a LoRA file (diffusers/PEFT or kohya format) as an adapter of BASE."""
     from genfoundry.errors import GenfoundryError
@@ -153,8 +170,12 @@ def import_model(
     try:
         with open_local(Settings()) as local:
             adapter = local.services.adapters.import_upload(
-                owner_id=local.owner_id(api_key), upload=file, base_id=base, name=name,
-                trigger_word=trigger_word, tags=parse_tags(tags),
+                owner_id=local.owner_id(api_key),
+                upload=file,
+                base_id=base,
+                name=name,
+                trigger_word=trigger_word,
+                tags=parse_tags(tags),
             )
     except GenfoundryError as exc:
         raise _fail(exc.message) from None
@@ -178,7 +199,9 @@ def create_key(
             session.commit()
     except GenfoundryError as exc:
         raise _fail(exc.message) from None
-    err_console.print(f"key id {new.record.id} for user {new.record.user_id}; store it now, it is not shown again:")
+    err_console.print(
+        f"key id {new.record.id} for user {new.record.user_id}; store it now, it is not shown again:"
+    )
     print(new.key)
 
 
@@ -193,8 +216,13 @@ def list_keys() -> None:
     table = Table("id", "name", "prefix", "user", "admin", "created", "last used", "revoked")
     for key, user in rows:
         table.add_row(
-            key.id, key.name, key.prefix + "…", user.id, "yes" if user.is_admin else "",
-            f"{key.created_at:%Y-%m-%d %H:%M}", f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "",
+            key.id,
+            key.name,
+            key.prefix + "…",
+            user.id,
+            "yes" if user.is_admin else "",
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "",
             f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
         )
     console.print(table)
@@ -214,4 +242,3 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="Key id from `keys lis
     except GenfoundryError as exc:
         raise _fail(exc.message) from None
     console.print(f"revoked {key_id}")
-

@@ -27,10 +27,12 @@ def _raise_for_error(response: httpx.Response) -> None:
 def generate_remote(
     server: str, api_key: str | None, fields: dict[str, Any], *, image: Path | None, strength: float
 ) -> list[tuple[bytes, int, float]]:
-    """POST to /v1/images/generations (or /edits with --image); returns (png bytes, seed, seconds) per image."""
+    """POST a generation (an edit with `image`); returns (png bytes, seed, seconds) per image."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     payload = {**fields, "response_format": "b64_json"}
-    with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=httpx.Timeout(600, connect=10)) as client:
+    with httpx.Client(
+        base_url=server.rstrip("/"), headers=headers, timeout=httpx.Timeout(600, connect=10)
+    ) as client:
         if image is None:
             response = client.post("/v1/images/generations", json=payload)
         else:

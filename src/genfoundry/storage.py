@@ -1,4 +1,4 @@
-"""Artifact store over fsspec: a local folder by default, any fsspec URL (s3://, gs://, memory://) by setting."""
+"""Artifact store over fsspec: a local folder by default, any fsspec URL (s3://, memory://) by setting."""
 
 from __future__ import annotations
 

@@ -41,7 +41,12 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, Overloaded):
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
     return error_response(
-        exc.status_code, exc.message, error_type=exc.error_type, param=exc.param, code=exc.code, headers=headers
+        exc.status_code,
+        exc.message,
+        error_type=exc.error_type,
+        param=exc.param,
+        code=exc.code,
+        headers=headers,
     )
 
 
@@ -60,7 +65,9 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     return error_response(
-        status, str(exc.detail), error_type=_TYPES_BY_STATUS.get(status, "invalid_request_error"),
+        status,
+        str(exc.detail),
+        error_type=_TYPES_BY_STATUS.get(status, "invalid_request_error"),
         headers=getattr(exc, "headers", None),
     )
 

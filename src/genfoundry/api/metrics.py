@@ -18,7 +18,9 @@ class _EngineCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         stats = self._stats()
-        queue = GaugeMetricFamily("genfoundry_queue_depth", "Requests waiting per base model", labels=["model"])
+        queue = GaugeMetricFamily(
+            "genfoundry_queue_depth", "Requests waiting per base model", labels=["model"]
+        )
         for model, depth in stats.get("queue_depth", {}).items():
             queue.add_metric([model], depth)
         yield queue
@@ -28,8 +30,12 @@ class _EngineCollector(Collector):
         for model, size in stats.get("loaded_models", {}).items():
             loaded.add_metric([model], size)
         yield loaded
-        yield GaugeMetricFamily("genfoundry_loaded_models", "Base models loaded", value=len(stats.get("loaded_models", {})))
-        yield GaugeMetricFamily("genfoundry_batches_total", "Pipeline calls made", value=stats.get("batches", 0))
+        yield GaugeMetricFamily(
+            "genfoundry_loaded_models", "Base models loaded", value=len(stats.get("loaded_models", {}))
+        )
+        yield GaugeMetricFamily(
+            "genfoundry_batches_total", "Pipeline calls made", value=stats.get("batches", 0)
+        )
         yield GaugeMetricFamily("genfoundry_images_total", "Images generated", value=stats.get("images", 0))
 
 

@@ -35,5 +35,7 @@ def open_checked_image(data: bytes, *, max_pixels: int, param: str = "image") ->
     except UnidentifiedImageError as exc:
         raise Unprocessable("the upload is not a recognised image file", param=param) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise Unprocessable(f"the image could not be decoded (truncated or corrupt): {exc}", param=param) from exc
+        raise Unprocessable(
+            f"the image could not be decoded (truncated or corrupt): {exc}", param=param
+        ) from exc
     return image.convert("RGB")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,10 @@ _TINY_DEFAULTS = {
 
 
 def _registry_toml(model_ids: dict[str, str]) -> str:
-    lines = ["# Written by `genfoundry models build-tiny`: random-weight models for tests and the quickstart.", ""]
+    lines = [
+        "# Written by `genfoundry models build-tiny`: random-weight models for tests and the quickstart.",
+        "",
+    ]
     for model_id, family in model_ids.items():
         lines += [
             f'[models."{model_id}"]',
@@ -32,7 +34,9 @@ def _registry_toml(model_ids: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def build_and_register_tiny(tiny_dir: Path, *, force: bool = False, seed: int = 0) -> Iterator[tuple[str, bool]]:
+def build_and_register_tiny(
+    tiny_dir: Path, *, force: bool = False, seed: int = 0
+) -> Iterator[tuple[str, bool]]:
     """Yield (model id, whether it was built now); already-built models are kept unless `force`."""
     from genfoundry.models.tiny import TINY_FAMILIES, build_tiny_pipeline
 
@@ -47,7 +51,7 @@ def build_and_register_tiny(tiny_dir: Path, *, force: bool = False, seed: int = 
         shutil.rmtree(staging, ignore_errors=True)
         build_tiny_pipeline(family, staging, seed=seed)
         shutil.rmtree(target, ignore_errors=True)
-        os.replace(staging, target)
+        staging.replace(target)
         yield model_id, True
     registry = tiny_dir / TINY_REGISTRY_FILE
     tmp = registry.with_name(f".tmp-{registry.name}")

@@ -54,9 +54,7 @@ def create_key(*, session: Session, name: str, is_admin: bool = False, user_id: 
             raise NotFound(f"no user with id {user_id}")
         user = found
     plain = KEY_PREFIX + secrets.token_urlsafe(32)
-    record = ApiKey(
-        id=new_id("key"), user_id=user.id, name=name, prefix=plain[:10], key_hash=hash_key(plain)
-    )
+    record = ApiKey(id=new_id("key"), user_id=user.id, name=name, prefix=plain[:10], key_hash=hash_key(plain))
     session.add(record)
     session.flush()
     return NewKey(key=plain, record=record)

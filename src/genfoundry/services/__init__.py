@@ -42,7 +42,9 @@ def build_services(settings: Settings) -> Services:
     sessions = make_session_factory(db_engine)
     store = ArtifactStore(settings.resolved_storage_url, cache_dir=settings.home / "cache" / "artifacts")
     catalog = Catalog(
-        catalog_file=settings.catalog_file, styles_file=settings.styles_file, tiny_dir=settings.tiny_models_dir
+        catalog_file=settings.catalog_file,
+        styles_file=settings.styles_file,
+        tiny_dir=settings.tiny_models_dir,
     )
     device = settings.resolved_device()
     image_engine = ImageEngine(

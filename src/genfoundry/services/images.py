@@ -67,9 +67,9 @@ def add_trigger_words(prompt: str, trigger_words: list[str]) -> str:
     """Prepend each trigger word not already in the prompt (as a whole word, any case)."""
     missing = []
     for word in trigger_words:
-        if not re.search(rf"(?<!\w){re.escape(word)}(?!\w)", prompt, flags=re.IGNORECASE):
-            if word not in missing:
-                missing.append(word)
+        present = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", prompt, flags=re.IGNORECASE)
+        if not present and word not in missing:
+            missing.append(word)
     return ", ".join([*missing, prompt]) if missing else prompt
 
 
@@ -126,7 +126,9 @@ class ImageService:
                 )
                 chosen.append((self._check_base(adapter, base, param="loras"), ref.weight))
             if options.industry:
-                chosen.extend((adapter, 1.0) for adapter in self._industry_adapters(session, owner_id, base, options))
+                chosen.extend(
+                    (adapter, 1.0) for adapter in self._industry_adapters(session, owner_id, base, options)
+                )
             session.expunge_all()
 
         unique: dict[str, tuple[Adapter, float]] = {}
@@ -138,7 +140,9 @@ class ImageService:
             prompt, negative = self.catalog.style(options.style).apply(prompt, negative)
         prompt = add_trigger_words(prompt, [a.trigger_word for a, _ in unique.values() if a.trigger_word])
         steps = options.steps or base.defaults.steps
-        guidance = options.guidance_scale if options.guidance_scale is not None else base.defaults.guidance_scale
+        guidance = (
+            options.guidance_scale if options.guidance_scale is not None else base.defaults.guidance_scale
+        )
         first_seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
         seeds = tuple((first_seed + i) % 2**32 for i in range(options.n))
         loras = tuple(
@@ -260,4 +264,3 @@ class ImageService:
             generations_repo.delete_generation(session=session, generation=generation)
             session.commit()
         self.store.delete(key)
-

@@ -84,4 +84,3 @@ def generate_local(
         )
         rows = images.record(planned, images.run_sync(planned))
         return [(images.image_bytes(row), row.seed, row.generation_time_s) for row in rows]
-

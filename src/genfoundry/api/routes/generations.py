@@ -53,7 +53,12 @@ async def read_generations(
     def load() -> ListPublic[GenerationPublic]:
         with services.sessions() as session:
             rows, has_more = generations_repo.list_generations(
-                session=session, owner_id=principal.user_id, limit=limit, after=after, favorite=favorite, model=model
+                session=session,
+                owner_id=principal.user_id,
+                limit=limit,
+                after=after,
+                favorite=favorite,
+                model=model,
             )
             return ListPublic(data=[to_public(services, request, row) for row in rows], has_more=has_more)
 
@@ -98,6 +103,8 @@ async def update_generation(
 
 
 @router.delete("/{generation_id}")
-async def delete_generation(generation_id: str, services: ServicesDep, principal: PrincipalDep) -> DeletedPublic:
+async def delete_generation(
+    generation_id: str, services: ServicesDep, principal: PrincipalDep
+) -> DeletedPublic:
     await run_in_threadpool(services.images.delete, owner_id=principal.user_id, generation_id=generation_id)
     return DeletedPublic(id=generation_id, object="generation")

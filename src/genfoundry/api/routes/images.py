@@ -24,12 +24,19 @@ router = APIRouter(prefix="/v1/images", tags=["images"])
 
 
 def _public(
-    services: Services, request: Request, planned: PlannedRequest, rows: list[Generation], response_format: str
+    services: Services,
+    request: Request,
+    planned: PlannedRequest,
+    rows: list[Generation],
+    response_format: str,
 ) -> ImagesResponse:
     data = []
     for row in rows:
         item = ImagePublic(
-            revised_prompt=row.revised_prompt, id=row.id, seed=row.seed, generation_time_s=row.generation_time_s
+            revised_prompt=row.revised_prompt,
+            id=row.id,
+            seed=row.seed,
+            generation_time_s=row.generation_time_s,
         )
         if response_format == "b64_json":
             item.b64_json = base64.b64encode(services.images.image_bytes(row)).decode("ascii")
@@ -85,9 +92,17 @@ async def edit_image(
 ) -> ImagesResponse:
     """Image to image (OpenAI's edits endpoint, multipart): the image is the starting point."""
     fields: dict[str, Any] = {
-        "prompt": prompt, "model": model, "n": n, "size": size, "response_format": response_format,
-        "negative_prompt": negative_prompt, "steps": steps, "guidance_scale": guidance_scale, "seed": seed,
-        "style": style, "industry": industry,
+        "prompt": prompt,
+        "model": model,
+        "n": n,
+        "size": size,
+        "response_format": response_format,
+        "negative_prompt": negative_prompt,
+        "steps": steps,
+        "guidance_scale": guidance_scale,
+        "seed": seed,
+        "style": style,
+        "industry": industry,
     }
     if loras:
         try:
@@ -117,7 +132,9 @@ async def read_image(
     signature: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response:
     """The PNG of a generation: for its owner's key, or anyone holding an unexpired signed URL."""
-    signed = expires is not None and signature is not None and services.signer.verify(image_id, expires, signature)
+    signed = (
+        expires is not None and signature is not None and services.signer.verify(image_id, expires, signature)
+    )
     if not signed and principal is None:
         raise Unauthorized("missing API key or valid signature")
 
@@ -135,4 +152,3 @@ async def read_image(
             return services.images.image_bytes(row)
 
     return Response(await run_in_threadpool(load), media_type="image/png")
-

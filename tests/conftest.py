@@ -1,0 +1,159 @@
+"""Shared fixtures: tiny models built once per session, and a real uvicorn server on a loopback port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from genfoundry.app import create_app
+from genfoundry.config import Settings
+from genfoundry.services.local import open_database
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny-sd15 / tiny-sdxl / tiny-flux built once, plus the registry the catalog reads."""
+    from genfoundry.models.tiny_registry import build_and_register_tiny
+
+    target = tmp_path_factory.mktemp("tiny") / "tiny"
+    list(build_and_register_tiny(target))
+    return target
+
+
+def make_home(base: Path, tiny_dir: Path) -> Path:
+    """A fresh home whose tiny-model folder points at the session's built models."""
+    home = base / "home"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "tiny").symlink_to(tiny_dir, target_is_directory=True)
+    return home
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self, key: str | None = None, **kwargs: object) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_server(settings: Settings) -> LiveServer:
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.05)
+    return LiveServer(f"http://127.0.0.1:{settings.port}", settings, server, thread)
+
+
+@dataclass
+class Keys:
+    alice: str
+    bob: str
+    revoked: str
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Iterator[LiveServer]:
+    """One server for the session, in key mode (keys exist), on the tiny models."""
+    home = make_home(tmp_path_factory.mktemp("live"), tiny_dir)
+    settings = Settings(home=home, port=free_port(), queue_size=16, batch_timeout_ms=30)
+    server = start_server(settings)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def keys(live: LiveServer) -> Keys:
+    from genfoundry.repo import users as users_repo
+
+    with open_database(live.settings) as session:
+        alice = users_repo.create_key(session=session, name="alice").key
+        bob = users_repo.create_key(session=session, name="bob").key
+        revoked = users_repo.create_key(session=session, name="mallory")
+        users_repo.revoke_key(session=session, key_id=revoked.record.id)
+        session.commit()
+    return Keys(alice=alice, bob=bob, revoked=revoked.key)
+
+
+@pytest.fixture
+def alice(live: LiveServer, keys: Keys) -> Iterator[httpx.Client]:
+    with live.client(keys.alice) as client:
+        yield client
+
+
+@pytest.fixture
+def bob(live: LiveServer, keys: Keys) -> Iterator[httpx.Client]:
+    with live.client(keys.bob) as client:
+        yield client
+
+
+def make_lora_file(pipeline_dir: Path, family: str, out_dir: Path, *, seed: int, rank: int = 4) -> Path:
+    """A diffusers-format LoRA with random (non-zero) weights for the pipeline at `pipeline_dir`."""
+    import torch
+    from diffusers import DiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = DiffusionPipeline.from_pretrained(pipeline_dir)
+    denoiser = pipe.transformer if family == "flux" else pipe.unet
+    torch.manual_seed(seed)
+    config = LoraConfig(
+        r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False
+    )
+    denoiser.add_adapter(config)
+    with torch.no_grad():
+        for name, param in denoiser.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    layers = get_peft_model_state_dict(denoiser)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key = "transformer_lora_layers" if family == "flux" else "unet_lora_layers"
+    type(pipe).save_lora_weights(out_dir, **{key: layers}, weight_name="lora.safetensors")
+    return out_dir / "lora.safetensors"
+
+
+@dataclass
+class LoraFiles:
+    sd15_a: Path
+    sd15_b: Path
+    sdxl: Path
+    flux: Path
+
+
+@pytest.fixture(scope="session")
+def lora_files(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> LoraFiles:
+    out = tmp_path_factory.mktemp("loras")
+    return LoraFiles(
+        sd15_a=make_lora_file(tiny_dir / "sd15", "sd15", out / "a", seed=1),
+        sd15_b=make_lora_file(tiny_dir / "sd15", "sd15", out / "b", seed=2),
+        sdxl=make_lora_file(tiny_dir / "sdxl", "sdxl", out / "xl", seed=3),
+        flux=make_lora_file(tiny_dir / "flux", "flux", out / "flux", seed=4),
+    )

@@ -1,0 +1,189 @@
+"""Every hostile input gets a clear 4xx in OpenAI's error shape, and changes nothing."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.conftest import LiveServer
+
+
+def snapshot(live: LiveServer, client: httpx.Client) -> tuple[int, frozenset[str]]:
+    generations = client.get("/v1/generations", params={"limit": 100}).json()["data"]
+    files = frozenset(
+        str(p.relative_to(live.settings.home))
+        for p in live.settings.home.rglob("*")
+        if p.is_file()
+        and p.suffix not in {".db", ".db-wal", ".db-shm"}
+        and "-wal" not in p.name
+        and "-shm" not in p.name
+    )
+    return len(generations), files
+
+
+def assert_error(response: httpx.Response, status: int, *, param: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"]
+    assert "Traceback" not in error["message"]
+    if param is not None:
+        assert error["param"] == param, error
+    return error
+
+
+GOOD = {"model": "tiny-sd15", "prompt": "a cat", "size": "64x64", "steps": 2}
+
+BAD_GENERATIONS = [
+    ({"model": "no-such-model"}, 404, "model"),
+    ({"model": "tiny-flux", "size": "72x72"}, 400, "size"),
+    ({"size": "60x64"}, 400, "size"),
+    ({"size": "0x64"}, 400, "size"),
+    ({"size": "4096x4096"}, 400, "size"),
+    ({"size": "big"}, 400, "size"),
+    ({"n": 0}, 400, "n"),
+    ({"n": 1000}, 400, "n"),
+    ({"steps": 0}, 400, "steps"),
+    ({"steps": 100000}, 400, "steps"),
+    ({"guidance_scale": -1}, 400, "guidance_scale"),
+    ({"prompt": ""}, 400, "prompt"),
+    ({"prompt": "   "}, 400, "prompt"),
+    ({"style": "no-such-style"}, 400, "style"),
+    ({"industry": "mining"}, 400, "industry"),
+    ({"loras": [{"id": "no-such-lora", "weight": 1}]}, 404, "loras"),
+    ({"loras": [{"id": "x", "weight": "heavy"}]}, 400, None),
+    ({"response_format": "jpeg"}, 400, "response_format"),
+    ({"seed": -5}, 400, "seed"),
+    ({"surprise": True}, 400, "surprise"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "status", "param"), BAD_GENERATIONS)
+def test_bad_generation_requests(
+    live: LiveServer, alice: httpx.Client, overrides: dict, status: int, param: str | None
+) -> None:
+    before = snapshot(live, alice)
+    response = alice.post("/v1/images/generations", json={**GOOD, **overrides})
+    assert_error(response, status, param=param)
+    assert snapshot(live, alice) == before
+
+
+def test_nan_guidance_and_malformed_json(live: LiveServer, alice: httpx.Client) -> None:
+    before = snapshot(live, alice)
+    body = '{"model": "tiny-sd15", "prompt": "a cat", "size": "64x64", "guidance_scale": NaN}'
+    response = alice.post(
+        "/v1/images/generations", content=body, headers={"content-type": "application/json"}
+    )
+    assert_error(response, 400)
+    response = alice.post(
+        "/v1/images/generations", content=b'{"model": "tiny', headers={"content-type": "application/json"}
+    )
+    assert_error(response, 400)
+    assert snapshot(live, alice) == before
+
+
+def test_body_over_limit(live: LiveServer, alice: httpx.Client) -> None:
+    limit = live.settings.limits.max_body_bytes
+    response = alice.post(
+        "/v1/images/generations",
+        content=b"{" + b" " * (limit + 10) + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert_error(response, 413)
+
+    def chunks():  # no Content-Length: the cap is enforced while streaming
+        for _ in range(limit // (1 << 20) + 2):
+            yield b" " * (1 << 20)
+
+    response = alice.post(
+        "/v1/images/generations", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert_error(response, 413)
+    assert alice.get("/healthz").status_code == 200
+
+
+def png_bytes(size: tuple[int, int] = (64, 64)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 200, 10)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR declares width×height, with a tiny (invalid) body."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
+
+
+BAD_UPLOADS = [
+    ("text.png", b"this is not an image at all", 422),
+    ("empty.png", b"", 422),
+    ("truncated.png", png_bytes()[:120], 422),
+    ("huge.png", png_header_only(60000, 60000), 413),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "status"), BAD_UPLOADS)
+def test_bad_edit_uploads(live: LiveServer, alice: httpx.Client, name: str, data: bytes, status: int) -> None:
+    before = snapshot(live, alice)
+    response = alice.post(
+        "/v1/images/edits",
+        files={"image": (name, data, "image/png")},
+        data={"prompt": "a cat", "model": "tiny-sd15", "size": "64x64", "steps": "2"},
+    )
+    assert_error(response, status, param="image")
+    assert snapshot(live, alice) == before
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"strength": "0"}, "strength"),
+        ({"strength": "1.5"}, "strength"),
+        ({"loras": "not json"}, "loras"),
+        ({"n": "99"}, "n"),
+    ],
+)
+def test_bad_edit_fields(live: LiveServer, alice: httpx.Client, fields: dict, param: str) -> None:
+    before = snapshot(live, alice)
+    data = {"prompt": "a cat", "model": "tiny-sd15", "size": "64x64", "steps": "2", **fields}
+    response = alice.post("/v1/images/edits", files={"image": ("a.png", png_bytes(), "image/png")}, data=data)
+    assert_error(response, 400, param=param)
+    assert snapshot(live, alice) == before
+
+
+def test_auth_failures(live: LiveServer, keys) -> None:
+    with live.client() as anonymous:
+        assert_error(anonymous.post("/v1/images/generations", json=GOOD), 401)
+        assert_error(anonymous.get("/v1/models"), 401)
+    with live.client(keys.revoked) as revoked:
+        assert_error(revoked.get("/v1/generations"), 401)
+    with live.client("gf-not-a-real-key") as wrong:
+        assert_error(wrong.get("/v1/models"), 401)
+    with httpx.Client(base_url=live.url, headers={"Authorization": "Basic abc"}) as basic:
+        assert_error(basic.get("/v1/models"), 401)
+
+
+def test_server_keeps_serving_and_writes_only_under_home(
+    live: LiveServer, alice: httpx.Client, tmp_path: Path
+) -> None:
+    assert alice.get("/healthz").json() == {"status": "ok"}
+    response = alice.post("/v1/images/generations", json=GOOD)
+    assert response.status_code == 200
+    home = live.settings.home.resolve()
+    for path in home.rglob("*"):
+        if path.is_symlink():
+            continue
+        assert path.resolve().is_relative_to(home)

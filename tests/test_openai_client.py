@@ -1,0 +1,74 @@
+"""The official openai client against the real server."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import openai
+import pytest
+from PIL import Image
+
+from tests.conftest import Keys, LiveServer
+
+
+@pytest.fixture
+def client(live: LiveServer, keys: Keys) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{live.url}/v1", api_key=keys.alice, max_retries=0)
+
+
+def test_images_generate_b64(client: openai.OpenAI) -> None:
+    result = client.images.generate(
+        model="tiny-sd15", prompt="a lighthouse at dusk", size="64x64", response_format="b64_json"
+    )
+    image = Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json or "")))
+    assert image.format == "PNG"
+    assert image.size == (64, 64)
+    assert result.data[0].revised_prompt == "a lighthouse at dusk"
+
+
+def test_images_generate_extra_fields_and_url(client: openai.OpenAI) -> None:
+    result = client.images.generate(
+        model="tiny-flux",
+        prompt="a lighthouse",
+        size="64x64",
+        n=2,
+        extra_body={"seed": 42, "steps": 2, "style": "minimalist"},
+    )
+    assert len(result.data) == 2
+    assert result.data[0].url and "/v1/images/" in result.data[0].url
+    assert result.data[0].model_extra["seed"] == 42
+    assert result.data[0].revised_prompt.startswith("minimalist composition, a lighthouse")
+
+
+def test_images_edit(client: openai.OpenAI) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (0, 0, 255)).save(buffer, format="PNG")
+    buffer.seek(0)
+    result = client.images.edit(
+        model="tiny-sd15",
+        image=("blue.png", buffer, "image/png"),
+        prompt="a blue sea",
+        size="64x64",
+        response_format="b64_json",
+        extra_body={"strength": 0.5, "steps": 4},
+    )
+    image = Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json or "")))
+    assert image.size == (64, 64)
+
+
+def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
+    ids = [model.id for model in client.models.list()]
+    assert "tiny-sd15" in ids
+    assert client.models.retrieve("tiny-flux").id == "tiny-flux"
+
+
+def test_errors_raise_typed_exceptions(client: openai.OpenAI, live: LiveServer) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.images.generate(model="nope", prompt="x", size="64x64")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.generate(model="tiny-sd15", prompt="x", size="63x64")
+    assert "multiples of 8" in str(caught.value)
+    bad = openai.OpenAI(base_url=f"{live.url}/v1", api_key="gf-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.list()
