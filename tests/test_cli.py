@@ -16,9 +16,9 @@ from tests.conftest import LiveServer, LoraFiles, make_home
 def run_cli(
     home: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "GENFOUNDRY_HOME": str(home), **(env or {})}
+    full_env = {**os.environ, "GENFOUNDRY_HOME": str(home), "COLUMNS": "250", **(env or {})}
     result = subprocess.run(
-        [sys.executable, "-m", "genfoundry.cli", *args],
+        [str(Path(sys.executable).parent / "genfoundry"), *args],
         capture_output=True,
         text=True,
         env=full_env,

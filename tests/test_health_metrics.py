@@ -28,4 +28,5 @@ def test_metrics_count_requests_and_models(alice: httpx.Client) -> None:
     assert "genfoundry_http_request_seconds_bucket" in text
     assert 'genfoundry_loaded_model_bytes{model="tiny-sd15"}' in text
     assert "genfoundry_queue_depth" in text
-    assert "genfoundry_images_total" in text
+    assert "genfoundry_engine_images_served_total" in text
+    assert 'genfoundry_loaded_adapters{model="tiny-sd15"}' in text

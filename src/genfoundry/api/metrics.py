@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 
@@ -16,27 +16,25 @@ class _EngineCollector(Collector):
     def __init__(self, stats: Callable[[], dict[str, Any]]) -> None:
         self._stats = stats
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         stats = self._stats()
-        queue = GaugeMetricFamily(
-            "genfoundry_queue_depth", "Requests waiting per base model", labels=["model"]
-        )
-        for model, depth in stats.get("queue_depth", {}).items():
-            queue.add_metric([model], depth)
-        yield queue
+        models: dict[str, dict[str, Any]] = stats.get("models", {})
+        queue = GaugeMetricFamily("genfoundry_queue_depth", "Requests waiting per base model", labels=["model"])
         loaded = GaugeMetricFamily(
             "genfoundry_loaded_model_bytes", "Estimated bytes of each loaded base model", labels=["model"]
         )
-        for model, size in stats.get("loaded_models", {}).items():
-            loaded.add_metric([model], size)
-        yield loaded
-        yield GaugeMetricFamily(
-            "genfoundry_loaded_models", "Base models loaded", value=len(stats.get("loaded_models", {}))
-        )
-        yield GaugeMetricFamily(
-            "genfoundry_batches_total", "Pipeline calls made", value=stats.get("batches", 0)
-        )
-        yield GaugeMetricFamily("genfoundry_images_total", "Images generated", value=stats.get("images", 0))
+        adapters = GaugeMetricFamily("genfoundry_loaded_adapters", "Adapters loaded per base model", labels=["model"])
+        for model_id, info in models.items():
+            queue.add_metric([model_id], info.get("queue_depth", 0))
+            if info.get("state") == "loaded":
+                loaded.add_metric([model_id], info.get("bytes", 0))
+                adapters.add_metric([model_id], len(info.get("adapters", [])))
+        yield from (queue, loaded, adapters)
+        yield GaugeMetricFamily("genfoundry_loaded_models", "Base models loaded", value=len(stats.get("loaded", [])))
+        for name in ("requests_served", "images_served", "batches_served", "failed_batches", "loads", "evictions"):
+            total = CounterMetricFamily(f"genfoundry_engine_{name}", f"Image engine {name.replace('_', ' ')}")
+            total.add_metric([], stats.get(name, 0))
+            yield total
 
 
 class Metrics:

@@ -38,27 +38,33 @@ class BodyLimitMiddleware:
             await self._reject(send)
             return
         received = 0
-        response_started = False
+        exceeded = False
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    exceeded = True
                     raise _BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
+        async def guarded_send(message: Message) -> None:
+            # Frameworks turn a failing body read into their own 400; answer 413 instead.
+            nonlocal rejected
+            if exceeded:
+                if not rejected:
+                    rejected = True
+                    await self._reject(send)
+                return
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
-            if not response_started:
+            if not rejected:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:

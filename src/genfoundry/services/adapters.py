@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genfoundry.catalog import Catalog
 from genfoundry.db.tables import Adapter
-from genfoundry.errors import Invalid
+from genfoundry.errors import GenfoundryError, Invalid
 from genfoundry.inference.image import ImageEngine
 from genfoundry.models.lora_formats import export_lora, import_lora
 from genfoundry.repo import adapters as adapters_repo
@@ -68,7 +68,11 @@ class AdapterService:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
             normalized = Path(tmp) / "adapter.safetensors"
-            info = import_lora(upload, family=base.family, base_source=base.source, dest=normalized)
+            try:
+                info = import_lora(upload, family=base.family, base_source=base.source, dest=normalized)
+            except GenfoundryError as exc:
+                exc.param = exc.param or "file"
+                raise
             size = normalized.stat().st_size
             key = f"adapters/{adapter_id}/adapter.safetensors"
             self.store.put_file(key, normalized)

@@ -1,0 +1,5 @@
+"""`python -m genfoundry` runs the CLI."""
+
+from genfoundry.cli import app
+
+app()
