@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from genfoundry.errors import NotFound
 from genfoundry.repo.ids import new_id
 
 KEY_PREFIX = "gf-"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 LOCAL_USER_ID = "user_local"
 
 
@@ -87,5 +89,9 @@ def authenticate(*, session: Session, key: str) -> User | None:
     record = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
     if record is None or record.revoked_at is not None:
         return None
-    record.last_used_at = utcnow()
+    now = utcnow()
+    # Throttled so that authenticating is not a database write on every request.
+    last = record.last_used_at
+    if last is None or (now - (last if last.tzinfo else last.replace(tzinfo=UTC))) > LAST_USED_RESOLUTION:
+        record.last_used_at = now
     return session.get(User, record.user_id)

@@ -1,0 +1,73 @@
+"""Concurrency: 8 concurrent requests vs the same 8 sequentially through the real server; prints the
+throughput ratio (target ≥ 1.5 from micro-batching)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from bench.common import make_home, p50, report, running_server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="sd15", choices=["sd15", "sdxl", "flux"])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    home = make_home()
+    bodies = [
+        {
+            "model": f"tiny-{args.model}",
+            "prompt": f"a red fox, picture {i}",
+            "size": f"{args.size}x{args.size}",
+            "steps": args.steps,
+            "seed": i,
+        }
+        for i in range(args.concurrency)
+    ]
+    with (
+        running_server(home) as url,
+        httpx.Client(base_url=url, timeout=300, limits=httpx.Limits(max_connections=32)) as client,
+        ThreadPoolExecutor(args.concurrency) as pool,
+    ):
+
+        def send(body: dict[str, object]) -> None:
+            client.post("/v1/images/generations", json=body).raise_for_status()
+
+        for body in bodies[:2]:
+            send(body)
+        sequential, concurrent = [], []
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            for body in bodies:
+                send(body)
+            sequential.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            list(pool.map(send, bodies))
+            concurrent.append(time.perf_counter() - start)
+        metrics = client.get("/metrics").text
+    batches = next(
+        line for line in metrics.splitlines() if line.startswith("genfoundry_engine_batches_served_total")
+    )
+    n = args.concurrency
+    ratio = p50(sequential) / p50(concurrent)
+    report(
+        f"Concurrency: tiny-{args.model} {args.size}x{args.size}, {args.steps} steps, {n} requests x {args.rounds}",
+        [
+            ("sequential, p50 wall", f"{p50(sequential):.2f} s ({n / p50(sequential):.2f} images/s)"),
+            ("concurrent, p50 wall", f"{p50(concurrent):.2f} s ({n / p50(concurrent):.2f} images/s)"),
+            ("throughput ratio (concurrent / sequential)", f"{ratio:.2f}  (target >= 1.5)"),
+            ("pipeline calls in the whole run", batches.split()[-1]),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
