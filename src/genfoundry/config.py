@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     styles_file: Path | None = None
     queue_size: int = Field(default=32, ge=1)
     max_batch_size: int = Field(default=8, ge=1)
-    batch_timeout_ms: float = Field(default=20.0, ge=0)
+    # Extra wait for compatible requests before a batch starts. 0: batch what queued while the pipeline was busy,
+    # so a lone request never waits.
+    batch_timeout_ms: float = Field(default=0.0, ge=0)
     limits: Limits = Field(default_factory=Limits)
 
     @field_validator("home", mode="after")

@@ -1,0 +1,189 @@
+"""One loaded base pipeline, its image-to-image twin and its LoRA adapters.
+
+Every method runs on the base's worker thread (see batching.py), so the pipeline, its scheduler and its
+adapter state are never touched by two threads at once and need no lock of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from genfoundry.errors import Invalid
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
+    from PIL.Image import Image
+
+    from genfoundry.inference.image import ImageJob, LoraSpec
+    from genfoundry.inference.loader import BaseModelSpec
+
+logger = logging.getLogger(__name__)
+
+_MAX_T5_TOKENS = 512
+_quiet_lock = threading.Lock()
+_quieted = False
+
+
+def adapter_name(adapter_id: str) -> str:
+    """A PEFT-safe adapter name (module-dict keys may not hold dots) that stays unique per id."""
+    slug = re.sub(r"[^0-9A-Za-z_]", "_", adapter_id)[:48]
+    digest = hashlib.sha1(adapter_id.encode(), usedforsecurity=False).hexdigest()[:8]
+    return f"lora_{slug}_{digest}"
+
+
+def _quiet_multi_adapter_warning() -> None:
+    # PEFT warns on every second adapter injected into a model; several adapters per base is our design.
+    # Installed once, process-wide, because warnings.catch_warnings is not thread-safe.
+    global _quieted
+    with _quiet_lock:
+        if not _quieted:
+            warnings.filterwarnings(
+                "ignore", message="Already found a `peft_config` attribute", category=UserWarning
+            )
+            _quieted = True
+
+
+class ImageRunner:
+    """Runs batches of compatible image jobs on one base; switches adapters without reloading the base."""
+
+    def __init__(self, spec: BaseModelSpec, pipe: DiffusionPipeline, *, device: str) -> None:
+        self.spec = spec
+        self.pipe: Any = pipe  # diffusers' mixins (LoRA loading, components) are invisible to mypy
+        self.device = device
+        self._img2img: Any = None
+        self._adapters: dict[str, tuple[str, str]] = {}  # adapter id -> (adapter name, path)
+        self._active: tuple[tuple[str, float], ...] | None = None  # None: unknown, set_adapters next time
+        self._lora_enabled = True
+        self.adapter_ids: tuple[str, ...] = ()  # snapshot for stats(), read from other threads
+
+    # -- adapters ----------------------------------------------------------------------------------
+
+    def _load_adapter(self, lora: LoraSpec) -> None:
+        known = self._adapters.get(lora.id)
+        if known is not None and known[1] == lora.path:
+            return
+        if known is not None:  # same id, new file: a new version of the adapter
+            self.unload_adapter(lora.id)
+        _quiet_multi_adapter_warning()
+        name = adapter_name(lora.id)
+        started = time.perf_counter()
+        try:
+            self.pipe.load_lora_weights(lora.path, adapter_name=name)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise Invalid(
+                f"cannot load adapter {lora.id!r} into {self.spec.id!r}: {exc}", param="loras"
+            ) from exc
+        logger.info(
+            "loaded adapter %s into %s in %.3fs", lora.id, self.spec.id, time.perf_counter() - started
+        )
+        self._adapters[lora.id] = (name, lora.path)
+        self.adapter_ids = tuple(self._adapters)
+        self._active = None  # loading makes the new adapter the only active one
+
+    def unload_adapter(self, adapter_id: str) -> bool:
+        """Delete the adapter's layers from the base; False when it was not loaded here."""
+        known = self._adapters.pop(adapter_id, None)
+        if known is None:
+            return False
+        self.pipe.delete_adapters([known[0]])
+        self.adapter_ids = tuple(self._adapters)
+        self._active = None
+        return True
+
+    def _switch_adapters(self, loras: Sequence[LoraSpec]) -> None:
+        if not loras:
+            if self._adapters and self._lora_enabled:
+                self.pipe.disable_lora()
+                self._lora_enabled = False
+            return
+        for lora in loras:
+            self._load_adapter(lora)
+        wanted = tuple((self._adapters[lora.id][0], float(lora.weight)) for lora in loras)
+        if not self._lora_enabled:
+            self.pipe.enable_lora()
+            self._lora_enabled = True
+        if wanted != self._active:
+            self.pipe.set_adapters([name for name, _ in wanted], adapter_weights=[w for _, w in wanted])
+            self._active = wanted
+
+    # -- generation --------------------------------------------------------------------------------
+
+    def _img2img_pipe(self) -> Any:
+        if self._img2img is None:
+            from diffusers import AutoPipelineForImage2Image
+
+            # Shares every component (and so every loaded adapter) with the text-to-image pipeline.
+            self._img2img = AutoPipelineForImage2Image.from_pipe(self.pipe)
+            self._img2img.set_progress_bar_config(disable=True)
+        return self._img2img
+
+    def _call_kwargs(self, jobs: Sequence[ImageJob]) -> dict[str, Any]:
+        import torch
+        from PIL import Image as PILImage
+
+        first = jobs[0]
+        family = self.spec.family
+        kwargs: dict[str, Any] = {
+            "prompt": [job.prompt for job in jobs for _ in job.seeds],
+            "num_inference_steps": first.steps,
+            "guidance_scale": first.guidance_scale,
+            "generator": [
+                torch.Generator(device=self.device).manual_seed(s) for job in jobs for s in job.seeds
+            ],
+            "output_type": "pil",
+        }
+        if family == "flux":
+            tokenizer = getattr(self.pipe, "tokenizer_2", None)
+            max_len = int(getattr(tokenizer, "model_max_length", _MAX_T5_TOKENS))
+            kwargs["max_sequence_length"] = min(max_len, _MAX_T5_TOKENS)
+        elif first.negative_prompt is not None:  # the batch key keeps None and text apart (SDXL zeroes None)
+            kwargs["negative_prompt"] = [job.negative_prompt or "" for job in jobs for _ in job.seeds]
+        if first.init_image is None or family == "flux":
+            kwargs.update(width=first.width, height=first.height)
+        if first.init_image is not None:
+            size = (first.width, first.height)
+            images = []
+            for job in jobs:
+                assert job.init_image is not None
+                image = job.init_image.convert("RGB")
+                if image.size != size:
+                    image = image.resize(size, PILImage.Resampling.LANCZOS)
+                images.extend([image] * len(job.seeds))
+            kwargs.update(image=images, strength=first.strength)
+        return kwargs
+
+    def run(self, jobs: Sequence[ImageJob]) -> tuple[list[list[Image]], float]:
+        """One pipeline call for all `jobs` (same batch key); images per job, and the call's wall time."""
+        import torch
+
+        self._switch_adapters(jobs[0].loras)
+        pipe = self._img2img_pipe() if jobs[0].init_image is not None else self.pipe
+        # A fresh scheduler per call (~1 ms): no step state can leak from an earlier or interrupted call.
+        pipe.scheduler = pipe.scheduler.from_config(pipe.scheduler.config)
+        kwargs = self._call_kwargs(jobs)
+        started = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                images = list(pipe(**kwargs).images)
+        except ValueError as exc:  # diffusers' check_inputs: a bad size, strength, step count...
+            raise Invalid(str(exc)) from exc
+        elapsed = time.perf_counter() - started
+        per_job: list[list[Image]] = []
+        offset = 0
+        for job in jobs:
+            per_job.append(images[offset : offset + len(job.seeds)])
+            offset += len(job.seeds)
+        return per_job, elapsed
+
+    def release(self) -> None:
+        """Drop the pipelines so their memory can be freed (eviction)."""
+        self._img2img = None
+        self.pipe = None
+        self._adapters.clear()

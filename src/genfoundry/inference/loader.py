@@ -1,0 +1,195 @@
+"""Load a base model's text-to-image pipeline from a local folder, the HF cache, or (when reachable) the Hub.
+
+Offline by design: with `HF_HUB_OFFLINE` set, or when the weights are already cached, nothing touches the
+network; a model that is neither local nor fetchable is a `ModelUnavailable` naming it, never a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from genfoundry.errors import Invalid, ModelUnavailable
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline
+
+logger = logging.getLogger(__name__)
+
+FAMILY_PIPELINES: dict[str, str] = {
+    "sd15": "StableDiffusionPipeline",
+    "sdxl": "StableDiffusionXLPipeline",
+    "flux": "FluxPipeline",
+}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+_TRUTHY = {"1", "true", "yes", "on"}
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class BaseModelSpec:
+    """A base model as the engine sees it: `source` is a HF repo id or a local folder.
+
+    `family` is one of "sd15", "sdxl", "flux"; `dtype` one of "auto", "float32", "float16", "bfloat16".
+    """
+
+    id: str
+    family: str
+    source: str
+    dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILY_PIPELINES:
+            raise Invalid(
+                f"model {self.id!r}: family must be one of {sorted(FAMILY_PIPELINES)}, got {self.family!r}"
+            )
+        if self.dtype not in DTYPES:
+            raise Invalid(f"model {self.id!r}: dtype must be one of {DTYPES}, got {self.dtype!r}")
+
+
+def hub_offline() -> bool:
+    """Read at call time (huggingface_hub reads it once at import), so a later `HF_HUB_OFFLINE=1` counts."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY:
+        return True
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def resolve_torch_dtype(spec_dtype: str, engine_dtype: str, device: str) -> torch.dtype:
+    """The spec's dtype wins over the engine's; `auto` is float32 on CPU, bf16 (or fp16) on CUDA."""
+    import torch
+
+    name = spec_dtype if spec_dtype != "auto" else engine_dtype
+    if name == "auto":
+        if device.startswith("cuda") and torch.cuda.is_available():
+            name = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        else:
+            name = "float32"
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if name not in dtypes:
+        raise Invalid(f"unknown dtype {name!r}; expected one of auto, {', '.join(dtypes)}", param="dtype")
+    return dtypes[name]
+
+
+def _local_folder(source: str) -> Path | None:
+    """The folder `source` names, or None when it reads as a Hub repo id ("owner/name")."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    looks_like_path = (
+        path.is_absolute() or source.startswith((".", "~")) or "\\" in source or source.count("/") > 1
+    )
+    if looks_like_path:
+        raise ModelUnavailable(
+            f"base model folder {source!r} does not exist; build or copy the model there, "
+            "or point the catalog source at another folder or a Hugging Face repo id"
+        )
+    return None
+
+
+def _cached_snapshot(repo_id: str) -> Path | None:
+    """The HF cache snapshot folder holding `repo_id`'s model_index.json, if any (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "model_index.json")
+    except ValueError:  # not a valid repo id
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def _dtype_kwarg() -> str:
+    """diffusers renamed `torch_dtype` to `dtype` (the old name warns); support both generations."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
+    except ImportError:
+        return "torch_dtype"
+    return "dtype"
+
+
+def _unavailable(spec: BaseModelSpec, reason: str) -> ModelUnavailable:
+    return ModelUnavailable(
+        f"base model {spec.id!r} ({spec.source}) is not available locally and cannot be fetched: {reason}. "
+        f"Run `hf download {spec.source}` on a machine with network access (then copy the HF cache here), "
+        "or set the catalog source of this model to a local folder."
+    )
+
+
+def load_pipeline(spec: BaseModelSpec, *, device: str, dtype: str) -> DiffusionPipeline:
+    """Load `spec` as a text-to-image pipeline on `device`; `dtype` is the engine default for `auto` specs."""
+    import diffusers
+
+    pipeline_cls = getattr(diffusers, FAMILY_PIPELINES[spec.family])
+    kwargs: dict[str, Any] = {_dtype_kwarg(): resolve_torch_dtype(spec.dtype, dtype, device)}
+    if spec.family == "sd15":
+        kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+    folder = _local_folder(spec.source)
+    if folder is not None:
+        try:
+            pipe = pipeline_cls.from_pretrained(folder, **kwargs)
+        except OSError as exc:
+            raise ModelUnavailable(f"base model {spec.id!r}: cannot load folder {folder}: {exc}") from exc
+    else:
+        pipe = _load_from_hub(pipeline_cls, spec, kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    if device != "cpu":
+        pipe.to(device)
+    return pipe  # type: ignore[no-any-return]
+
+
+def _load_from_hub(pipeline_cls: Any, spec: BaseModelSpec, kwargs: dict[str, Any]) -> Any:
+    offline = hub_offline()
+    if offline or _cached_snapshot(spec.source) is not None:
+        try:
+            return pipeline_cls.from_pretrained(spec.source, local_files_only=True, **kwargs)
+        except OSError as exc:
+            if offline:
+                raise _unavailable(
+                    spec, "HF_HUB_OFFLINE is set and the weights are not in the HF cache"
+                ) from exc
+            logger.info("cache for %s is incomplete, trying the Hub: %s", spec.source, exc)
+    try:
+        return pipeline_cls.from_pretrained(spec.source, **kwargs)
+    except OSError as exc:  # huggingface_hub's HTTP, offline and not-found errors are all OSErrors
+        raise _unavailable(spec, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
+def estimate_pipeline_bytes(pipe: DiffusionPipeline) -> int:
+    """Parameter + buffer bytes of the pipeline's torch modules; shared tensors count once."""
+    import torch
+
+    components: dict[str, Any] = cast(Any, pipe).components
+
+    seen: set[int] = set()
+    total = 0
+    for component in components.values():
+        if not isinstance(component, torch.nn.Module):
+            continue
+        for tensor in (*component.parameters(), *component.buffers()):
+            if id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def estimate_weight_files_bytes(spec: BaseModelSpec) -> int:
+    """Bytes of weight files on disk for `spec` (local folder or HF cache), 0 when unknown; no network.
+
+    Used to make room before a load; the measured size replaces it once the pipeline is loaded.
+    """
+    try:
+        folder = _local_folder(spec.source) or _cached_snapshot(spec.source)
+    except ModelUnavailable:
+        return 0
+    if folder is None:
+        return 0
+    files = [p for p in folder.rglob("*") if p.suffix in _WEIGHT_SUFFIXES and p.is_file()]
+    safetensors = [p for p in files if p.suffix == ".safetensors"]
+    return sum(p.stat().st_size for p in (safetensors or files))
