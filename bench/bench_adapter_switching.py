@@ -23,10 +23,7 @@ def main() -> None:
 
     home = make_home()
     pipeline_dir = home / "models" / "tiny" / "sd15"
-    loras = [
-        make_lora_file(pipeline_dir, "sd15", home / "bench-loras" / name, seed=i)
-        for i, name in enumerate("ab")
-    ]
+    loras = [make_lora_file(pipeline_dir, "sd15", home / "bench-loras" / name, seed=i) for i, name in enumerate("ab")]
     body = {"prompt": "a red fox", "size": f"{args.size}x{args.size}", "steps": args.steps, "seed": 1}
 
     with running_server(home) as url, httpx.Client(base_url=url, timeout=120) as client:
@@ -65,9 +62,7 @@ def main() -> None:
                 generator=torch.Generator("cpu").manual_seed(1),
             )
 
-    reload_times = [
-        timed(lambda i=i: reload_per_request(loras[i % 2])) for i in range(max(6, args.requests // 5))
-    ]
+    reload_times = [timed(lambda i=i: reload_per_request(loras[i % 2])) for i in range(max(6, args.requests // 5))]
     ratio = p50(alternating) / p50(same)
     report(
         f"Adapter switching: tiny-sd15 {args.size}x{args.size}, {args.steps} steps",

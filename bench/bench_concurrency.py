@@ -53,9 +53,7 @@ def main() -> None:
             list(pool.map(send, bodies))
             concurrent.append(time.perf_counter() - start)
         metrics = client.get("/metrics").text
-    batches = next(
-        line for line in metrics.splitlines() if line.startswith("genfoundry_engine_batches_served_total")
-    )
+    batches = next(line for line in metrics.splitlines() if line.startswith("genfoundry_engine_batches_served_total"))
     n = args.concurrency
     ratio = p50(sequential) / p50(concurrent)
     report(

@@ -40,9 +40,7 @@ def free_port() -> int:
 def make_home() -> Path:
     home = Path(tempfile.mkdtemp(prefix="genfoundry-bench-"))
     env = {**os.environ, "GENFOUNDRY_HOME": str(home)}
-    subprocess.run(
-        [str(BIN / "genfoundry"), "models", "build-tiny"], env=env, check=True, capture_output=True
-    )
+    subprocess.run([str(BIN / "genfoundry"), "models", "build-tiny"], env=env, check=True, capture_output=True)
     return home
 
 

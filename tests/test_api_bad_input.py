@@ -78,9 +78,7 @@ def test_bad_generation_requests(
 def test_nan_guidance_and_malformed_json(live: LiveServer, alice: httpx.Client) -> None:
     before = snapshot(live, alice)
     body = '{"model": "tiny-sd15", "prompt": "a cat", "size": "64x64", "guidance_scale": NaN}'
-    response = alice.post(
-        "/v1/images/generations", content=body, headers={"content-type": "application/json"}
-    )
+    response = alice.post("/v1/images/generations", content=body, headers={"content-type": "application/json"})
     assert_error(response, 400)
     response = alice.post(
         "/v1/images/generations", content=b'{"model": "tiny', headers={"content-type": "application/json"}
@@ -102,9 +100,7 @@ def test_body_over_limit(live: LiveServer, alice: httpx.Client) -> None:
         for _ in range(limit // (1 << 20) + 2):
             yield b" " * (1 << 20)
 
-    response = alice.post(
-        "/v1/images/generations", content=chunks(), headers={"content-type": "application/json"}
-    )
+    response = alice.post("/v1/images/generations", content=chunks(), headers={"content-type": "application/json"})
     assert_error(response, 413)
     assert alice.get("/healthz").status_code == 200
 
@@ -177,9 +173,7 @@ def test_auth_failures(live: LiveServer, keys) -> None:
         assert_error(basic.get("/v1/models"), 401)
 
 
-def test_server_keeps_serving_and_writes_only_under_home(
-    live: LiveServer, alice: httpx.Client, tmp_path: Path
-) -> None:
+def test_server_keeps_serving_and_writes_only_under_home(live: LiveServer, alice: httpx.Client, tmp_path: Path) -> None:
     assert alice.get("/healthz").json() == {"status": "ok"}
     response = alice.post("/v1/images/generations", json=GOOD)
     assert response.status_code == 200

@@ -120,9 +120,7 @@ def test_history_filter_patch_and_delete(live: LiveServer, alice: httpx.Client, 
     next_page = alice.get("/v1/generations", params={"limit": 2, "after": ids[1]}).json()
     assert next_page["data"][0]["id"] == ids[0]
 
-    patched = alice.patch(
-        f"/v1/generations/{ids[0]}", json={"favorite": True, "rating": 5, "feedback": "great"}
-    )
+    patched = alice.patch(f"/v1/generations/{ids[0]}", json={"favorite": True, "rating": 5, "feedback": "great"})
     assert patched.status_code == 200, patched.text
     assert patched.json()["favorite"] is True
     assert patched.json()["rating"] == 5

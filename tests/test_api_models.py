@@ -63,9 +63,7 @@ def test_models_list_has_catalog_and_tiny_bases(alice: httpx.Client) -> None:
 def test_import_use_export_delete_adapter(
     live: LiveServer, alice: httpx.Client, bob: httpx.Client, lora_files: LoraFiles
 ) -> None:
-    response = upload(
-        alice, lora_files.sd15_a.read_bytes(), trigger_word="sks", tags="industry=technology,style=flat"
-    )
+    response = upload(alice, lora_files.sd15_a.read_bytes(), trigger_word="sks", tags="industry=technology,style=flat")
     assert response.status_code == 201, response.text
     adapter = response.json()
     assert adapter["kind"] == "adapter"
@@ -129,9 +127,7 @@ def test_import_use_export_delete_adapter(
     assert bob.get(f"/v1/models/{adapter_id}").status_code == 404
     assert bob.get(f"/v1/models/{adapter_id}/content").status_code == 404
     assert (
-        bob.post(
-            "/v1/images/generations", json={"model": adapter_id, "prompt": "x", "size": "64x64"}
-        ).status_code
+        bob.post("/v1/images/generations", json={"model": adapter_id, "prompt": "x", "size": "64x64"}).status_code
         == 404
     )
     assert (
@@ -154,9 +150,7 @@ def test_import_use_export_delete_adapter(
     assert not folder.exists()
     assert alice.get(f"/v1/models/{adapter_id}").status_code == 404
     assert (
-        alice.post(
-            "/v1/images/generations", json={"model": adapter_id, "prompt": "x", "size": "64x64"}
-        ).status_code
+        alice.post("/v1/images/generations", json={"model": adapter_id, "prompt": "x", "size": "64x64"}).status_code
         == 404
     )
     assert alice.delete("/v1/models/tiny-sd15").status_code == 400
@@ -172,16 +166,12 @@ def test_adapter_for_another_base_is_refused(alice: httpx.Client, lora_files: Lo
     )
     assert_error(bad, 400, param="loras")
     assert "tiny-sdxl" in bad.json()["error"]["message"]
-    ok = alice.post(
-        "/v1/images/generations", json={"model": xl_id, "prompt": "x", "size": "64x64", "steps": 2}
-    )
+    ok = alice.post("/v1/images/generations", json={"model": xl_id, "prompt": "x", "size": "64x64", "steps": 2})
     assert ok.status_code == 200, ok.text
 
 
 def test_flux_adapter(alice: httpx.Client, lora_files: LoraFiles) -> None:
-    response = upload(
-        alice, lora_files.flux.read_bytes(), base="tiny-flux", name="flux style", trigger_word="ohwx"
-    )
+    response = upload(alice, lora_files.flux.read_bytes(), base="tiny-flux", name="flux style", trigger_word="ohwx")
     assert response.status_code == 201, response.text
     flux_id = response.json()["id"]
     base = pixels(alice, model="tiny-flux", prompt="ohwx, a cat")

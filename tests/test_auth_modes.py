@@ -12,9 +12,7 @@ from genfoundry.services import build_services
 from tests.conftest import free_port, make_home, start_server
 
 
-def test_single_user_mode_needs_no_key(
-    tmp_path: Path, tiny_dir: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_single_user_mode_needs_no_key(tmp_path: Path, tiny_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(home=make_home(tmp_path, tiny_dir), port=free_port())
     with caplog.at_level("WARNING", logger="genfoundry"):
         server = start_server(settings)

@@ -14,7 +14,7 @@ from genfoundry.storage import ArtifactStore, check_key
 
 def test_settings_from_env_and_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "genfoundry.toml"
-    config.write_text('port = 9001\nqueue_size = 3\n[limits]\nmax_steps = 12\n')
+    config.write_text("port = 9001\nqueue_size = 3\n[limits]\nmax_steps = 12\n")
     monkeypatch.setenv("GENFOUNDRY_CONFIG", str(config))
     monkeypatch.setenv("GENFOUNDRY_HOME", str(tmp_path / "h"))
     monkeypatch.setenv("GENFOUNDRY_PORT", "9002")
@@ -55,7 +55,9 @@ def test_store_refuses_unsafe_keys(key: str) -> None:
 
 def test_catalog_override_and_bad_family(tmp_path: Path) -> None:
     good = tmp_path / "catalog.toml"
-    good.write_text('[models.mine]\nfamily = "sdxl"\nsource = "/models/mine"\ndefaults = { width = 768, height = 768 }\n')
+    good.write_text(
+        '[models.mine]\nfamily = "sdxl"\nsource = "/models/mine"\ndefaults = { width = 768, height = 768 }\n'
+    )
     catalog = Catalog(catalog_file=good, styles_file=None, tiny_dir=tmp_path / "none")
     assert list(catalog.models) == ["mine"]
     assert catalog.get("mine").defaults.width == 768

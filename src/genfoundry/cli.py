@@ -199,9 +199,7 @@ def create_key(
             session.commit()
     except GenfoundryError as exc:
         raise _fail(exc.message) from None
-    err_console.print(
-        f"key id {new.record.id} for user {new.record.user_id}; store it now, it is not shown again:"
-    )
+    err_console.print(f"key id {new.record.id} for user {new.record.user_id}; store it now, it is not shown again:")
     print(new.key)
 
 

@@ -30,9 +30,7 @@ def generate_remote(
     """POST a generation (an edit with `image`); returns (png bytes, seed, seconds) per image."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     payload = {**fields, "response_format": "b64_json"}
-    with httpx.Client(
-        base_url=server.rstrip("/"), headers=headers, timeout=httpx.Timeout(600, connect=10)
-    ) as client:
+    with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=httpx.Timeout(600, connect=10)) as client:
         if image is None:
             response = client.post("/v1/images/generations", json=payload)
         else:

@@ -62,9 +62,7 @@ def _make_lora(pipeline_dir: str, out_dir: Path, *, seed: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def sd15_loras(
-    tiny_specs: dict[str, BaseModelSpec], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
+def sd15_loras(tiny_specs: dict[str, BaseModelSpec], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("loras")
     source = tiny_specs["sd15"].source
     return {"a": _make_lora(source, root / "a", seed=1), "b": _make_lora(source, root / "b", seed=2)}
@@ -140,9 +138,7 @@ def test_txt2img_makes_one_image_per_seed(
     assert _max_diff(results[0], results[1]) > 0, "different seeds must give different images"
 
 
-def test_same_job_twice_gives_identical_pixels(
-    engine: ImageEngine, tiny_specs: dict[str, BaseModelSpec]
-) -> None:
+def test_same_job_twice_gives_identical_pixels(engine: ImageEngine, tiny_specs: dict[str, BaseModelSpec]) -> None:
     job = _job(tiny_specs["sd15"], seeds=(7,))
 
     first, second = engine.generate_sync(job)[0], engine.generate_sync(job)[0]
@@ -285,9 +281,7 @@ def test_full_queue_raises_overloaded_at_once(
     assert [r[0].seed for r in results] == [0, 1]
 
 
-def test_lru_evicts_the_idle_base_when_over_budget(
-    tiny_specs: dict[str, BaseModelSpec], load_calls: list[Any]
-) -> None:
+def test_lru_evicts_the_idle_base_when_over_budget(tiny_specs: dict[str, BaseModelSpec], load_calls: list[Any]) -> None:
     eng = _engine(memory_budget_bytes=1)  # smaller than any pipeline: each still loads, alone
     try:
         eng.generate_sync(_job(tiny_specs["sd15"]))
@@ -331,9 +325,7 @@ def test_missing_model_offline_fails_fast_with_a_clear_error(monkeypatch: pytest
     with pytest.raises(ModelUnavailable) as info:
         load_pipeline(spec, device="cpu", dtype="float32")
     assert time.perf_counter() - started < 1.0
-    assert (
-        "ghost" in info.value.message and "hf download genfoundry-tests/no-such-model" in info.value.message
-    )
+    assert "ghost" in info.value.message and "hf download genfoundry-tests/no-such-model" in info.value.message
 
     eng = _engine()
     try:

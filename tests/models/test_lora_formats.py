@@ -41,9 +41,7 @@ def _pipeline_class(family: str) -> type:
     return getattr(diffusers, names[family])
 
 
-def _make_diffusers_lora(
-    base: Path, family: str, out_dir: Path, *, text_encoder: bool = False, alpha: int = 8
-) -> Path:
+def _make_diffusers_lora(base: Path, family: str, out_dir: Path, *, text_encoder: bool = False, alpha: int = 8) -> Path:
     """Attach seeded random PEFT adapters and save them the way diffusers training scripts do."""
     from diffusers import FluxTransformer2DModel, UNet2DConditionModel
     from peft import LoraConfig
@@ -51,9 +49,7 @@ def _make_diffusers_lora(
     from transformers import CLIPTextModel
 
     torch.manual_seed(1)
-    name, cls = (
-        ("transformer", FluxTransformer2DModel) if family == "flux" else ("unet", UNet2DConditionModel)
-    )
+    name, cls = ("transformer", FluxTransformer2DModel) if family == "flux" else ("unet", UNet2DConditionModel)
     denoiser = cls.from_pretrained(str(base), subfolder=name)
     denoiser.add_adapter(LoraConfig(r=4, lora_alpha=alpha, target_modules=ATTN, init_lora_weights=False))
     kwargs = {
@@ -103,9 +99,7 @@ def test_sd15_diffusers_lora_imports_with_its_alpha(bases, pipes, tmp_path):
     dest = tmp_path / "out" / "norm.safetensors"
     info = import_lora(original, family="sd15", base_source=bases["sd15"], dest=dest)
 
-    assert info == LoraInfo(
-        "diffusers", 4, 8.0, info.num_tensors, info.matched_modules, ("unet", "text_encoder")
-    )
+    assert info == LoraInfo("diffusers", 4, 8.0, info.num_tensors, info.matched_modules, ("unet", "text_encoder"))
     assert info.matched_modules == info.num_tensors // 2 > 0
     keys = load_file(dest).keys()
     assert all(k.startswith(("unet.", "text_encoder.")) and ".lora_" in k for k in keys)
@@ -228,9 +222,7 @@ def test_kohya_flux_lora_imports(bases, pipes, tmp_path):
 
 
 def _huge_header_file() -> bytes:
-    header = {
-        "unet.a.lora_A.weight": {"dtype": "F32", "shape": [1 << 20, 1 << 20], "data_offsets": [0, 1 << 42]}
-    }
+    header = {"unet.a.lora_A.weight": {"dtype": "F32", "shape": [1 << 20, 1 << 20], "data_offsets": [0, 1 << 42]}}
     raw = json.dumps(header).encode()
     return struct.pack("<Q", len(raw)) + raw + b"\0" * 64
 

@@ -115,9 +115,7 @@ def test_img2img_from_pipe(family: str, pipes: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_build_is_byte_deterministic(
-    family: str, built: dict[str, pathlib.Path], tmp_path: pathlib.Path
-) -> None:
+def test_build_is_byte_deterministic(family: str, built: dict[str, pathlib.Path], tmp_path: pathlib.Path) -> None:
     tiny._clip_vocab_merges.cache_clear()  # re-learn tokenizers too, not just reuse the cache
     tiny._t5_vocab.cache_clear()
     again = build_tiny_pipeline(family, tmp_path / "again", seed=0)

@@ -24,9 +24,7 @@ def open_checked_image(data: bytes, *, max_pixels: int, param: str = "image") ->
                 raise Unprocessable(f"unsupported image format {image.format}", param=param)
             width, height = image.size
             if width * height > max_pixels:
-                raise TooLarge(
-                    f"image is {width}x{height} pixels; the limit is {max_pixels} pixels", param=param
-                )
+                raise TooLarge(f"image is {width}x{height} pixels; the limit is {max_pixels} pixels", param=param)
             image.load()
     except (TooLarge, Unprocessable):
         raise
@@ -35,7 +33,5 @@ def open_checked_image(data: bytes, *, max_pixels: int, param: str = "image") ->
     except UnidentifiedImageError as exc:
         raise Unprocessable("the upload is not a recognised image file", param=param) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise Unprocessable(
-            f"the image could not be decoded (truncated or corrupt): {exc}", param=param
-        ) from exc
+        raise Unprocessable(f"the image could not be decoded (truncated or corrupt): {exc}", param=param) from exc
     return image.convert("RGB")

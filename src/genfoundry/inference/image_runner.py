@@ -44,9 +44,7 @@ def _quiet_multi_adapter_warning() -> None:
     global _quieted
     with _quiet_lock:
         if not _quieted:
-            warnings.filterwarnings(
-                "ignore", message="Already found a `peft_config` attribute", category=UserWarning
-            )
+            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute", category=UserWarning)
             _quieted = True
 
 
@@ -77,12 +75,8 @@ class ImageRunner:
         try:
             self.pipe.load_lora_weights(lora.path, adapter_name=name)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise Invalid(
-                f"cannot load adapter {lora.id!r} into {self.spec.id!r}: {exc}", param="loras"
-            ) from exc
-        logger.info(
-            "loaded adapter %s into %s in %.3fs", lora.id, self.spec.id, time.perf_counter() - started
-        )
+            raise Invalid(f"cannot load adapter {lora.id!r} into {self.spec.id!r}: {exc}", param="loras") from exc
+        logger.info("loaded adapter %s into %s in %.3fs", lora.id, self.spec.id, time.perf_counter() - started)
         self._adapters[lora.id] = (name, lora.path)
         self.adapter_ids = tuple(self._adapters)
         self._active = None  # loading makes the new adapter the only active one
@@ -134,9 +128,7 @@ class ImageRunner:
             "prompt": [job.prompt for job in jobs for _ in job.seeds],
             "num_inference_steps": first.steps,
             "guidance_scale": first.guidance_scale,
-            "generator": [
-                torch.Generator(device=self.device).manual_seed(s) for job in jobs for s in job.seeds
-            ],
+            "generator": [torch.Generator(device=self.device).manual_seed(s) for job in jobs for s in job.seeds],
             "output_type": "pil",
         }
         if family == "flux":

@@ -44,9 +44,7 @@ class BaseModelSpec:
 
     def __post_init__(self) -> None:
         if self.family not in FAMILY_PIPELINES:
-            raise Invalid(
-                f"model {self.id!r}: family must be one of {sorted(FAMILY_PIPELINES)}, got {self.family!r}"
-            )
+            raise Invalid(f"model {self.id!r}: family must be one of {sorted(FAMILY_PIPELINES)}, got {self.family!r}")
         if self.dtype not in DTYPES:
             raise Invalid(f"model {self.id!r}: dtype must be one of {DTYPES}, got {self.dtype!r}")
 
@@ -81,9 +79,7 @@ def _local_folder(source: str) -> Path | None:
     path = Path(source).expanduser()
     if path.is_dir():
         return path
-    looks_like_path = (
-        path.is_absolute() or source.startswith((".", "~")) or "\\" in source or source.count("/") > 1
-    )
+    looks_like_path = path.is_absolute() or source.startswith((".", "~")) or "\\" in source or source.count("/") > 1
     if looks_like_path:
         raise ModelUnavailable(
             f"base model folder {source!r} does not exist; build or copy the model there, "
@@ -150,9 +146,7 @@ def _load_from_hub(pipeline_cls: Any, spec: BaseModelSpec, kwargs: dict[str, Any
             return pipeline_cls.from_pretrained(spec.source, local_files_only=True, **kwargs)
         except OSError as exc:
             if offline:
-                raise _unavailable(
-                    spec, "HF_HUB_OFFLINE is set and the weights are not in the HF cache"
-                ) from exc
+                raise _unavailable(spec, "HF_HUB_OFFLINE is set and the weights are not in the HF cache") from exc
             logger.info("cache for %s is incomplete, trying the Hub: %s", spec.source, exc)
     try:
         return pipeline_cls.from_pretrained(spec.source, **kwargs)

@@ -43,9 +43,7 @@ class _Family:
 # Flux's text_encoder_2 is T5, which diffusers' Flux loader never puts a LoRA on.
 _FAMILIES = {
     "sd15": _Family("StableDiffusionPipeline", "unet", "UNet2DConditionModel", ("text_encoder",)),
-    "sdxl": _Family(
-        "StableDiffusionXLPipeline", "unet", "UNet2DConditionModel", ("text_encoder", "text_encoder_2")
-    ),
+    "sdxl": _Family("StableDiffusionXLPipeline", "unet", "UNet2DConditionModel", ("text_encoder", "text_encoder_2")),
     "flux": _Family("FluxPipeline", "transformer", "FluxTransformer2DModel", ("text_encoder",)),
 }
 
@@ -96,9 +94,7 @@ def import_lora(src: Path, *, family: str, base_source: str | Path, dest: Path) 
         for module in (m for m in modules if m in layers):
             _check_shapes(component, module, sd, layers[module], family)
             matched += 1
-            normalized.update(
-                {f"{component}.{k}": v for k, v in sd.items() if k.split(".lora_")[0] == module}
-            )
+            normalized.update({f"{component}.{k}": v for k, v in sd.items() if k.split(".lora_")[0] == module})
     if matched == 0:
         raise Invalid(f"this LoRA matches no layer of base {label}; first keys: {', '.join(list(raw)[:3])}")
     if matched < _MIN_MATCHED_SHARE * total:
@@ -107,9 +103,7 @@ def import_lora(src: Path, *, family: str, base_source: str | Path, dest: Path) 
             f"unmatched: {', '.join(unmatched[:5])}"
         )
     if unmatched:
-        logger.warning(
-            "dropping %d LoRA layers absent from base %s: %s", len(unmatched), label, unmatched[:5]
-        )
+        logger.warning("dropping %d LoRA layers absent from base %s: %s", len(unmatched), label, unmatched[:5])
 
     rank = _common_rank(normalized)
     alpha = _source_alpha(raw, file_meta)
@@ -351,9 +345,7 @@ def _meta_model(fam: _Family, component: str, base_source: str | Path) -> Any:
             config = cls.load_config(source, subfolder=component, local_files_only=True)
             with init_empty_weights():
                 return cls.from_config(config)
-        te_config = transformers.AutoConfig.from_pretrained(
-            source, subfolder=component, local_files_only=True
-        )
+        te_config = transformers.AutoConfig.from_pretrained(source, subfolder=component, local_files_only=True)
         te_cls = getattr(transformers, (te_config.architectures or ["AutoModel"])[0], None)
         with init_empty_weights():
             if te_cls is None or te_cls is transformers.AutoModel:

@@ -34,9 +34,7 @@ def _registry_toml(model_ids: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def build_and_register_tiny(
-    tiny_dir: Path, *, force: bool = False, seed: int = 0
-) -> Iterator[tuple[str, bool]]:
+def build_and_register_tiny(tiny_dir: Path, *, force: bool = False, seed: int = 0) -> Iterator[tuple[str, bool]]:
     """Yield (model id, whether it was built now); already-built models are kept unless `force`."""
     from genfoundry.models.tiny import TINY_FAMILIES, build_tiny_pipeline
 

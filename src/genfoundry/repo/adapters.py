@@ -42,9 +42,7 @@ def list_all_adapters(*, session: Session) -> list[Adapter]:
     return list(session.scalars(select(Adapter).order_by(Adapter.created_at)))
 
 
-def find_adapters_by_tag(
-    *, session: Session, owner_id: str, base_id: str, key: str, value: str
-) -> list[Adapter]:
+def find_adapters_by_tag(*, session: Session, owner_id: str, base_id: str, key: str, value: str) -> list[Adapter]:
     wanted = value.strip().lower()
     return [
         adapter

@@ -58,9 +58,7 @@ def build_services(settings: Settings) -> Services:
     adapters = AdapterService(
         sessions=sessions, store=store, catalog=catalog, engine=image_engine, work_dir=settings.home / "tmp"
     )
-    images = ImageService(
-        sessions=sessions, store=store, catalog=catalog, engine=image_engine, limits=settings.limits
-    )
+    images = ImageService(sessions=sessions, store=store, catalog=catalog, engine=image_engine, limits=settings.limits)
     signer = UrlSigner(load_or_create_secret(settings.home / "secret.key"))
     return Services(
         settings=settings,

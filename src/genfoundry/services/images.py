@@ -57,9 +57,7 @@ def parse_size(size: str | None, *, base: BaseModelEntry, limits: Limits) -> tup
         if side % multiple:
             raise Invalid(f"size {size!r}: width and height must be multiples of {multiple}", param="size")
         if side > limits.max_image_side:
-            raise Invalid(
-                f"size {size!r}: width and height must be at most {limits.max_image_side}", param="size"
-            )
+            raise Invalid(f"size {size!r}: width and height must be at most {limits.max_image_side}", param="size")
     return width, height
 
 
@@ -126,9 +124,7 @@ class ImageService:
                 )
                 chosen.append((self._check_base(adapter, base, param="loras"), ref.weight))
             if options.industry:
-                chosen.extend(
-                    (adapter, 1.0) for adapter in self._industry_adapters(session, owner_id, base, options)
-                )
+                chosen.extend((adapter, 1.0) for adapter in self._industry_adapters(session, owner_id, base, options))
             session.expunge_all()
 
         unique: dict[str, tuple[Adapter, float]] = {}
@@ -140,9 +136,7 @@ class ImageService:
             prompt, negative = self.catalog.style(options.style).apply(prompt, negative)
         prompt = add_trigger_words(prompt, [a.trigger_word for a, _ in unique.values() if a.trigger_word])
         steps = options.steps or base.defaults.steps
-        guidance = (
-            options.guidance_scale if options.guidance_scale is not None else base.defaults.guidance_scale
-        )
+        guidance = options.guidance_scale if options.guidance_scale is not None else base.defaults.guidance_scale
         first_seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
         seeds = tuple((first_seed + i) % 2**32 for i in range(options.n))
         loras = tuple(
@@ -195,9 +189,7 @@ class ImageService:
     @staticmethod
     def _check_base(adapter: Adapter, base: BaseModelEntry, *, param: str) -> Adapter:
         if adapter.base_id != base.id:
-            raise Invalid(
-                f"adapter '{adapter.id}' is for base '{adapter.base_id}', not '{base.id}'", param=param
-            )
+            raise Invalid(f"adapter '{adapter.id}' is for base '{adapter.base_id}', not '{base.id}'", param=param)
         return adapter
 
     @staticmethod

@@ -103,8 +103,6 @@ async def update_generation(
 
 
 @router.delete("/{generation_id}")
-async def delete_generation(
-    generation_id: str, services: ServicesDep, principal: PrincipalDep
-) -> DeletedPublic:
+async def delete_generation(generation_id: str, services: ServicesDep, principal: PrincipalDep) -> DeletedPublic:
     await run_in_threadpool(services.images.delete, owner_id=principal.user_id, generation_id=generation_id)
     return DeletedPublic(id=generation_id, object="generation")

@@ -132,9 +132,7 @@ async def read_image(
     signature: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response:
     """The PNG of a generation: for its owner's key, or anyone holding an unexpired signed URL."""
-    signed = (
-        expires is not None and signature is not None and services.signer.verify(image_id, expires, signature)
-    )
+    signed = expires is not None and signature is not None and services.signer.verify(image_id, expires, signature)
     if not signed and principal is None:
         raise Unauthorized("missing API key or valid signature")
 

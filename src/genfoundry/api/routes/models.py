@@ -53,9 +53,7 @@ def _find(services: Services, owner_id: str, model_id: str) -> ModelPublic:
     if model_id in services.catalog.models:
         return base_public(services.catalog.get(model_id))
     with services.sessions() as session:
-        return adapter_public(
-            adapters_repo.require_adapter(session=session, owner_id=owner_id, adapter_id=model_id)
-        )
+        return adapter_public(adapters_repo.require_adapter(session=session, owner_id=owner_id, adapter_id=model_id))
 
 
 @router.get("")
@@ -78,15 +76,11 @@ async def read_model(model_id: str, services: ServicesDep, principal: PrincipalD
 async def create_model(
     services: ServicesDep,
     principal: PrincipalDep,
-    file: Annotated[
-        UploadFile, File(description="LoRA weights (.safetensors) in diffusers/PEFT or kohya format")
-    ],
+    file: Annotated[UploadFile, File(description="LoRA weights (.safetensors) in diffusers/PEFT or kohya format")],
     base: Annotated[str, Form(min_length=1, max_length=120)],
     name: Annotated[str, Form(min_length=1, max_length=200)],
     trigger_word: Annotated[str | None, Form(max_length=200)] = None,
-    tags: Annotated[
-        str | None, Form(description="comma-separated key=value, e.g. industry=technology")
-    ] = None,
+    tags: Annotated[str | None, Form(description="comma-separated key=value, e.g. industry=technology")] = None,
 ) -> ModelPublic:
     """Import a LoRA trained elsewhere: checked against the base's layers, stored in diffusers format."""
     parsed_tags = parse_tags(tags)
@@ -124,14 +118,10 @@ async def read_model_content(
 
     def load() -> bytes:
         with services.sessions() as session:
-            adapter = adapters_repo.get_adapter(
-                session=session, owner_id=principal.user_id, adapter_id=model_id
-            )
+            adapter = adapters_repo.get_adapter(session=session, owner_id=principal.user_id, adapter_id=model_id)
         if adapter is None:
             if model_id in services.catalog.models:
-                raise Invalid(
-                    "only adapters can be downloaded; base weights come from their source", param="model"
-                )
+                raise Invalid("only adapters can be downloaded; base weights come from their source", param="model")
             raise NotFound(f"The model '{model_id}' does not exist")
         return services.adapters.export(adapter, fmt=format)
 
