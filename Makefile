@@ -14,11 +14,13 @@ serve: setup  ## build the tiny models on first run, then serve on 127.0.0.1:800
 	$(BIN)/genfoundry models build-tiny
 	$(BIN)/genfoundry serve
 
-test: setup  ## the test suite (slow and GPU tests excluded)
+test: setup  ## the test suite (slow and GPU tests excluded); PostgreSQL server installed if missing
+	bash scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest
 
 test-all: setup
-	$(BIN)/python -m pytest -m "" 
+	bash scripts/ensure-postgres.sh
+	$(BIN)/python -m pytest -m ""
 
 lint: setup
 	$(BIN)/ruff check src tests bench

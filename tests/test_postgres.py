@@ -1,0 +1,86 @@
+"""genfoundry on a real PostgreSQL server (started here in a temp folder): migrations, keys, generations."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from genfoundry.config import Settings
+from genfoundry.repo import users as users_repo
+from genfoundry.services.local import open_database
+from tests.conftest import free_port, make_home, start_server
+
+
+def _pg_bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL server binaries not installed (scripts/ensure-postgres.sh installs them)")
+    # PostgreSQL refuses to run as root; as root, run it as the postgres system user in a folder it owns
+    # (pytest's own temp root is private to root).
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="genfoundry-pg-"))
+    if prefix:
+        shutil.chown(folder, user="postgres")
+    data = folder / "data"
+    subprocess.run(
+        [*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    log = folder / "server.log"  # without -l the server keeps our pipes open and run() never returns
+    subprocess.run(
+        [*prefix, pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "start"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_service_runs_on_postgres(postgres_url: str, tmp_path: Path, tiny_dir: Path) -> None:
+    settings = Settings(home=make_home(tmp_path, tiny_dir), port=free_port(), database_url=postgres_url)
+    with open_database(settings) as session:
+        key = users_repo.create_key(session=session, name="pg-user").key
+        session.commit()
+    assert not (settings.home / "genfoundry.db").exists()
+    server = start_server(settings)
+    try:
+        with server.client(key) as client:
+            made = client.post(
+                "/v1/images/generations",
+                json={"model": "tiny-sd15", "prompt": "a cat", "size": "64x64", "steps": 2, "n": 2, "seed": 1},
+            )
+            assert made.status_code == 200, made.text
+            ids = [item["id"] for item in made.json()["data"]]
+            patched = client.patch(f"/v1/generations/{ids[0]}", json={"favorite": True, "rating": 4})
+            assert patched.status_code == 200
+            favorites = client.get("/v1/generations", params={"favorite": True}).json()["data"]
+            assert [item["id"] for item in favorites] == [ids[0]]
+            assert client.get("/readyz").json()["status"] == "ready"
+        with server.client() as anonymous:
+            assert anonymous.get("/v1/generations").status_code == 401
+    finally:
+        server.stop()
+    # Migrations are idempotent: a second start on the same database applies nothing new.
+    with open_database(settings) as session:
+        assert users_repo.count_keys(session=session) == 1
