@@ -190,3 +190,9 @@ def test_generate_against_server(tmp_path: Path, live: LiveServer, keys) -> None
     )
     assert denied.returncode == 1
     assert "401" in denied.stderr
+
+
+def test_serve_refuses_keyless_public_bind(tmp_path: Path) -> None:
+    result = run_cli(tmp_path / "home", "serve", "--host", "0.0.0.0", "--port", "1", check=False)
+    assert result.returncode == 1
+    assert "keys create" in result.stderr

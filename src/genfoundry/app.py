@@ -25,18 +25,22 @@ class UnsafeBindError(RuntimeError):
     """Refusing to serve without API keys on a non-loopback address."""
 
 
-def check_auth_mode(services: Services) -> str:
+def auth_mode(*, has_keys: bool, host: str) -> str:
     """'keys' or 'single-user'; raises when no key exists and the bind address is not loopback."""
-    with services.sessions() as session:
-        has_keys = users_repo.count_keys(session=session) > 0
     if has_keys:
         return "keys"
-    if not is_loopback(services.settings.host):
+    if not is_loopback(host):
         raise UnsafeBindError(
-            f"no API key exists and the server would bind to {services.settings.host}: create one with "
-            "`genfoundry keys create --name NAME` or bind to 127.0.0.1"
+            f"no API key exists, so serving on {host} would be open to anyone: create one with "
+            "`genfoundry keys create --name NAME`, or bind to 127.0.0.1"
         )
     return "single-user"
+
+
+def check_auth_mode(services: Services) -> str:
+    with services.sessions() as session:
+        has_keys = users_repo.count_keys(session=session) > 0
+    return auth_mode(has_keys=has_keys, host=services.settings.host)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

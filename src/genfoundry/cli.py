@@ -37,7 +37,9 @@ def serve(
     """Run the HTTP API server."""
     import uvicorn
 
-    from genfoundry.app import create_app
+    from genfoundry.app import UnsafeBindError, auth_mode, create_app
+    from genfoundry.repo import users as users_repo
+    from genfoundry.services.local import open_database
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -45,6 +47,12 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = Settings(**overrides)
+    with open_database(settings) as session:
+        has_keys = users_repo.count_keys(session=session) > 0
+    try:
+        auth_mode(has_keys=has_keys, host=settings.host)
+    except UnsafeBindError as exc:
+        raise _fail(str(exc)) from None
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
