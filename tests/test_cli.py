@@ -84,48 +84,13 @@ def test_generate_in_process_with_lora_and_style(tmp_path: Path, home: Path, lor
 
     adapter_id = json.loads(imported.stdout)["id"]
     assert adapter_id in run_cli(home, "models", "list").stdout
-    out = tmp_path / "out.png"
-    result = run_cli(
-        home,
-        "generate",
-        "a cat",
-        "--model",
-        "tiny-sd15",
-        "--lora",
-        f"{adapter_id}:0.8",
-        "--style",
-        "product",
-        "--size",
-        "64x64",
-        "--steps",
-        "2",
-        "--seed",
-        "3",
-        "-o",
-        str(out),
-    )
+    out, again = tmp_path / "out.png", tmp_path / "again.png"
+    args = ["generate", "a cat", "--model", "tiny-sd15", "--lora", f"{adapter_id}:0.8", "--style", "product"]
+    args += ["--size", "64x64", "--steps", "2", "--seed", "3"]
+    result = run_cli(home, *args, "-o", str(out))
     assert "seed=3" in result.stdout
     assert Image.open(out).size == (64, 64)
-    again = tmp_path / "again.png"
-    run_cli(
-        home,
-        "generate",
-        "a cat",
-        "--model",
-        "tiny-sd15",
-        "--lora",
-        f"{adapter_id}:0.8",
-        "--style",
-        "product",
-        "--size",
-        "64x64",
-        "--steps",
-        "2",
-        "--seed",
-        "3",
-        "-o",
-        str(again),
-    )
+    run_cli(home, *args, "-o", str(again))
     assert Image.open(out).tobytes() == Image.open(again).tobytes()
 
     edited = tmp_path / "edited.png"

@@ -68,10 +68,11 @@ def test_service_runs_on_postgres(postgres_url: str, tmp_path: Path, tiny_dir: P
         with server.client(key) as client:
             made = client.post(
                 "/v1/images/generations",
-                json={"model": "tiny-sd15", "prompt": "a cat", "size": "64x64", "steps": 2, "n": 2, "seed": 1},
+                json={"model": "tiny-sd15", "prompt": "a cat", "size": "64x64", "steps": 2, "n": 2, "seed": 4294967295},
             )
             assert made.status_code == 200, made.text
             ids = [item["id"] for item in made.json()["data"]]
+            assert [item["seed"] for item in made.json()["data"]] == [4294967295, 0]
             patched = client.patch(f"/v1/generations/{ids[0]}", json={"favorite": True, "rating": 4})
             assert patched.status_code == 200
             favorites = client.get("/v1/generations", params={"favorite": True}).json()["data"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -55,7 +55,7 @@ class Adapter(Base):
     source_format: Mapped[str] = mapped_column(String(20))
     rank: Mapped[int] = mapped_column(Integer)
     alpha: Mapped[float | None] = mapped_column(Float, default=None)
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -74,7 +74,7 @@ class Generation(Base):
     revised_prompt: Mapped[str] = mapped_column(Text)
     negative_prompt: Mapped[str | None] = mapped_column(Text, default=None)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    seed: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)  # seeds span 0..2**32-1, past a signed 32-bit column
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     image_key: Mapped[str] = mapped_column(String(400))
