@@ -43,6 +43,12 @@ class PlannedRequest:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RecordedImage:
+    row: Generation
+    png: bytes
+
+
 def parse_size(size: str | None, *, base: BaseModelEntry, limits: Limits) -> tuple[int, int]:
     if size is None or size == "auto":
         return base.defaults.width, base.defaults.height
@@ -213,17 +219,20 @@ class ImageService:
     def run_sync(self, planned: PlannedRequest) -> list[GeneratedImage]:
         return self.engine.generate_sync(planned.job)
 
-    def record(self, planned: PlannedRequest, images: list[GeneratedImage]) -> list[Generation]:
-        """Store each PNG under a generated key and add its history row."""
+    def record(self, planned: PlannedRequest, images: list[GeneratedImage]) -> list[RecordedImage]:
+        """Store each PNG under a generated key and add its history row; on failure, remove what was written."""
         job = planned.job
-        rows = []
-        with self.sessions() as session:
-            for result in images:
-                generation_id = new_id("img")
-                key = f"images/{generation_id}.png"
-                self.store.put_bytes(key, encode_png(result.image))
-                rows.append(
-                    generations_repo.create_generation(
+        recorded: list[RecordedImage] = []
+        written: list[str] = []
+        try:
+            with self.sessions() as session:
+                for result in images:
+                    generation_id = new_id("img")
+                    key = f"images/{generation_id}.png"
+                    png = encode_png(result.image)
+                    self.store.put_bytes(key, png)
+                    written.append(key)
+                    row = generations_repo.create_generation(
                         session=session,
                         id=generation_id,
                         owner_id=planned.owner_id,
@@ -240,9 +249,13 @@ class ImageService:
                         image_key=key,
                         generation_time_s=round(result.generation_time_s, 4),
                     )
-                )
-            session.commit()
-        return rows
+                    recorded.append(RecordedImage(row=row, png=png))
+                session.commit()
+        except BaseException:
+            for key in written:
+                self.store.delete(key)
+            raise
+        return recorded
 
     def image_bytes(self, generation: Generation) -> bytes:
         return self.store.get_bytes(generation.image_key)

@@ -82,5 +82,5 @@ def generate_local(
             init_image=init_image,
             strength=strength if image is not None else None,
         )
-        rows = images.record(planned, images.run_sync(planned))
-        return [(images.image_bytes(row), row.seed, row.generation_time_s) for row in rows]
+        recorded = images.record(planned, images.run_sync(planned))
+        return [(image.png, image.row.seed, image.row.generation_time_s) for image in recorded]

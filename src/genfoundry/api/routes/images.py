@@ -13,33 +13,26 @@ from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import OptionalPrincipalDep, PrincipalDep, ServicesDep
 from genfoundry.datasets.image_checks import open_checked_image
-from genfoundry.db.tables import Generation
 from genfoundry.errors import Invalid, NotFound, TooLarge, Unauthorized
 from genfoundry.repo import generations as generations_repo
 from genfoundry.schemas import ImageGenerationRequest, ImageOptions, ImagePublic, ImagesResponse
 from genfoundry.services import Services
-from genfoundry.services.images import PlannedRequest
+from genfoundry.services.images import RecordedImage
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
 
 def _public(
-    services: Services,
-    request: Request,
-    planned: PlannedRequest,
-    rows: list[Generation],
-    response_format: str,
+    services: Services, request: Request, recorded: list[RecordedImage], response_format: str
 ) -> ImagesResponse:
     data = []
-    for row in rows:
+    for image in recorded:
+        row = image.row
         item = ImagePublic(
-            revised_prompt=row.revised_prompt,
-            id=row.id,
-            seed=row.seed,
-            generation_time_s=row.generation_time_s,
+            revised_prompt=row.revised_prompt, id=row.id, seed=row.seed, generation_time_s=row.generation_time_s
         )
         if response_format == "b64_json":
-            item.b64_json = base64.b64encode(services.images.image_bytes(row)).decode("ascii")
+            item.b64_json = base64.b64encode(image.png).decode("ascii")
         else:
             item.url = services.signer.image_url(str(request.base_url), row.id)
         data.append(item)
@@ -58,8 +51,11 @@ async def _generate(
         services.images.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength
     )
     results = await services.images.run(planned)
-    rows = await run_in_threadpool(services.images.record, planned, results)
-    return await run_in_threadpool(_public, services, request, planned, rows, options.response_format)
+
+    def finish() -> ImagesResponse:
+        return _public(services, request, services.images.record(planned, results), options.response_format)
+
+    return await run_in_threadpool(finish)
 
 
 @router.post("/generations", response_model_exclude_none=True)
