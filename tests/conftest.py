@@ -79,6 +79,7 @@ class Keys:
     alice: str
     bob: str
     revoked: str
+    admin: str
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +101,9 @@ def keys(live: LiveServer) -> Keys:
         bob = users_repo.create_key(session=session, name="bob").key
         revoked = users_repo.create_key(session=session, name="mallory")
         users_repo.revoke_key(session=session, key_id=revoked.record.id)
+        admin = users_repo.create_key(session=session, name="root", is_admin=True).key
         session.commit()
-    return Keys(alice=alice, bob=bob, revoked=revoked.key)
+    return Keys(alice=alice, bob=bob, revoked=revoked.key, admin=admin)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.metrics import Metrics
-from genfoundry.errors import Unauthorized
+from genfoundry.errors import Forbidden, Unauthorized
 from genfoundry.repo import users as users_repo
 from genfoundry.services import Services
 
@@ -75,6 +75,15 @@ async def get_optional_principal(request: Request, services: ServicesDep) -> Pri
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this needs an admin key (`genfoundry keys create --name NAME --admin`)")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
 OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]
 
 
