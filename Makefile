@@ -2,7 +2,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test test-all lint bench clean
+.PHONY: setup serve test test-all lint bench bench-gpu clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -27,10 +27,15 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-bench: setup
-	$(BIN)/python bench/bench_api_overhead.py
-	$(BIN)/python bench/bench_adapter_switching.py
-	$(BIN)/python bench/bench_concurrency.py
+bench: setup  ## tiny models on this machine
+	$(BIN)/python -m bench.bench_api_overhead
+	$(BIN)/python -m bench.bench_adapter_switching
+	$(BIN)/python -m bench.bench_concurrency
+
+bench-gpu: setup  ## the same three on an SD 1.5-sized random-weight pipeline, 512x512, 30 steps, fp16
+	$(BIN)/python -m bench.bench_api_overhead --sized
+	$(BIN)/python -m bench.bench_adapter_switching --sized --rank 16
+	$(BIN)/python -m bench.bench_concurrency --sized
 
 clean:
 	rm -rf $(VENV) genfoundry-data .pytest_cache .mypy_cache .ruff_cache

@@ -8,31 +8,33 @@ from pathlib import Path
 
 import httpx
 import torch
-from diffusers import DiffusionPipeline
 
-from bench.common import make_home, p50, report, running_server, timed
+from bench.common import add_model_args, p50, prepare_model, report, running_server, timed
 from genfoundry.models.random_lora import make_lora_file
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=10)
+    add_model_args(parser)
     parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--rank", type=int, default=4)
     args = parser.parse_args()
 
-    home = make_home()
-    pipeline_dir = home / "models" / "tiny" / "sd15"
-    loras = [make_lora_file(pipeline_dir, "sd15", home / "bench-loras" / name, seed=i) for i, name in enumerate("ab")]
-    body = {"prompt": "a red fox", "size": f"{args.size}x{args.size}", "steps": args.steps, "seed": 1}
+    model = prepare_model(args)
+    family = "sd15" if args.sized else args.model
+    loras = [
+        make_lora_file(model.pipeline_dir, family, model.home / "bench-loras" / name, seed=i, rank=args.rank)
+        for i, name in enumerate("ab")
+    ]
+    body = {"prompt": "a red fox", "size": f"{model.size}x{model.size}", "steps": model.steps, "seed": 1}
 
-    with running_server(home) as url, httpx.Client(base_url=url, timeout=120) as client:
+    with running_server(model.home, **model.env) as url, httpx.Client(base_url=url, timeout=600) as client:
         ids = []
         for name, path in zip("ab", loras, strict=True):
             response = client.post(
                 "/v1/models",
                 files={"file": (path.name, path.read_bytes())},
-                data={"base": "tiny-sd15", "name": f"bench {name}"},
+                data={"base": model.model_id, "name": f"bench {name}"},
             )
             response.raise_for_status()
             ids.append(response.json()["id"])
@@ -50,22 +52,23 @@ def main() -> None:
             same.append(timed(lambda: request(ids[0])))
 
     def reload_per_request(lora: Path) -> None:
-        pipe = DiffusionPipeline.from_pretrained(pipeline_dir)
-        pipe.set_progress_bar_config(disable=True)
+        pipe = model.load_pipeline()
         pipe.load_lora_weights(lora, adapter_name="x")
         with torch.inference_mode():
             pipe(
                 prompt="a red fox",
-                width=args.size,
-                height=args.size,
-                num_inference_steps=args.steps,
-                generator=torch.Generator("cpu").manual_seed(1),
+                width=model.size,
+                height=model.size,
+                num_inference_steps=model.steps,
+                generator=torch.Generator(model.device).manual_seed(1),
             )
+        if model.device == "cuda":
+            torch.cuda.synchronize()
 
     reload_times = [timed(lambda i=i: reload_per_request(loras[i % 2])) for i in range(max(6, args.requests // 5))]
     ratio = p50(alternating) / p50(same)
     report(
-        f"Adapter switching: tiny-sd15 {args.size}x{args.size}, {args.steps} steps",
+        f"Adapter switching: {model.model_id} {model.size}x{model.size}, {model.steps} steps, rank {args.rank}",
         [
             ("one adapter throughout, p50", f"{p50(same) * 1000:.1f} ms"),
             ("alternating two adapters, p50", f"{p50(alternating) * 1000:.1f} ms"),

@@ -9,32 +9,30 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from bench.common import make_home, p50, report, running_server
+from bench.common import add_model_args, p50, prepare_model, report, running_server
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="sd15", choices=["sd15", "sdxl", "flux"])
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=10)
+    add_model_args(parser)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    home = make_home()
+    model = prepare_model(args)
     bodies = [
         {
-            "model": f"tiny-{args.model}",
+            "model": model.model_id,
             "prompt": f"a red fox, picture {i}",
-            "size": f"{args.size}x{args.size}",
-            "steps": args.steps,
+            "size": f"{model.size}x{model.size}",
+            "steps": model.steps,
             "seed": i,
         }
         for i in range(args.concurrency)
     ]
     with (
-        running_server(home) as url,
-        httpx.Client(base_url=url, timeout=300, limits=httpx.Limits(max_connections=32)) as client,
+        running_server(model.home, **model.env) as url,
+        httpx.Client(base_url=url, timeout=900, limits=httpx.Limits(max_connections=32)) as client,
         ThreadPoolExecutor(args.concurrency) as pool,
     ):
 
@@ -57,7 +55,7 @@ def main() -> None:
     n = args.concurrency
     ratio = p50(sequential) / p50(concurrent)
     report(
-        f"Concurrency: tiny-{args.model} {args.size}x{args.size}, {args.steps} steps, {n} requests x {args.rounds}",
+        f"Concurrency: {model.model_id} {model.size}x{model.size}, {model.steps} steps, {n} requests x {args.rounds}",
         [
             ("sequential, p50 wall", f"{p50(sequential):.2f} s ({n / p50(sequential):.2f} images/s)"),
             ("concurrent, p50 wall", f"{p50(concurrent):.2f} s ({n / p50(concurrent):.2f} images/s)"),

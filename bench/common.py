@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import socket
@@ -12,7 +13,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -88,3 +91,68 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"  {name.ljust(width)}  {value}")
+
+
+SIZED_MODEL_ID = "random-sd15-sized"
+
+
+@dataclass
+class BenchModel:
+    home: Path
+    model_id: str
+    pipeline_dir: Path
+    size: int
+    steps: int
+    device: str
+    dtype: str
+    env: dict[str, str]
+
+    def load_pipeline(self) -> Any:
+        """The same pipeline, loaded in this process the plain diffusers way (the baseline)."""
+        import torch
+        from diffusers import DiffusionPipeline
+
+        pipe = DiffusionPipeline.from_pretrained(self.pipeline_dir, torch_dtype=getattr(torch, self.dtype))
+        pipe.set_progress_bar_config(disable=True)
+        return pipe.to(self.device)
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="sd15", choices=["sd15", "sdxl", "flux"], help="tiny model family")
+    parser.add_argument(
+        "--sized", action="store_true", help="an SD 1.5-sized random-weight pipeline, fp16 (meant for a GPU)"
+    )
+    parser.add_argument("--size", type=int, default=None, help="default 128 (tiny) or 512 (--sized)")
+    parser.add_argument("--steps", type=int, default=None, help="default 10 (tiny) or 30 (--sized)")
+
+
+def prepare_model(args: argparse.Namespace) -> BenchModel:
+    """A temp home with the tiny models, plus the SD 1.5-sized one registered in a catalog file if asked."""
+    import torch
+
+    home = make_home()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not args.sized:
+        family = args.model
+        # The tiny catalog entries pin float32, so the baseline uses it too.
+        tiny_dir = home / "models" / "tiny" / family
+        return BenchModel(home, f"tiny-{family}", tiny_dir, args.size or 128, args.steps or 10, device, "float32", {})
+    from genfoundry.models.sized import build_sd15_sized_pipeline
+
+    pipeline_dir = build_sd15_sized_pipeline(home / "models" / "sized" / "sd15")
+    catalog = home / "bench-catalog.toml"
+    catalog.write_text(
+        f'[models."{SIZED_MODEL_ID}"]\nfamily = "sd15"\nsource = "{pipeline_dir}"\ndtype = "float16"\n'
+        "defaults = { width = 512, height = 512, steps = 30, guidance_scale = 7.5 }\n",
+        encoding="utf-8",
+    )
+    return BenchModel(
+        home,
+        SIZED_MODEL_ID,
+        pipeline_dir,
+        args.size or 512,
+        args.steps or 30,
+        device,
+        "float16",
+        {"GENFOUNDRY_CATALOG_FILE": str(catalog)},
+    )
