@@ -224,9 +224,9 @@ def bad_lora_cases(lora_files: LoraFiles) -> list[tuple[str, bytes, dict, int, s
             ),
             {},
             400,
-            None,
+            "file",
         ),
-        ("other family", lora_files.sdxl.read_bytes(), {}, 400, None),
+        ("other family", lora_files.sdxl.read_bytes(), {}, 400, "file"),
         ("unknown base", good, {"base": "no-such-base"}, 404, "base"),
         ("bad tags", good, {"tags": "industry"}, 400, "tags"),
     ]

@@ -67,7 +67,7 @@ def import_lora(src: Path, *, family: str, base_source: str | Path, dest: Path) 
     source_format = _detect_format(raw)
     other = _foreign_family(raw.keys(), family)
     if other is not None:
-        raise Invalid(f"this LoRA is for {other}, not for the {family} base {base_source}", param="family")
+        raise Invalid(f"this LoRA is for {other}, not for the {family} base {base_source}")
     if source_format == "peft":
         # A bare PEFT adapter (adapter_model.safetensors) carries no component name: it is the denoiser's.
         raw = {f"{fam.denoiser}.{k.removeprefix('base_model.model.')}": v for k, v in raw.items()}
