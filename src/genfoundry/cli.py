@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,6 +55,11 @@ def serve(
         auth_mode(has_keys=has_keys, host=settings.host)
     except UnsafeBindError as exc:
         raise _fail(str(exc)) from None
+    # Spooled uploads and other temporary files of this server process stay under the home too.
+    tmp = settings.home / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(tmp)
+    tempfile.tempdir = str(tmp)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
