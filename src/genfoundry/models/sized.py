@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from typing import Any
 
 from genfoundry.models.tiny import make_clip_tokenizer
 
@@ -54,7 +55,7 @@ def build_sd15_sized_pipeline(out_dir: pathlib.Path, *, seed: int = 0, dtype: st
         )
         unet = UNet2DConditionModel(**_SD15_UNET)
         vae = AutoencoderKL(**_SD15_VAE)
-    pipe = StableDiffusionPipeline(
+    pipe: Any = StableDiffusionPipeline(  # diffusers' mixins are invisible to mypy
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
