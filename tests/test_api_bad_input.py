@@ -196,3 +196,32 @@ def test_catalog_model_without_weights_names_the_model(live: LiveServer, alice: 
     assert "hf download" in error["message"]
     assert snapshot(live, alice) == before
     assert alice.post("/v1/images/generations", json=GOOD).status_code == 200
+
+
+def test_good_requests_succeed_while_hostile_ones_arrive(live: LiveServer, keys) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    hostile = [
+        ("json", {"content": b'{"model": "tiny', "headers": {"content-type": "application/json"}}),
+        ("json", {"json": {**GOOD, "size": "0x0"}}),
+        ("json", {"json": {**GOOD, "model": "no-such"}}),
+        ("edit", {"files": {"image": ("x.png", png_header_only(60000, 60000), "image/png")}, "data": GOOD}),
+        ("edit", {"files": {"image": ("x.png", b"not an image", "image/png")}, "data": GOOD}),
+    ]
+
+    def send_hostile(i: int) -> int:
+        kind, kwargs = hostile[i % len(hostile)]
+        path = "/v1/images/generations" if kind == "json" else "/v1/images/edits"
+        with live.client(keys.bob) as client:
+            return client.post(path, **kwargs).status_code
+
+    def send_good(i: int) -> int:
+        with live.client(keys.alice) as client:
+            return client.post("/v1/images/generations", json={**GOOD, "seed": i}).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        bad = pool.map(send_hostile, range(30))
+        good = pool.map(send_good, range(6))
+        bad_statuses, good_statuses = list(bad), list(good)
+    assert good_statuses == [200] * 6
+    assert all(400 <= status < 500 for status in bad_statuses), bad_statuses
