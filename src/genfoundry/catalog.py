@@ -20,6 +20,7 @@ class GenerationDefaults:
     height: int = 512
     steps: int = 30
     guidance_scale: float = 7.5
+    scheduler: str | None = None  # a diffusers scheduler class name; None keeps the model's own
 
 
 @dataclass(frozen=True)

@@ -17,55 +17,26 @@ from genfoundry.errors import Invalid, ModelUnavailable, Overloaded
 from genfoundry.inference import image as image_module
 from genfoundry.inference.image import GeneratedImage, ImageEngine, ImageJob, LoraSpec
 from genfoundry.inference.loader import BaseModelSpec, estimate_pipeline_bytes, load_pipeline
+from genfoundry.models.random_lora import make_lora_file
 
 FAMILIES = ("sd15", "sdxl", "flux")
 GiB = 1024**3
 
 
 @pytest.fixture(scope="module")
-def tiny_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BaseModelSpec]:
-    from genfoundry.models.tiny import build_tiny_pipeline
-
-    root = tmp_path_factory.mktemp("tiny-engine")
+def tiny_specs(tiny_dir: Path) -> dict[str, BaseModelSpec]:
     return {
-        family: BaseModelSpec(
-            id=f"tiny-{family}", family=family, source=str(build_tiny_pipeline(family, root / family))
-        )
-        for family in FAMILIES
+        family: BaseModelSpec(id=f"tiny-{family}", family=family, source=str(tiny_dir / family)) for family in FAMILIES
     }
 
 
-def _make_lora(pipeline_dir: str, out_dir: Path, *, seed: int) -> str:
-    """A random (non-zero) diffusers-format UNet LoRA, trained nowhere, saved like a training script does."""
-    import torch
-    from diffusers import StableDiffusionPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
-    pipe = StableDiffusionPipeline.from_pretrained(
-        pipeline_dir, safety_checker=None, feature_extractor=None, requires_safety_checker=False
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        pipe.unet.add_adapter(
-            LoraConfig(
-                r=4,
-                lora_alpha=4,
-                target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                init_lora_weights=False,
-            )
-        )
-    StableDiffusionPipeline.save_lora_weights(
-        out_dir, unet_lora_layers=get_peft_model_state_dict(pipe.unet), weight_name="lora.safetensors"
-    )
-    return str(out_dir / "lora.safetensors")
-
-
 @pytest.fixture(scope="module")
-def sd15_loras(tiny_specs: dict[str, BaseModelSpec], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def sd15_loras(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("loras")
-    source = tiny_specs["sd15"].source
-    return {"a": _make_lora(source, root / "a", seed=1), "b": _make_lora(source, root / "b", seed=2)}
+    return {
+        name: str(make_lora_file(tiny_dir / "sd15", "sd15", root / name, seed=seed))
+        for name, seed in (("a", 1), ("b", 2))
+    }
 
 
 def _engine(**overrides: Any) -> ImageEngine:
@@ -357,3 +328,14 @@ def test_bad_arguments_become_invalid_and_the_worker_survives(
         engine.generate_sync(_job(spec, loras=(LoraSpec("nope", "/nonexistent/lora.safetensors"),)))
 
     assert engine.generate_sync(_job(spec))[0].image.size == (64, 64)
+
+
+def test_catalog_scheduler_replaces_the_pipelines_own(tiny_dir: Path) -> None:
+    source = str(tiny_dir / "sd15")
+    spec = BaseModelSpec(id="s", family="sd15", source=source, scheduler="DPMSolverMultistepScheduler")
+    pipe = load_pipeline(spec, device="cpu", dtype="float32")
+    assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    with pytest.raises(Invalid, match="unknown scheduler"):
+        load_pipeline(
+            BaseModelSpec(id="s", family="sd15", source=source, scheduler="os"), device="cpu", dtype="float32"
+        )

@@ -13,7 +13,6 @@ from safetensors.torch import load_file, save_file
 
 from genfoundry.errors import Invalid, Unprocessable
 from genfoundry.models.lora_formats import LoraInfo, export_lora, import_lora
-from genfoundry.models.tiny import build_tiny_pipeline
 
 FAMILIES = ("sd15", "sdxl", "flux")
 ATTN = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -22,9 +21,8 @@ MAX_PIXEL_DIFF = 2.0
 
 
 @pytest.fixture(scope="module")
-def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("bases")
-    return {family: build_tiny_pipeline(family, root / family) for family in FAMILIES}
+def bases(tiny_dir: Path) -> dict[str, Path]:
+    return {family: tiny_dir / family for family in FAMILIES}
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ class BaseModelSpec:
     family: str
     source: str
     dtype: str = "auto"
+    scheduler: str | None = None  # a diffusers scheduler class name; None keeps the pipeline's own
 
     def __post_init__(self) -> None:
         if self.family not in FAMILY_PIPELINES:
@@ -133,10 +134,22 @@ def load_pipeline(spec: BaseModelSpec, *, device: str, dtype: str) -> DiffusionP
             raise ModelUnavailable(f"base model {spec.id!r}: cannot load folder {folder}: {exc}") from exc
     else:
         pipe = _load_from_hub(pipeline_cls, spec, kwargs)
+    if spec.scheduler is not None:
+        pipe.scheduler = _scheduler_class(spec).from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     if device != "cpu":
         pipe.to(device)
     return pipe  # type: ignore[no-any-return]
+
+
+def _scheduler_class(spec: BaseModelSpec) -> Any:
+    import diffusers
+
+    name = spec.scheduler or ""
+    cls = getattr(diffusers, name, None) if name.endswith("Scheduler") else None
+    if cls is None:
+        raise Invalid(f"model {spec.id!r}: unknown scheduler {name!r}; use a diffusers scheduler class name")
+    return cls
 
 
 def _load_from_hub(pipeline_cls: Any, spec: BaseModelSpec, kwargs: dict[str, Any]) -> Any:

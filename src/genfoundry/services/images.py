@@ -150,7 +150,13 @@ class ImageService:
             for adapter, weight in unique.values()
         )
         job = ImageJob(
-            base=BaseModelSpec(id=base.id, family=base.family, source=base.source, dtype=base.dtype),
+            base=BaseModelSpec(
+                id=base.id,
+                family=base.family,
+                source=base.source,
+                dtype=base.dtype,
+                scheduler=base.defaults.scheduler,
+            ),
             prompt=prompt,
             negative_prompt=negative,
             width=width,
