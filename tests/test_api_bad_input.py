@@ -31,7 +31,7 @@ def snapshot(live: LiveServer, client: httpx.Client) -> tuple[int, frozenset[str
 def assert_error(response: httpx.Response, status: int, *, param: str | None = None) -> dict:
     assert response.status_code == status, response.text
     error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
+    assert {"message", "type", "param", "code"} <= set(error) <= {"message", "type", "param", "code", "details"}
     assert error["message"]
     assert "Traceback" not in error["message"]
     if param is not None:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 
 class GenfoundryError(Exception):
-    """Base class: `message` is safe to show to the caller; `param` names the offending field."""
+    """Base class: `message` is safe to show to the caller; `param` names the offending field; `details`
+    (JSON-able) goes into the error body as extra information, e.g. a per-file report."""
 
     status_code = 400
     error_type = "invalid_request_error"
     code: str | None = None
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, param: str | None = None, code: str | None = None, details: object = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.details = details
         if code is not None:
             self.code = code
 

@@ -1,0 +1,1 @@
+"""Jobs: long work run outside the request, with progress, events and cancellation."""
