@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from genfoundry.app import create_app
-from genfoundry.config import Settings
+from genfoundry.config import DatasetSettings, Settings
 from genfoundry.models.random_lora import make_lora_file
 from genfoundry.services.local import open_database
 
@@ -86,7 +86,9 @@ class Keys:
 def live(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Iterator[LiveServer]:
     """One server for the session, in key mode (keys exist), on the tiny models."""
     home = make_home(tmp_path_factory.mktemp("live"), tiny_dir)
-    settings = Settings(home=home, port=free_port(), queue_size=16, batch_timeout_ms=30)
+    # Dataset URLs may point at 127.0.0.2 only (the tests' image server); 127.0.0.1 stays refused.
+    datasets = DatasetSettings(allowed_fetch_networks=["127.0.0.2/32"], fetch_timeout_s=5)
+    settings = Settings(home=home, port=free_port(), queue_size=16, batch_timeout_ms=30, datasets=datasets)
     server = start_server(settings)
     yield server
     server.stop()

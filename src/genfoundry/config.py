@@ -27,6 +27,28 @@ class Limits(BaseModel):
     max_loras_per_request: int = 8
 
 
+class DatasetSettings(BaseModel):
+    """Ingestion and captioning of training data."""
+
+    image_format: Literal["JPEG", "PNG"] = "JPEG"
+    max_zip_bytes: int = 2 * 1024**3
+    max_zip_entries: int = 10_000
+    max_uncompressed_bytes: int = 4 * 1024**3
+    max_entry_bytes: int = 64 * 1024 * 1024
+    max_compression_ratio: int = 100
+    max_image_pixels: int = 16_777_216
+    max_urls: int = 1000
+    fetch_concurrency: int = 8
+    fetch_max_bytes: int = 32 * 1024 * 1024
+    fetch_timeout_s: float = 60.0
+    # Networks a dataset URL may resolve into although private/loopback (e.g. ["127.0.0.0/8"] for tests).
+    allowed_fetch_networks: list[str] = Field(default_factory=list)
+    max_jsonl_line_bytes: int = 1024 * 1024
+    default_captioner: str = "florence-2-base"
+    caption_batch_size: int = Field(default=8, ge=1)
+    job_workers: int = Field(default=2, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything genfoundry reads from its environment."""
 
@@ -50,6 +72,8 @@ class Settings(BaseSettings):
     # so a lone request never waits.
     batch_timeout_ms: float = Field(default=0.0, ge=0)
     limits: Limits = Field(default_factory=Limits)
+    datasets: DatasetSettings = Field(default_factory=DatasetSettings)
+    captioners_file: Path | None = None
 
     @field_validator("home", mode="after")
     @classmethod

@@ -50,6 +50,7 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
         param=exc.param,
         code=exc.code,
         headers=headers,
+        details=exc.details,
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import warnings
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError, features
 
 from genfoundry.errors import TooLarge, Unprocessable
 
-ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"})
+# MPO is how Pillow names many camera JPEGs (with a second, preview frame).
+ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF"})
 
 
 def open_checked_image(data: bytes, *, max_pixels: int, param: str = "image") -> Image.Image:
@@ -35,3 +36,48 @@ def open_checked_image(data: bytes, *, max_pixels: int, param: str = "image") ->
     except (OSError, SyntaxError, ValueError) as exc:
         raise Unprocessable(f"the image could not be decoded (truncated or corrupt): {exc}", param=param) from exc
     return image.convert("RGB")
+
+
+def _dataset_formats() -> tuple[str, ...]:
+    """Formats a dataset accepts; AVIF only where this Pillow build can decode it."""
+    formats = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+    return (*formats, "AVIF") if features.check("avif") else formats
+
+
+DATASET_FORMATS = _dataset_formats()
+"""Passed to `Image.open(formats=...)`, so Pillow's exotic parsers (EPS runs Ghostscript) never see uploads."""
+
+# Well-known files users put in image folders, named so a rejection says more than "not an image".
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF", "PDF"),
+    (b"8BPS", "PSD"),
+    (b"%!PS", "PostScript"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"qoif", "QOI"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"RIFF", "RIFF (audio or video)"),
+)
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+
+
+def sniff_unsupported_format(data: bytes) -> str | None:
+    """Name a well-known non-dataset format from its first bytes, or None when it is not recognised."""
+    head = data[:1024]
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _HEIF_BRANDS:
+            return "HEIC"
+        return "AVIF" if brand in (b"avif", b"avis") else "video (MP4/MOV)"
+    lowered = head.lstrip().lower()
+    if b"<svg" in lowered and lowered.startswith((b"<?xml", b"<svg", b"<!doctype svg", b"<!--")):
+        return "SVG"
+    if lowered.startswith((b"<!doctype html", b"<html")):
+        return "HTML"
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            return name
+    return None

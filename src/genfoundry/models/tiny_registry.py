@@ -35,7 +35,8 @@ def _registry_toml(model_ids: dict[str, str]) -> str:
 
 
 def build_and_register_tiny(tiny_dir: Path, *, force: bool = False, seed: int = 0) -> Iterator[tuple[str, bool]]:
-    """Yield (model id, whether it was built now); already-built models are kept unless `force`."""
+    """Yield (model id, whether it was built now) for the pipelines and the captioner; built ones are kept
+    unless `force`."""
     from genfoundry.models.tiny import TINY_FAMILIES, build_tiny_pipeline
 
     tiny_dir.mkdir(parents=True, exist_ok=True)
@@ -51,6 +52,10 @@ def build_and_register_tiny(tiny_dir: Path, *, force: bool = False, seed: int = 
         shutil.rmtree(target, ignore_errors=True)
         staging.replace(target)
         yield model_id, True
+    from genfoundry.models.tiny_captioner import TINY_CAPTIONER_ID, ensure_tiny_captioner
+
+    _path, built = ensure_tiny_captioner(tiny_dir, force=force, seed=seed)
+    yield TINY_CAPTIONER_ID, built
     registry = tiny_dir / TINY_REGISTRY_FILE
     tmp = registry.with_name(f".tmp-{registry.name}")
     tmp.write_text(_registry_toml(dict(TINY_FAMILIES)), encoding="utf-8")

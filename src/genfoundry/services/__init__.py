@@ -10,8 +10,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from genfoundry.catalog import Catalog
 from genfoundry.config import Settings
 from genfoundry.db.session import make_engine, make_session_factory, upgrade_database
+from genfoundry.inference.caption import load_captioner_catalog
 from genfoundry.inference.image import ImageEngine
+from genfoundry.jobs.runner import JobRunner, ThreadExecutor
 from genfoundry.services.adapters import AdapterService
+from genfoundry.services.dataset_jobs import CaptionerPool, DatasetJobs
+from genfoundry.services.datasets import DatasetService
 from genfoundry.services.images import ImageService
 from genfoundry.services.urls import UrlSigner, load_or_create_secret
 from genfoundry.storage import ArtifactStore
@@ -28,8 +32,11 @@ class Services:
     images: ImageService
     adapters: AdapterService
     signer: UrlSigner
+    jobs: JobRunner
+    datasets: DatasetService
 
     def close(self) -> None:
+        self.jobs.shutdown()
         self.image_engine.close()
         self.db_engine.dispose()
 
@@ -60,6 +67,23 @@ def build_services(settings: Settings) -> Services:
     )
     images = ImageService(sessions=sessions, store=store, catalog=catalog, engine=image_engine, limits=settings.limits)
     signer = UrlSigner(load_or_create_secret(settings.home / "secret.key"))
+    jobs = JobRunner(sessions=sessions, executor=ThreadExecutor(settings.datasets.job_workers))
+    captioner_specs = load_captioner_catalog(settings.captioners_file, settings.tiny_models_dir)
+    datasets = DatasetService(
+        sessions=sessions,
+        store=store,
+        settings=settings.datasets,
+        jobs=jobs,
+        work_dir=settings.home / "tmp",
+        captioner_ids=frozenset(captioner_specs),
+    )
+    DatasetJobs(
+        sessions=sessions,
+        datasets=datasets,
+        settings=settings.datasets,
+        captioners=CaptionerPool(captioner_specs, device=device, dtype=settings.resolved_dtype(device)),
+        caption_cache_dir=settings.home / "cache" / "captions",
+    ).register(jobs)
     return Services(
         settings=settings,
         db_engine=db_engine,
@@ -70,4 +94,6 @@ def build_services(settings: Settings) -> Services:
         images=images,
         adapters=adapters,
         signer=signer,
+        jobs=jobs,
+        datasets=datasets,
     )

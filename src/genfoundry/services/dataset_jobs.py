@@ -1,0 +1,183 @@
+"""The dataset jobs: downloading image URLs into a dataset, and captioning a dataset's images."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from genfoundry.config import DatasetSettings
+from genfoundry.datasets.images import normalize_image
+from genfoundry.datasets.url_fetch import FetchPolicy, FetchResult, fetch_all
+from genfoundry.db.tables import DatasetItem, Job
+from genfoundry.errors import GenfoundryError
+from genfoundry.inference.caption import (
+    CaptionCache,
+    Captioner,
+    CaptionerSpec,
+    apply_trigger_word,
+    caption_with_cache,
+)
+from genfoundry.jobs.runner import JobContext, JobRunner
+from genfoundry.repo import datasets as datasets_repo
+from genfoundry.repo.ids import new_id
+from genfoundry.services.datasets import DatasetService, caption_key, image_key
+
+
+class CaptionerPool:
+    """Each captioner loaded once per process, on first use."""
+
+    def __init__(self, specs: dict[str, CaptionerSpec], *, device: str, dtype: str) -> None:
+        self.specs = specs
+        self.device = device
+        self.dtype = dtype
+        self._loaded: dict[str, Captioner] = {}
+        self._lock = threading.Lock()
+
+    def get(self, captioner_id: str) -> Captioner:
+        with self._lock:
+            if captioner_id not in self._loaded:
+                self._loaded[captioner_id] = Captioner(self.specs[captioner_id], device=self.device, dtype=self.dtype)
+            return self._loaded[captioner_id]
+
+
+class DatasetJobs:
+    """Job functions registered with the runner; they write through the dataset service's store and tables."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        datasets: DatasetService,
+        settings: DatasetSettings,
+        captioners: CaptionerPool,
+        caption_cache_dir: Path,
+    ) -> None:
+        self.sessions = sessions
+        self.datasets = datasets
+        self.settings = settings
+        self.captioners = captioners
+        self.caption_cache_dir = caption_cache_dir
+
+    def register(self, runner: JobRunner) -> None:
+        runner.register("dataset_urls", self.download_urls, on_finish=self.finish)
+        runner.register("dataset_caption", self.caption, on_finish=self.finish)
+
+    # -- URL downloads -----------------------------------------------------------------------------
+
+    def download_urls(self, ctx: JobContext) -> dict[str, Any]:
+        dataset_id: str = ctx.params["dataset_id"]
+        urls: list[str] = ctx.params["urls"]
+        policy = FetchPolicy(
+            allowed_networks=tuple(self.settings.allowed_fetch_networks),
+            total_timeout_s=self.settings.fetch_timeout_s,
+            max_bytes=self.settings.fetch_max_bytes,
+            concurrency=self.settings.fetch_concurrency,
+        )
+        seen: dict[str, str] = {}
+        items: list[DatasetItem | None] = [None] * len(urls)
+        done = 0
+
+        def on_result(index: int, result: FetchResult) -> None:
+            nonlocal done
+            items[index] = self._store_download(dataset_id, result, seen)
+            done += 1
+            ctx.progress(done, len(urls))
+            ctx.check_cancelled()
+
+        ctx.progress(0, len(urls))
+        asyncio.run(fetch_all(urls, policy=policy, on_result=on_result))
+        rows = [item for item in items if item is not None]
+        with self.sessions() as session:
+            datasets_repo.add_items(session=session, items=rows)
+            dataset = datasets_repo.get_dataset(session=session, dataset_id=dataset_id)
+            accepted = sum(1 for item in rows if item.status == "ok")
+            if dataset is not None:
+                dataset.accepted = accepted
+                dataset.rejected = sum(1 for item in rows if item.status == "rejected")
+                dataset.duplicates = sum(1 for item in rows if item.status == "duplicate")
+                dataset.total_bytes = sum(item.bytes for item in rows if item.status == "ok")
+            session.commit()
+        self.datasets.write_manifest(dataset_id)
+        if accepted == 0:
+            raise GenfoundryError("no URL gave a valid image; see the dataset's items for each reason")
+        return {"dataset_id": dataset_id, "accepted": accepted, "total": len(urls)}
+
+    def _store_download(self, dataset_id: str, result: FetchResult, seen: dict[str, str]) -> DatasetItem:
+        item = DatasetItem(id=new_id("item"), dataset_id=dataset_id, source=result.url, status="rejected")
+        if not result.ok or result.data is None:
+            item.reason = result.reason or "download failed"
+            return item
+        try:
+            image = normalize_image(
+                result.data, max_pixels=self.settings.max_image_pixels, fmt=self.settings.image_format
+            )
+        except GenfoundryError as exc:
+            item.reason = exc.message
+            return item
+        item.sha256, item.width, item.height = image.sha256, image.width, image.height
+        if image.sha256 in seen:
+            item.status, item.duplicate_of = "duplicate", seen[image.sha256]
+            return item
+        seen[image.sha256] = result.url
+        extension = ".png" if self.settings.image_format == "PNG" else ".jpg"
+        item.file = f"{item.id}{extension}"
+        self.datasets.store.put_bytes(image_key(dataset_id, item.file), image.data)
+        item.status, item.bytes = "ok", len(image.data)
+        return item
+
+    # -- captioning --------------------------------------------------------------------------------
+
+    def caption(self, ctx: JobContext) -> dict[str, Any]:
+        from PIL import Image
+
+        params = ctx.params
+        dataset_id: str = params["dataset_id"]
+        captioner = self.captioners.get(params["model"])
+        cache = CaptionCache(self.caption_cache_dir)
+        with self.sessions() as session:
+            items, _ = datasets_repo.list_items(session=session, dataset_id=dataset_id, status="ok")
+        todo = [item for item in items if params["overwrite"] or not item.caption]
+        batch = int(params["batch_size"])
+        written = 0
+        ctx.progress(0, len(todo))
+        for start in range(0, len(todo), batch):
+            ctx.check_cancelled()
+            chunk = todo[start : start + batch]
+            images = []
+            for item in chunk:
+                assert item.file is not None and item.sha256 is not None
+                data = self.datasets.store.get_bytes(image_key(dataset_id, item.file))
+                images.append((item.sha256, Image.open(io.BytesIO(data)).convert("RGB")))
+            captions = caption_with_cache(
+                captioner, images, prompt=params["prompt"], cache=cache, batch_size=batch, on_progress=None
+            )
+            with self.sessions() as session:
+                for item, text in zip(chunk, captions, strict=True):
+                    final = apply_trigger_word(text, params["trigger_word"])
+                    assert item.file is not None
+                    self.datasets.store.put_bytes(caption_key(dataset_id, item.file), final.encode("utf-8"))
+                    row = datasets_repo.require_item(session=session, dataset_id=dataset_id, item_id=item.id)
+                    row.caption = final
+                    written += 1
+                session.commit()
+            ctx.progress(written, len(todo))
+        self.datasets.write_manifest(dataset_id)
+        return {"dataset_id": dataset_id, "captioned": written, "model": params["model"]}
+
+    def finish(self, job: Job) -> None:
+        """The dataset leaves `processing` / `captioning` whatever the job's end."""
+        with self.sessions() as session:
+            dataset = datasets_repo.get_dataset(session=session, dataset_id=job.params["dataset_id"])
+            if dataset is None or dataset.active_job_id != job.id:
+                return
+            dataset.active_job_id = None
+            if job.kind == "dataset_urls" and job.status != "succeeded":
+                dataset.status, dataset.error = "failed", job.error or f"download job {job.status}"
+            else:
+                dataset.status = "ready"
+            session.commit()

@@ -1,0 +1,369 @@
+"""Datasets: create from a ZIP, URLs or JSONL; browse, edit captions, export a kohya config, delete."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from genfoundry.config import DatasetSettings
+from genfoundry.datasets.jsonl import JsonlLimits, validate_jsonl
+from genfoundry.datasets.kohya import KohyaOptions, kohya_dataset_config
+from genfoundry.datasets.zip_ingest import ZipLimits, ingest_zip
+from genfoundry.db.tables import Dataset, DatasetItem, Job
+from genfoundry.errors import Conflict, Invalid, NotFound, TooLarge
+from genfoundry.inference.caption import apply_trigger_word
+from genfoundry.jobs.runner import JobRunner
+from genfoundry.repo import datasets as datasets_repo
+from genfoundry.repo.ids import new_id
+from genfoundry.storage import ArtifactStore
+
+RESOLUTION_BUCKETS = ((512, "<512"), (768, "512-767"), (1024, "768-1023"), (1536, "1024-1535"))
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}"
+
+
+def image_key(dataset_id: str, file: str) -> str:
+    return f"{dataset_prefix(dataset_id)}/images/{file}"
+
+
+def caption_key(dataset_id: str, file: str) -> str:
+    return f"{dataset_prefix(dataset_id)}/images/{Path(file).stem}.txt"
+
+
+def resolution_bucket(width: int, height: int) -> str:
+    side = max(width, height)
+    for limit, label in RESOLUTION_BUCKETS:
+        if side < limit:
+            return label
+    return "1536+"
+
+
+class DatasetService:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        store: ArtifactStore,
+        settings: DatasetSettings,
+        jobs: JobRunner,
+        work_dir: Path,
+        captioner_ids: frozenset[str],
+    ) -> None:
+        self.captioner_ids = captioner_ids
+        self.sessions = sessions
+        self.store = store
+        self.settings = settings
+        self.jobs = jobs
+        self.work_dir = work_dir
+
+    # -- creation ----------------------------------------------------------------------------------
+
+    def scratch_dir(self) -> tempfile.TemporaryDirectory[str]:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(dir=self.work_dir, prefix="dataset-")
+
+    def zip_limits(self) -> ZipLimits:
+        s = self.settings
+        return ZipLimits(
+            max_entries=s.max_zip_entries,
+            max_total_bytes=s.max_uncompressed_bytes,
+            max_entry_bytes=s.max_entry_bytes,
+            max_ratio=s.max_compression_ratio,
+            max_pixels=s.max_image_pixels,
+        )
+
+    def create_from_zip(
+        self,
+        *,
+        owner_id: str,
+        name: str,
+        zip_path: Path,
+        trigger_word: str | None,
+        filename: str | None = None,
+        purpose: str = "fine-tune",
+    ) -> tuple[Dataset, dict[str, Any]]:
+        """Check, clean and store every image of the ZIP; the report says what happened to each file."""
+        dataset_id = new_id("ds")
+        with self.scratch_dir() as scratch:
+            out_dir = Path(scratch) / "images"
+            out_dir.mkdir()
+            report = ingest_zip(zip_path, out_dir, limits=self.zip_limits(), image_format=self.settings.image_format)
+            items = []
+            written: list[str] = []
+            try:
+                for entry in report.items:
+                    caption = entry.caption
+                    if entry.status == "ok" and entry.file:
+                        if caption and trigger_word:
+                            caption = apply_trigger_word(caption, trigger_word)
+                        self.store.put_file(image_key(dataset_id, entry.file), out_dir / entry.file)
+                        written.append(image_key(dataset_id, entry.file))
+                        if caption:
+                            self.store.put_bytes(caption_key(dataset_id, entry.file), caption.encode("utf-8"))
+                    items.append(
+                        DatasetItem(
+                            id=new_id("item"),
+                            dataset_id=dataset_id,
+                            source=entry.source,
+                            status=entry.status,
+                            reason=entry.reason,
+                            sha256=entry.sha256,
+                            width=entry.width,
+                            height=entry.height,
+                            caption=caption if entry.status == "ok" else None,
+                            file=entry.file if entry.status == "ok" else None,
+                            bytes=entry.bytes or 0,
+                            duplicate_of=entry.duplicate_of,
+                        )
+                    )
+                dataset = self._save_new(
+                    owner_id=owner_id,
+                    id=dataset_id,
+                    name=name,
+                    kind="image",
+                    status="ready",
+                    trigger_word=trigger_word,
+                    filename=filename,
+                    purpose=purpose,
+                    upload_bytes=zip_path.stat().st_size,
+                    items=items,
+                )
+            except BaseException:
+                self.store.delete(dataset_prefix(dataset_id))
+                raise
+        return dataset, report.to_dict()
+
+    def create_from_jsonl(
+        self, *, owner_id: str, name: str, path: Path, filename: str | None, purpose: str = "fine-tune"
+    ) -> Dataset:
+        report = validate_jsonl(path, limits=JsonlLimits(max_line_bytes=self.settings.max_jsonl_line_bytes))
+        dataset_id = new_id("ds")
+        size = path.stat().st_size
+        self.store.put_file(f"{dataset_prefix(dataset_id)}/data.jsonl", path)
+        try:
+            return self._save_new(
+                owner_id=owner_id,
+                id=dataset_id,
+                name=name,
+                kind="text",
+                status="ready",
+                trigger_word=None,
+                filename=filename,
+                purpose=purpose,
+                upload_bytes=size,
+                items=[],
+                text_format=report.format,
+                accepted=report.lines,
+                total_bytes=size,
+            )
+        except BaseException:
+            self.store.delete(dataset_prefix(dataset_id))
+            raise
+
+    def create_from_urls(
+        self, *, owner_id: str, name: str, urls: list[str], trigger_word: str | None
+    ) -> tuple[Dataset, Job]:
+        """A dataset in status `processing` and the download job that fills it."""
+        if not urls:
+            raise Invalid("urls must list at least one image URL", param="urls")
+        if len(urls) > self.settings.max_urls:
+            raise Invalid(f"at most {self.settings.max_urls} URLs per dataset", param="urls")
+        dataset_id = new_id("ds")
+        with self.sessions() as session:
+            job = self.jobs.submit(
+                session=session, owner_id=owner_id, kind="dataset_urls", params={"dataset_id": dataset_id, "urls": urls}
+            )
+            dataset = datasets_repo.create_dataset(
+                session=session,
+                id=dataset_id,
+                owner_id=owner_id,
+                name=name,
+                kind="image",
+                status="processing",
+                trigger_word=trigger_word,
+                active_job_id=job.id,
+            )
+            session.commit()
+        self.jobs.start(job)
+        return dataset, job
+
+    def start_captioning(
+        self,
+        *,
+        owner_id: str,
+        dataset_id: str,
+        model: str | None,
+        prompt: str | None,
+        trigger_word: str | None,
+        overwrite: bool,
+        batch_size: int | None,
+    ) -> Job:
+        """Queue a captioning job; the dataset is `captioning` (and its captions read-only) until it ends."""
+        model = model or self.settings.default_captioner
+        if model not in self.captioner_ids:
+            known = ", ".join(sorted(self.captioner_ids))
+            raise NotFound(f"unknown captioner {model!r}; known: {known}", param="model")
+        with self.sessions() as session:
+            dataset = datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id)
+            if dataset.kind != "image":
+                raise Invalid("only image datasets can be captioned", param="dataset_id")
+            if dataset.status != "ready":
+                raise Conflict(f"dataset {dataset_id} is {dataset.status}; caption it when it is ready")
+            trigger = (trigger_word if trigger_word is not None else dataset.trigger_word or "").strip() or None
+            params = {
+                "dataset_id": dataset_id,
+                "model": model,
+                "prompt": prompt,
+                "trigger_word": trigger,
+                "overwrite": overwrite,
+                "batch_size": batch_size or self.settings.caption_batch_size,
+            }
+            job = self.jobs.submit(session=session, owner_id=owner_id, kind="dataset_caption", params=params)
+            if not datasets_repo.claim_dataset(
+                session=session, dataset_id=dataset_id, status="captioning", job_id=job.id
+            ):
+                session.rollback()
+                raise Conflict(f"dataset {dataset_id} is already being processed")
+            if trigger is not None:
+                dataset.trigger_word = trigger
+            session.commit()
+        self.jobs.start(job)
+        return job
+
+    def _save_new(self, *, items: list[DatasetItem], **fields: Any) -> Dataset:
+        counts = Counter(item.status for item in items)
+        fields.setdefault("accepted", counts["ok"])
+        fields.setdefault("total_bytes", sum(item.bytes for item in items if item.status == "ok"))
+        with self.sessions() as session:
+            dataset = datasets_repo.create_dataset(
+                session=session,
+                rejected=counts["rejected"],
+                duplicates=counts["duplicate"],
+                skipped=counts["skipped"],
+                **fields,
+            )
+            datasets_repo.add_items(session=session, items=items)
+            session.commit()
+        if dataset.kind == "image":
+            self.write_manifest(dataset.id)
+        return dataset
+
+    # -- reading and editing -----------------------------------------------------------------------
+
+    def write_manifest(self, dataset_id: str) -> None:
+        """manifest.json beside the images: what a trainer or a person needs to know about each file."""
+        with self.sessions() as session:
+            dataset = datasets_repo.get_dataset(session=session, dataset_id=dataset_id)
+            if dataset is None:
+                return
+            items, _ = datasets_repo.list_items(session=session, dataset_id=dataset_id, status="ok")
+            manifest = {
+                "id": dataset.id,
+                "name": dataset.name,
+                "kind": dataset.kind,
+                "trigger_word": dataset.trigger_word,
+                "images": [
+                    {
+                        "id": item.id,
+                        "file": f"images/{item.file}",
+                        "caption": item.caption,
+                        "sha256": item.sha256,
+                        "width": item.width,
+                        "height": item.height,
+                        "source": item.source,
+                    }
+                    for item in items
+                ],
+            }
+        self.store.put_bytes(f"{dataset_prefix(dataset_id)}/manifest.json", json.dumps(manifest, indent=1).encode())
+
+    def stats(self, session: Session, dataset: Dataset) -> dict[str, Any]:
+        if dataset.kind == "text":
+            return {"examples": dataset.accepted, "format": dataset.text_format, "total_bytes": dataset.total_bytes}
+        items, _ = datasets_repo.list_items(session=session, dataset_id=dataset.id, status="ok")
+        histogram = Counter(resolution_bucket(item.width or 0, item.height or 0) for item in items)
+        captioned = sum(1 for item in items if item.caption)
+        return {
+            "accepted": dataset.accepted,
+            "rejected": dataset.rejected,
+            "duplicates": dataset.duplicates,
+            "skipped": dataset.skipped,
+            "total_bytes": dataset.total_bytes,
+            "captioned": captioned,
+            "caption_coverage": round(captioned / len(items), 4) if items else 0.0,
+            "resolution_histogram": dict(sorted(histogram.items())),
+        }
+
+    def item_image(self, dataset_id: str, item: DatasetItem) -> bytes:
+        if item.status != "ok" or not item.file:
+            raise Conflict(f"item {item.id} was {item.status}: it has no stored image")
+        return self.store.get_bytes(image_key(dataset_id, item.file))
+
+    def update_caption(self, *, owner_id: str, dataset_id: str, item_id: str, caption: str) -> DatasetItem:
+        with self.sessions() as session:
+            dataset = datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id)
+            if dataset.status != "ready":
+                raise Conflict(f"dataset {dataset_id} is {dataset.status}; edit captions when it is ready")
+            item = datasets_repo.require_item(session=session, dataset_id=dataset_id, item_id=item_id)
+            if item.status != "ok" or not item.file:
+                raise Conflict(f"item {item_id} was {item.status}: it has no image to caption")
+            text = caption.strip()
+            key = caption_key(dataset_id, item.file)
+            if text:
+                self.store.put_bytes(key, text.encode("utf-8"))
+            else:
+                self.store.delete(key)
+            item.caption = text or None
+            session.commit()
+        self.write_manifest(dataset_id)
+        return item
+
+    def image_dir(self, dataset: Dataset) -> Path:
+        """A local folder with the images and captions (the store's own folder when it is local)."""
+        prefix = f"{dataset_prefix(dataset.id)}/images"
+        if self.store.is_local:
+            return Path(self.store.root) / prefix
+        with self.sessions() as session:
+            items, _ = datasets_repo.list_items(session=session, dataset_id=dataset.id, status="ok")
+        folder = Path()
+        for item in items:
+            assert item.file is not None
+            folder = self.store.local_path(image_key(dataset.id, item.file)).parent
+            if item.caption:
+                self.store.local_path(caption_key(dataset.id, item.file))
+        return folder
+
+    def kohya_config(self, dataset: Dataset, options: KohyaOptions) -> str:
+        if dataset.kind != "image":
+            raise Invalid("kohya configs are for image datasets", param="format")
+        if dataset.status != "ready":
+            raise Conflict(f"dataset {dataset.id} is {dataset.status}")
+        return kohya_dataset_config(self.image_dir(dataset), options)
+
+    def delete(self, *, owner_id: str, dataset_id: str) -> None:
+        with self.sessions() as session:
+            dataset = datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id)
+            if dataset.active_job_id is not None:
+                self.jobs.cancel(dataset.active_job_id)
+            datasets_repo.delete_dataset(session=session, dataset=dataset)
+            session.commit()
+        self.store.delete(dataset_prefix(dataset_id))
+
+
+def copy_upload(source: Any, target: Path, *, limit: int, param: str) -> int:
+    """Stream an upload to `target` in chunks, refusing more than `limit` bytes; returns the size."""
+    size = 0
+    with target.open("wb") as handle:
+        while chunk := source.read(1024 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"{param} is larger than {limit} bytes", param=param)
+            handle.write(chunk)
+    return size
