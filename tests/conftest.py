@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from PIL import Image
 
 from genfoundry.app import create_app
 from genfoundry.config import DatasetSettings, Settings
@@ -137,3 +140,50 @@ def lora_files(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Lora
         sdxl=make_lora_file(tiny_dir / "sdxl", "sdxl", out / "xl", seed=3),
         flux=make_lora_file(tiny_dir / "flux", "flux", out / "flux", seed=4),
     )
+
+
+def image_bytes(color: tuple[int, int, int], size: tuple[int, int] = (48, 32), fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+PAGES: dict[str, tuple[int, str, bytes]] = {
+    "/red.png": (200, "image/png", image_bytes((255, 0, 0))),
+    "/blue.jpg": (200, "image/jpeg", image_bytes((0, 0, 255), fmt="JPEG")),
+    "/red-again.png": (200, "image/png", image_bytes((255, 0, 0))),
+    "/page.html": (200, "text/html", b"<html><body>not an image</body></html>"),
+    "/fake.jpg": (200, "image/jpeg", b"<html>pretending</html>"),
+}
+
+
+class ImageHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/to-private":
+            self.send_response(302)
+            self.send_header("Location", "http://10.0.0.1/x.png")
+            self.end_headers()
+            return
+        if self.path == "/to-loopback":
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:9/x.png")
+            self.end_headers()
+            return
+        status, content_type, body = PAGES.get(self.path, (404, "text/plain", b"missing"))
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def image_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.2", 0), ImageHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.2:{server.server_address[1]}"
+    server.shutdown()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, image_bytes
 from tests.test_api_bad_input import assert_error
 from tests.test_api_dataset_urls import wait_for_job
-from tests.test_api_datasets import JSONL_OK, image_bytes, make_zip, upload_zip
+from tests.test_api_datasets import JSONL_OK, make_zip, upload_zip
 
 
 def test_caption_job_adds_trigger_word_once(live: LiveServer, alice: httpx.Client, bob: httpx.Client) -> None:

@@ -2,56 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-import pytest
 
 from tests.test_api_bad_input import assert_error
-from tests.test_api_datasets import image_bytes
-
-PAGES: dict[str, tuple[int, str, bytes]] = {
-    "/red.png": (200, "image/png", image_bytes((255, 0, 0))),
-    "/blue.jpg": (200, "image/jpeg", image_bytes((0, 0, 255), fmt="JPEG")),
-    "/red-again.png": (200, "image/png", image_bytes((255, 0, 0))),
-    "/page.html": (200, "text/html", b"<html><body>not an image</body></html>"),
-    "/fake.jpg": (200, "image/jpeg", b"<html>pretending</html>"),
-}
-
-
-class ImageHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path == "/to-private":
-            self.send_response(302)
-            self.send_header("Location", "http://10.0.0.1/x.png")
-            self.end_headers()
-            return
-        if self.path == "/to-loopback":
-            self.send_response(302)
-            self.send_header("Location", "http://127.0.0.1:9/x.png")
-            self.end_headers()
-            return
-        status, content_type, body = PAGES.get(self.path, (404, "text/plain", b"missing"))
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def image_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.2", 0), ImageHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.2:{server.server_address[1]}"
-    server.shutdown()
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 60) -> dict:

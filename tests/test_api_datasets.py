@@ -10,14 +10,8 @@ import zipfile
 import httpx
 from PIL import Image
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, image_bytes
 from tests.test_api_bad_input import assert_error
-
-
-def image_bytes(color: tuple[int, int, int], size: tuple[int, int] = (48, 32), fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 def make_zip(entries: dict[str, bytes]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -161,3 +162,37 @@ def test_serve_refuses_keyless_public_bind(tmp_path: Path) -> None:
     result = run_cli(tmp_path / "home", "serve", "--host", "0.0.0.0", "--port", "1", check=False)
     assert result.returncode == 1
     assert "keys create" in result.stderr
+
+
+def test_datasets_commands(tmp_path: Path, home: Path, image_server: str) -> None:
+    from tests.conftest import image_bytes
+    from tests.test_api_datasets import make_zip
+
+    archive = tmp_path / "data.zip"
+    archive.write_bytes(make_zip({"a.png": image_bytes((200, 10, 10)), "b.jpg": b"not an image"}))
+    created = run_cli(home, "datasets", "create", "shoes", "--zip", str(archive), "--trigger-word", "sks")
+    summary = json.loads(created.stdout)
+    assert summary["stats"]["accepted"] == 1
+    assert "rejected  b.jpg" in created.stderr
+    dataset_id = summary["id"]
+    assert dataset_id in run_cli(home, "datasets", "list").stdout
+    assert json.loads(run_cli(home, "datasets", "show", dataset_id).stdout)["name"] == "shoes"
+
+    captioned = run_cli(home, "datasets", "caption", dataset_id, "--model", "tiny-captioner")
+    assert json.loads(captioned.stdout)["stats"]["caption_coverage"] == 1.0
+    config = run_cli(home, "datasets", "config", dataset_id, "--resolution", "512")
+    assert 'class_tokens = "sks"' in config.stdout
+    assert "resolution = 512" in config.stdout
+
+    url_list = tmp_path / "urls.txt"
+    url_list.write_text(f"{image_server}/red.png\n\nhttp://127.0.0.1:9/x.png\n")
+    env = {"GENFOUNDRY_DATASETS__ALLOWED_FETCH_NETWORKS": '["127.0.0.2/32"]'}
+    from_urls = json.loads(run_cli(home, "datasets", "create", "web", "--urls", str(url_list), env=env).stdout)
+    assert (from_urls["status"], from_urls["stats"]["accepted"], from_urls["stats"]["rejected"]) == ("ready", 1, 1)
+
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "a"}\n')
+    bad = run_cli(home, "datasets", "create", "text", "--jsonl", str(jsonl), check=False)
+    assert bad.returncode == 1
+    assert "line 2" in bad.stderr
+    assert run_cli(home, "datasets", "show", "ds_nope", check=False).returncode == 1

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from genfoundry.cli_datasets import app as datasets_app
 from genfoundry.config import Settings
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 models_app = typer.Typer(help="Base models and adapters.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(datasets_app, name="datasets")
 app.add_typer(keys_app, name="keys")
 console = Console()
 err_console = Console(stderr=True)

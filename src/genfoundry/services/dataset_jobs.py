@@ -78,13 +78,12 @@ class DatasetJobs:
             max_bytes=self.settings.fetch_max_bytes,
             concurrency=self.settings.fetch_concurrency,
         )
-        seen: dict[str, str] = {}
         items: list[DatasetItem | None] = [None] * len(urls)
         done = 0
 
         def on_result(index: int, result: FetchResult) -> None:
             nonlocal done
-            items[index] = self._store_download(dataset_id, result, seen)
+            items[index] = self._store_download(dataset_id, result)
             done += 1
             ctx.progress(done, len(urls))
             ctx.check_cancelled()
@@ -92,6 +91,7 @@ class DatasetJobs:
         ctx.progress(0, len(urls))
         asyncio.run(fetch_all(urls, policy=policy, on_result=on_result))
         rows = [item for item in items if item is not None]
+        self._mark_duplicates(dataset_id, rows)
         with self.sessions() as session:
             datasets_repo.add_items(session=session, items=rows)
             dataset = datasets_repo.get_dataset(session=session, dataset_id=dataset_id)
@@ -107,7 +107,20 @@ class DatasetJobs:
             raise GenfoundryError("no URL gave a valid image; see the dataset's items for each reason")
         return {"dataset_id": dataset_id, "accepted": accepted, "total": len(urls)}
 
-    def _store_download(self, dataset_id: str, result: FetchResult, seen: dict[str, str]) -> DatasetItem:
+    def _mark_duplicates(self, dataset_id: str, rows: list[DatasetItem]) -> None:
+        """Downloads finish in any order; the first in the input list keeps an image, later copies are dropped."""
+        first: dict[str, str] = {}
+        for item in rows:
+            if item.status != "ok" or item.sha256 is None:
+                continue
+            if item.sha256 not in first:
+                first[item.sha256] = item.source
+                continue
+            assert item.file is not None
+            self.datasets.store.delete(image_key(dataset_id, item.file))
+            item.status, item.duplicate_of, item.file, item.bytes = "duplicate", first[item.sha256], None, 0
+
+    def _store_download(self, dataset_id: str, result: FetchResult) -> DatasetItem:
         item = DatasetItem(id=new_id("item"), dataset_id=dataset_id, source=result.url, status="rejected")
         if not result.ok or result.data is None:
             item.reason = result.reason or "download failed"
@@ -120,10 +133,6 @@ class DatasetJobs:
             item.reason = exc.message
             return item
         item.sha256, item.width, item.height = image.sha256, image.width, image.height
-        if image.sha256 in seen:
-            item.status, item.duplicate_of = "duplicate", seen[image.sha256]
-            return item
-        seen[image.sha256] = result.url
         extension = ".png" if self.settings.image_format == "PNG" else ".jpg"
         item.file = f"{item.id}{extension}"
         self.datasets.store.put_bytes(image_key(dataset_id, item.file), image.data)
