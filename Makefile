@@ -31,11 +31,14 @@ bench: setup  ## tiny models on this machine
 	$(BIN)/python -m bench.bench_api_overhead
 	$(BIN)/python -m bench.bench_adapter_switching
 	$(BIN)/python -m bench.bench_concurrency
+	$(BIN)/python -m bench.bench_zip_ingest
+	$(BIN)/python -m bench.bench_captioning
 
 bench-gpu: setup  ## the same three on an SD 1.5-sized random-weight pipeline, 512x512, 30 steps, fp16
 	$(BIN)/python -m bench.bench_api_overhead --sized
 	$(BIN)/python -m bench.bench_adapter_switching --sized --rank 16
 	$(BIN)/python -m bench.bench_concurrency --sized
+	$(BIN)/python -m bench.bench_captioning --sized
 
 clean:
 	rm -rf $(VENV) genfoundry-data .pytest_cache .mypy_cache .ruff_cache
