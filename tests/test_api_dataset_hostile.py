@@ -109,3 +109,28 @@ def test_corrupt_or_empty_zip(alice: httpx.Client, tmp_path: Path, payload: byte
     path = tmp_path / "bad.zip"
     path.write_bytes(payload)
     assert_error(post_zip(alice, path), 422)
+
+
+def test_upload_limits_are_per_route(tmp_path: Path, tiny_dir: Path) -> None:
+    import os
+
+    from genfoundry.config import DatasetSettings, Limits, Settings
+    from tests.conftest import free_port, make_home, start_server
+
+    settings = Settings(
+        home=make_home(tmp_path, tiny_dir),
+        port=free_port(),
+        limits=Limits(max_body_bytes=1 << 20),
+        datasets=DatasetSettings(max_zip_bytes=3 << 20),
+    )
+    server = start_server(settings)
+    try:
+        with server.client() as client:
+            medium = write_zip(tmp_path / "m.zip", [Entry("a.png", tiny_png(1)), Entry("pad.bin", os.urandom(2 << 20))])
+            assert post_zip(client, medium).status_code == 201
+            large = write_zip(tmp_path / "l.zip", [Entry("a.png", tiny_png(1)), Entry("pad.bin", os.urandom(4 << 20))])
+            assert_error(post_zip(client, large), 413)
+            body = {"model": "tiny-sd15", "prompt": "x" * (2 << 20)}
+            assert_error(client.post("/v1/images/generations", json=body), 413)
+    finally:
+        server.stop()

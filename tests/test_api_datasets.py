@@ -176,7 +176,7 @@ def test_bad_jsonl_files(alice: httpx.Client) -> None:
         response = alice.post("/v1/files", files={"file": ("t.jsonl", data)}, data={"purpose": "fine-tune"})
         error = assert_error(response, 422)
         assert error["details"]["errors"][0]["line"] == line, (label, error)
-    huge = b'{"prompt": "' + b"x" * (2 * 1024 * 1024) + b'", "completion": "y"}\n'
+    huge = b'{"prompt": "' + b"x" * (50 * 1024 * 1024) + b'", "completion": "y"}\n'
     error = assert_error(alice.post("/v1/files", files={"file": ("t.jsonl", huge)}, data={"purpose": "fine-tune"}), 422)
     assert "longer than" in error["details"]["errors"][0]["message"]
     assert_error(alice.post("/v1/files", files={"file": ("t.jsonl", JSONL_OK)}, data={"purpose": "assistants"}), 400)

@@ -72,3 +72,18 @@ def test_errors_raise_typed_exceptions(client: openai.OpenAI, live: LiveServer) 
     bad = openai.OpenAI(base_url=f"{live.url}/v1", api_key="gf-wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()
+
+
+def test_files_create_list_retrieve_delete(client: openai.OpenAI) -> None:
+    data = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+    created = client.files.create(file=("chat.jsonl", data), purpose="fine-tune")
+    assert created.object == "file"
+    assert created.bytes == len(data)
+    assert created.filename == "chat.jsonl"
+    assert created.status == "processed"
+    assert client.files.retrieve(created.id).id == created.id
+    assert created.id in [f.id for f in client.files.list()]
+    assert client.files.content(created.id).content == data
+    assert client.files.delete(created.id).deleted is True
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.files.create(file=("bad.jsonl", b"{nope\n"), purpose="fine-tune")

@@ -80,5 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.limits.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.limits.max_body_bytes,
+        upload_limit=settings.datasets.max_zip_bytes,
+        upload_prefixes=("/v1/datasets", "/v1/files"),
+    )
     return app

@@ -22,20 +22,25 @@ def _too_large_body(limit: int) -> bytes:
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over `limit` bytes: by Content-Length up front, or while streaming when it is absent."""
+    """Refuse bodies over the limit: by Content-Length up front, or while streaming when it is absent.
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    Dataset uploads (paths under `upload_prefixes`) get `upload_limit`; everything else `limit`."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, upload_limit: int, upload_prefixes: tuple[str, ...]) -> None:
         self.app = app
-        self.limit = limit
+        self.default_limit = limit
+        self.upload_limit = max(limit, upload_limit)
+        self.upload_prefixes = upload_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_limit if scope["path"].startswith(self.upload_prefixes) else self.default_limit
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         received = 0
         exceeded = False
@@ -46,7 +51,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     exceeded = True
                     raise _BodyTooLarge
             return message
@@ -57,7 +62,7 @@ class BodyLimitMiddleware:
             if exceeded:
                 if not rejected:
                     rejected = True
-                    await self._reject(send)
+                    await self._reject(send, limit)
                 return
             await send(message)
 
@@ -65,10 +70,10 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
             if not rejected:
-                await self._reject(send)
+                await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
-        body = _too_large_body(self.limit)
+    async def _reject(self, send: Send, limit: int) -> None:
+        body = _too_large_body(limit)
         await send(
             {
                 "type": "http.response.start",
