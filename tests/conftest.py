@@ -164,6 +164,19 @@ class ImageHandler(BaseHTTPRequestHandler):
             self.send_header("Location", "http://10.0.0.1/x.png")
             self.end_headers()
             return
+        if self.path == "/slow.png":  # one byte a second: only the download deadline ends it
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(20):
+                try:
+                    self.wfile.write(b"\x89")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(1)
+            return
         if self.path == "/to-loopback":
             self.send_response(302)
             self.send_header("Location", "http://127.0.0.1:9/x.png")

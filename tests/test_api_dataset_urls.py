@@ -76,3 +76,26 @@ def test_bad_url_requests(alice: httpx.Client) -> None:
     assert_error(alice.post("/v1/datasets/from-urls", json={"name": "x", "urls": ["u"] * 1001}), 400)
     assert_error(alice.post("/v1/datasets/from-urls", json={"name": "x", "urls": "http://a"}), 400)
     assert_error(alice.post("/v1/datasets/from-urls", json={"urls": ["http://a"]}), 400)
+
+
+def test_slow_host_does_not_hold_up_others_and_cancel_stops_the_job(alice: httpx.Client, image_server: str) -> None:
+    urls = [f"{image_server}/slow.png", f"{image_server}/red.png", f"{image_server}/blue.jpg"]
+    started = time.monotonic()
+    dataset = alice.post("/v1/datasets/from-urls", json={"name": "slow", "urls": urls}).json()
+    job = wait_for_job(alice, dataset["job_id"])
+    assert job["status"] == "succeeded"
+    assert time.monotonic() - started < 15  # the server's fetch deadline is 5 s
+    items = {i["source"]: i for i in alice.get(f"/v1/datasets/{dataset['id']}/items").json()["data"]}
+    assert items[urls[0]]["status"] == "rejected"
+    assert "timed out" in items[urls[0]]["reason"]
+    assert items[urls[1]]["status"] == items[urls[2]]["status"] == "ok"
+
+    slow = alice.post("/v1/datasets/from-urls", json={"name": "cancel me", "urls": urls[:1] * 3}).json()
+    cancelled = alice.post(f"/v1/jobs/{slow['job_id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    job = wait_for_job(alice, slow["job_id"])
+    assert job["status"] == "cancelled"
+    assert_error(alice.post(f"/v1/jobs/{slow['job_id']}/cancel"), 409)
+    final = alice.get(f"/v1/datasets/{slow['id']}").json()
+    assert final["status"] == "failed"
+    assert "cancelled" in final["error"]
