@@ -177,6 +177,12 @@ class ImageHandler(BaseHTTPRequestHandler):
                     return
                 time.sleep(1)
             return
+        if self.path == "/huge.png":  # declares 5 GB, sends nothing
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(5 * 10**9))
+            self.end_headers()
+            return
         if self.path == "/to-loopback":
             self.send_response(302)
             self.send_header("Location", "http://127.0.0.1:9/x.png")

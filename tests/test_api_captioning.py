@@ -50,6 +50,13 @@ def test_caption_job_adds_trigger_word_once(live: LiveServer, alice: httpx.Clien
     }
     assert recaptioned["img0.png"] != "sks, a hand-written caption"
 
+    # `task` (Florence-2's name for the prompt) picks another prompt: the cache misses, captions change.
+    body = {"model": "tiny-captioner", "overwrite": True, "task": "<MORE_DETAILED_CAPTION>"}
+    job = wait_for_job(alice, alice.post(f"/v1/datasets/{dataset_id}/caption", json=body).json()["id"])
+    assert job["status"] == "succeeded", job
+    detailed = {i["source"]: i["caption"] for i in alice.get(f"/v1/datasets/{dataset_id}/items").json()["data"]}
+    assert detailed != recaptioned
+
 
 def test_bad_caption_requests(alice: httpx.Client) -> None:
     dataset_id = upload_zip(alice, make_zip({"a.png": image_bytes((3, 3, 3))})).json()["id"]

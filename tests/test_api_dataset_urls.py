@@ -27,6 +27,7 @@ def test_dataset_from_urls(alice: httpx.Client, bob: httpx.Client, image_server:
         f"{image_server}/page.html",
         f"{image_server}/fake.jpg",
         f"{image_server}/missing.png",
+        f"{image_server}/huge.png",
         f"{image_server}/to-private",
         f"{image_server}/to-loopback",
         "http://127.0.0.1:9/x.png",
@@ -57,6 +58,7 @@ def test_dataset_from_urls(alice: httpx.Client, bob: httpx.Client, image_server:
         assert items[url]["status"] == "rejected", (url, items[url])
         assert items[url]["reason"], url
     assert "404" in items[f"{image_server}/missing.png"]["reason"]
+    assert "too large" in items[f"{image_server}/huge.png"]["reason"]
     events = alice.get(f"/v1/jobs/{dataset['job_id']}/events").json()["data"]
     assert [e["message"] for e in events if e["type"] == "status"][-1] == "succeeded"
 

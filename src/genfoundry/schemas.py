@@ -235,6 +235,7 @@ class CaptionRequest(BaseModel):
 
     model: str | None = Field(default=None, max_length=120)
     prompt: str | None = Field(default=None, max_length=500, description="Florence-2 task token or a prompt")
+    task: str | None = Field(default=None, max_length=100, description="alias of prompt, e.g. <DETAILED_CAPTION>")
     trigger_word: str | None = Field(default=None, max_length=200)
     overwrite: bool = False
     batch_size: int | None = Field(default=None, ge=1, le=256)

@@ -190,7 +190,7 @@ async def caption_dataset(
             owner_id=principal.user_id,
             dataset_id=dataset_id,
             model=body.model,
-            prompt=body.prompt,
+            prompt=body.prompt or body.task,
             trigger_word=body.trigger_word,
             overwrite=body.overwrite,
             batch_size=body.batch_size,
