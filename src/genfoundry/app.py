@@ -60,9 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "single-user mode: no API keys exist, so requests need no key (loopback only). "
                 "Create a key with `genfoundry keys create --name NAME` to require keys."
             )
-        orphans = await run_in_threadpool(services.jobs.fail_orphans)
-        if orphans:
-            logger.warning("marked %d jobs failed that a previous server left running: %s", len(orphans), orphans)
+        recovered = await run_in_threadpool(services.jobs.recover)
+        if recovered:
+            logger.warning("%d jobs a previous server left running (job, now): %s", len(recovered), recovered)
+        services.jobs.serve()
         metrics.watch_engine(services.image_engine.stats)
         app.state.services = services
         try:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -46,7 +46,25 @@ class DatasetSettings(BaseModel):
     max_jsonl_line_bytes: int = 1024 * 1024
     default_captioner: str = "florence-2-base"
     caption_batch_size: int = Field(default=8, ge=1)
-    job_workers: int = Field(default=2, ge=1)
+
+
+class JobSettings(BaseModel):
+    """The durable job runner: how many jobs run at once, retries, liveness and cancellation."""
+
+    # "subprocess": each job in its own process, so a crash or out-of-memory ends the job, not the server.
+    # "thread": in this process (fast start, for tests); a crash there takes the server down.
+    executor: Literal["subprocess", "thread"] = "subprocess"
+    device_slots: int = Field(default=1, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    stale_after_s: float = Field(default=30.0, gt=0)
+    cancel_grace_s: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _stale_after_heartbeats(self) -> JobSettings:
+        if self.stale_after_s <= 2 * self.heartbeat_s:
+            raise ValueError("jobs.stale_after_s must be more than two heartbeats (2 × jobs.heartbeat_s)")
+        return self
 
 
 class Settings(BaseSettings):
@@ -73,6 +91,7 @@ class Settings(BaseSettings):
     batch_timeout_ms: float = Field(default=0.0, ge=0)
     limits: Limits = Field(default_factory=Limits)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
     captioners_file: Path | None = None
 
     @field_validator("home", mode="after")

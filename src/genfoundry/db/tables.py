@@ -152,6 +152,12 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # The runner that holds the job while it runs ("host:pid:token"); with `attempts` it fences stale writers.
+    worker_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    checkpoint: Mapped[str | None] = mapped_column(Text, default=None)
+    resume_from: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class JobEvent(Base):

@@ -1,161 +1,361 @@
-"""The job runner: rows in the database, work on an executor, progress and events as it goes.
+"""The durable job runner: jobs are rows; a worker loop claims them and runs each attempt on an executor.
 
-Executors sit behind a small interface (`submit(job_id, fn)` and `shutdown()`); this module ships the in-process
-thread executor. The durable subprocess executor of the training issue plugs in behind the same calls.
+Claim: a conditional UPDATE (queued → running) that only one worker can win, so two servers on one database
+never run the same job. Each attempt's writes carry (attempt, worker id): a writer that lost the job changes
+nothing. Cancel raises a flag the job reads at its step boundaries; a job that does not stop within the grace
+period is killed. A job whose holder died is re-queued to resume from its last checkpoint while attempts
+remain, else failed with the reason — at start-up (`recover`) and, for other servers' jobs, while serving.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+import time
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from genfoundry.config import JobSettings
 from genfoundry.db.tables import Job, utcnow
+from genfoundry.jobs.context import JobCancelled, JobContext, JobRun, run_finisher
+from genfoundry.jobs.executors import Executor, RunHandle, SubprocessExecutor, ThreadExecutor
+from genfoundry.jobs.kinds import Finisher, JobFunction, JobKind
+from genfoundry.jobs.liveness import new_worker_id, orphan_reason
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo.ids import new_id
 
+__all__ = [
+    "Executor",
+    "JobCancelled",
+    "JobContext",
+    "JobFunction",
+    "JobRunner",
+    "SubprocessExecutor",
+    "ThreadExecutor",
+]
+
 logger = logging.getLogger(__name__)
 
-
-class JobCancelled(Exception):
-    """Raised inside a job function at a step boundary after cancel() was called."""
-
-
-class JobContext:
-    """What a job function sees: its parameters, progress and log reporting, and the cancel flag."""
-
-    def __init__(self, runner: JobRunner, job_id: str, params: dict[str, Any]) -> None:
-        self.runner = runner
-        self.job_id = job_id
-        self.params = params
-
-    def progress(self, step: int, total: int, message: str = "") -> None:
-        with self.runner.sessions() as session:
-            job = jobs_repo.get_job(session=session, job_id=self.job_id)
-            if job is not None:
-                job.progress_step, job.progress_total, job.heartbeat_at = step, total, utcnow()
-                if message:
-                    jobs_repo.add_event(
-                        session=session,
-                        job_id=self.job_id,
-                        type="progress",
-                        message=message,
-                        data={"step": step, "total": total},
-                    )
-                session.commit()
-
-    def log(self, message: str, **data: Any) -> None:
-        with self.runner.sessions() as session:
-            jobs_repo.add_event(session=session, job_id=self.job_id, type="log", message=message, data=data)
-            session.commit()
-
-    def check_cancelled(self) -> None:
-        if self.runner.is_cancelled(self.job_id):
-            raise JobCancelled
+# After SIGTERM, how long a job's process gets before SIGKILL.
+KILL_AFTER_TERM_S = 3.0
 
 
-JobFunction = Callable[[JobContext], dict[str, Any]]
-
-
-class Executor(Protocol):
-    def submit(self, job_id: str, fn: Callable[[], None]) -> None: ...
-
-    def shutdown(self) -> None: ...
-
-
-class ThreadExecutor:
-    """Runs jobs on a few threads of this process (dataset downloads and captioning)."""
-
-    def __init__(self, workers: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genfoundry-job")
-
-    def submit(self, job_id: str, fn: Callable[[], None]) -> None:
-        self._pool.submit(fn)
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+@dataclass
+class _Active:
+    run: JobRun
+    handle: RunHandle
+    stop_at: float | None = None  # when the cancel grace period ends
+    kill_at: float | None = None  # when SIGTERM gives way to SIGKILL
+    stop_reason: str | None = None
 
 
 class JobRunner:
-    def __init__(self, *, sessions: sessionmaker[Session], executor: Executor) -> None:
+    """Claims queued jobs of the registered kinds and runs up to `device_slots` of them at once."""
+
+    def __init__(
+        self, *, sessions: sessionmaker[Session], settings: JobSettings, executor: Executor, poll_s: float = 0.5
+    ) -> None:
         self.sessions = sessions
+        self.settings = settings
         self.executor = executor
-        self._functions: dict[str, JobFunction] = {}
-        self._finishers: dict[str, Callable[[Job], None]] = {}
-        self._cancelled: set[str] = set()
+        self.poll_s = poll_s
+        self.worker_id = new_worker_id()
+        self._kinds: dict[str, JobKind] = {}
+        self._active: dict[str, _Active] = {}  # touched by the loop thread only (and by shutdown once it ended)
+        self._own: set[str] = set()  # jobs this process started: claimed even when not serving
+        self._serving = False
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_sweep = 0.0
+        self._next_beat = 0.0
 
-    def register(self, kind: str, fn: JobFunction, *, on_finish: Callable[[Job], None] | None = None) -> None:
-        """`on_finish` runs after the job reaches a final state, whatever it is (to release what it held)."""
-        self._functions[kind] = fn
-        if on_finish is not None:
-            self._finishers[kind] = on_finish
+    # -- kinds and submission ----------------------------------------------------------------------
 
-    def fail_orphans(self) -> list[str]:
-        """At start-up: jobs a dead process left active fail with the reason (they are not resumed yet)."""
-        with self.sessions() as session:
-            ids = jobs_repo.fail_orphaned_jobs(session=session, reason="the server stopped while the job ran")
-            for job_id in ids:
-                jobs_repo.add_event(session=session, job_id=job_id, type="status", message="failed: server stopped")
-            session.commit()
-        return ids
+    def register(self, kind: str, fn: JobFunction | str, *, on_finish: Finisher | str | None = None) -> None:
+        """`fn` is a callable (rebuilt in the job's process by `build_services`) or a "module:function" string.
 
-    def submit(self, *, session: Session, owner_id: str, kind: str, params: dict[str, Any]) -> Job:
-        """Add a queued job in the caller's transaction; it starts once the caller calls `start`."""
-        if kind not in self._functions:
-            raise ValueError(f"no job function registered for {kind!r}")
+        `on_finish` runs once the job reached a final state, whatever it is (to release what it held); it may
+        run twice (in the job's process and in the runner's), so it must be idempotent.
+        """
+        self._kinds[kind] = JobKind(kind, fn, on_finish)
+
+    def kind(self, name: str) -> JobKind:
+        if name not in self._kinds:
+            raise ValueError(f"no job function registered for {name!r}")
+        return self._kinds[name]
+
+    def submit(
+        self,
+        *,
+        session: Session,
+        owner_id: str,
+        kind: str,
+        params: dict[str, Any],
+        max_attempts: int | None = None,
+    ) -> Job:
+        """Add a queued job in the caller's transaction; it starts once committed and `start`ed (or served)."""
+        self.kind(kind)
         return jobs_repo.create_job(
-            session=session, id=new_id("job"), owner_id=owner_id, kind=kind, status="queued", params=params
+            session=session,
+            id=new_id("job"),
+            owner_id=owner_id,
+            kind=kind,
+            status="queued",
+            params=params,
+            max_attempts=max_attempts or self.settings.max_attempts,
         )
 
     def start(self, job: Job) -> None:
-        self.executor.submit(job.id, lambda: self._run(job.id))
-
-    def cancel(self, job_id: str) -> None:
+        """Make sure a worker loop will claim `job` (this process runs it even when it does not serve)."""
         with self._lock:
-            self._cancelled.add(job_id)
+            self._own.add(job.id)
+        self._ensure_loop()
 
-    def is_cancelled(self, job_id: str) -> bool:
+    def serve(self) -> None:
+        """Claim every queued job of the registered kinds, not only this process's own (the server does this)."""
         with self._lock:
-            return job_id in self._cancelled
+            self._serving = True
+        self._ensure_loop()
 
-    def _set(self, job_id: str, **fields: Any) -> Job | None:
+    def active_job_ids(self) -> list[str]:
+        """Jobs whose attempts this runner is running or still watching (slots in use)."""
+        return list(self._active)
+
+    # -- cancel and recovery -----------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask an active job to stop; False when it had already ended (cancelling twice is harmless)."""
         with self.sessions() as session:
+            if not jobs_repo.request_cancel(session=session, job_id=job_id):
+                return False
             job = jobs_repo.get_job(session=session, job_id=job_id)
-            if job is None:
-                return None
-            for name, value in fields.items():
-                setattr(job, name, value)
-            if "status" in fields:
-                jobs_repo.add_event(session=session, job_id=job_id, type="status", message=fields["status"])
+            # A queued job ends here; a claim cannot race this, as it skips jobs with the cancel flag.
+            ended = jobs_repo.cancel_queued(session=session, job_id=job_id)
             session.commit()
-            session.expunge(job)
-            return job
+        if ended and job is not None and job.kind in self._kinds:
+            run_finisher(sessions=self.sessions, kind=self._kinds[job.kind], job_id=job_id)
+        self._wake.set()
+        return True
 
-    def _run(self, job_id: str) -> None:
-        job = self._set(job_id, status="running", started_at=utcnow(), heartbeat_at=utcnow(), attempts=1)
-        if job is None:
-            return
-        fn = self._functions[job.kind]
-        try:
-            result = fn(JobContext(self, job_id, dict(job.params)))
-        except JobCancelled:
-            final = self._set(job_id, status="cancelled", finished_at=utcnow())
-        except Exception as exc:
-            logger.exception("job %s (%s) failed", job_id, job.kind)
-            final = self._set(job_id, status="failed", error=str(exc) or type(exc).__name__, finished_at=utcnow())
-        else:
-            final = self._set(job_id, status="succeeded", result=result, finished_at=utcnow())
-        finally:
+    def recover(self) -> list[tuple[str, str]]:
+        """At start-up: running jobs whose holder is gone are re-queued or failed; returns (job id, new status)."""
+        return self._sweep()
+
+    def _sweep(self) -> list[tuple[str, str]]:
+        now = utcnow()
+        ended: list[tuple[str, str, str]] = []
+        with self.sessions() as session:
+            for job in jobs_repo.running_jobs(session=session):
+                if job.worker_id == self.worker_id:
+                    continue  # ours: the loop watches its process
+                reason = orphan_reason(job, stale_after_s=self.settings.stale_after_s, now=now)
+                if reason is None:
+                    continue
+                status = self._interrupted(session, job, job.attempts, job.worker_id, reason)
+                session.commit()
+                if status is not None:
+                    logger.warning("job %s (%s): %s; now %s", job.id, job.kind, reason, status)
+                    ended.append((job.id, job.kind, status))
+        for job_id, kind, status in ended:
+            self._finish_if_final(job_id, kind, status)
+        return [(job_id, status) for job_id, _, status in ended]
+
+    def _interrupted(
+        self,
+        session: Session,
+        job: Job,
+        attempt: int,
+        worker_id: str | None,
+        reason: str,
+        *,
+        refund: bool = False,
+    ) -> str | None:
+        """A run ended without a final status: cancelled if asked, re-queued while attempts remain, else failed."""
+        fence: dict[str, Any] = {"session": session, "job_id": job.id, "attempt": attempt, "worker_id": worker_id}
+        if job.cancel_requested:
+            return (
+                "cancelled" if jobs_repo.finish_run(**fence, status="cancelled", error=f"cancelled: {reason}") else None
+            )
+        if refund or job.attempts < job.max_attempts:
+            return "queued" if jobs_repo.requeue_run(**fence, reason=reason, refund=refund) else None
+        return "failed" if jobs_repo.finish_run(**fence, status="failed", error=reason) else None
+
+    def _finish_if_final(self, job_id: str, kind: str, status: str | None) -> None:
+        if status in jobs_repo.FINAL_STATUSES:
             with self._lock:
-                self._cancelled.discard(job_id)
-        finisher = self._finishers.get(job.kind)
-        if finisher is not None and final is not None:
-            finisher(final)
+                self._own.discard(job_id)
+            if kind in self._kinds:
+                run_finisher(sessions=self.sessions, kind=self._kinds[kind], job_id=job_id)
+
+    # -- the worker loop ---------------------------------------------------------------------------
+
+    def _ensure_loop(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._loop, name="genfoundry-job-worker", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self._tick()
+            except Exception:  # e.g. the database briefly unreachable: keep serving, retry next tick
+                logger.exception("job worker %s: tick failed", self.worker_id)
+            self._wake.wait(self.poll_s)
+
+    def _tick(self) -> None:
+        self._reap()
+        self._beat()
+        self._enforce_cancels()
+        self._claim()
+        with self._lock:
+            serving = self._serving
+        if serving and time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.settings.stale_after_s / 2
+            self._sweep()
+
+    def _reap(self) -> None:
+        for job_id, active in list(self._active.items()):
+            code = active.handle.exit_code()
+            if code is not None:
+                del self._active[job_id]
+                self._settle(active, active.stop_reason or active.handle.exit_reason(code), clean=code == 0)
+
+    def _beat(self) -> None:
+        # The job's process beats too, but only once it has started (imports can take seconds): the runner's
+        # beat keeps a starting job from looking stale to other servers' sweeps.
+        if not self._active or time.monotonic() < self._next_beat:
+            return
+        self._next_beat = time.monotonic() + self.settings.heartbeat_s
+        with self.sessions() as session:
+            jobs_repo.touch_held(session=session, worker_id=self.worker_id, job_ids=list(self._active))
+            session.commit()
+
+    def _settle(self, active: _Active, reason: str, *, clean: bool, refund: bool = False) -> None:
+        """After an attempt ended: end the job with `reason` if the attempt wrote no final status itself."""
+        run = active.run
+        with self.sessions() as session:
+            job = jobs_repo.get_job(session=session, job_id=run.job_id)
+            if job is None:
+                return
+            held = job.status == "running" and job.attempts == run.attempt and job.worker_id == run.worker_id
+            status: str | None = job.status
+            if held:
+                status = self._interrupted(session, job, run.attempt, run.worker_id, reason, refund=refund)
+                session.commit()
+                logger.warning("job %s (%s): %s; now %s", run.job_id, run.kind.name, reason, status)
+        if status in jobs_repo.FINAL_STATUSES and (held or not clean):
+            # The attempt's own process runs the finisher after its final write; run it here when it could not.
+            self._finish_if_final(run.job_id, run.kind.name, status)
+        elif status in jobs_repo.FINAL_STATUSES:
+            with self._lock:
+                self._own.discard(run.job_id)
+
+    def _enforce_cancels(self) -> None:
+        if not self._active:
+            return
+        with self.sessions() as session:
+            requested = jobs_repo.cancel_requested_ids(session=session, job_ids=list(self._active))
+        now = time.monotonic()
+        grace = self.settings.cancel_grace_s
+        for job_id in requested:
+            active = self._active[job_id]
+            if active.stop_at is None:
+                active.stop_at = now + grace
+            elif active.kill_at is None and now >= active.stop_at:
+                active.stop_reason = f"it did not stop within {grace:g} s of the cancel request and was killed"
+                if active.handle.terminate():
+                    active.kill_at = now + KILL_AFTER_TERM_S
+                else:  # a thread cannot be killed: end the job now; its later writes are fenced off
+                    del self._active[job_id]
+                    self._settle(active, f"it did not stop within {grace:g} s of the cancel request", clean=False)
+            elif active.kill_at is not None and now >= active.kill_at:
+                active.handle.kill()
+                active.kill_at = math.inf
+
+    def _claim(self) -> None:
+        with self._lock:
+            serving, own = self._serving, sorted(self._own)
+        if not serving and not own:
+            return
+        while len(self._active) < self.settings.device_slots and not self._stop.is_set():
+            free = self.settings.device_slots - len(self._active)
+            with self.sessions() as session:
+                candidates = jobs_repo.queued_jobs(
+                    session=session, kinds=sorted(self._kinds), limit=free, only=None if serving else own
+                )
+            if not candidates:
+                return
+            for job_id, kind in candidates:  # a candidate another worker wins drops out of the next query
+                self._claim_one(job_id, kind)
+
+    def _claim_one(self, job_id: str, kind: str) -> None:
+        with self.sessions() as session:
+            attempt = jobs_repo.claim_job(session=session, job_id=job_id, worker_id=self.worker_id)
+            session.commit()
+        if attempt is None:
+            return
+        run = JobRun(job_id=job_id, attempt=attempt, worker_id=self.worker_id, kind=self._kinds[kind])
+        try:
+            handle = self.executor.launch(run)
+        except Exception as exc:
+            logger.exception("job %s: could not start", job_id)
+            with self.sessions() as session:
+                ended = jobs_repo.finish_run(
+                    session=session,
+                    job_id=job_id,
+                    attempt=attempt,
+                    worker_id=self.worker_id,
+                    status="failed",
+                    error=f"could not start the job's process: {exc}",
+                )
+                session.commit()
+            self._finish_if_final(job_id, kind, "failed" if ended else None)
+            return
+        self._active[job_id] = _Active(run=run, handle=handle)
+
+    # -- shutdown ----------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
+        """Stop claiming; jobs still running are stopped and re-queued (the attempt given back) to resume later."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        active = list(self._active.values())
+        self._active.clear()
+        # An attempt that already wrote its final status is only tearing down (running its finisher): let it end.
+        with self.sessions() as session:
+            ended = {
+                job_id
+                for job_id in (entry.run.job_id for entry in active)
+                if (job := jobs_repo.get_job(session=session, job_id=job_id)) is None
+                or job.status in jobs_repo.FINAL_STATUSES
+            }
+        deadline = time.monotonic() + KILL_AFTER_TERM_S
+        for entry in active:
+            if entry.run.job_id in ended:
+                _wait_for_exit(entry.handle, deadline)
+        stoppable = [entry for entry in active if entry.handle.exit_code() is None and entry.handle.terminate()]
+        deadline = time.monotonic() + KILL_AFTER_TERM_S
+        for entry in stoppable:
+            _wait_for_exit(entry.handle, deadline)
+            if entry.handle.exit_code() is None:
+                entry.handle.kill()
+                _wait_for_exit(entry.handle, time.monotonic() + KILL_AFTER_TERM_S)
+        for entry in active:
+            code = entry.handle.exit_code()
+            self._settle(entry, "the server stopped while the job ran", clean=code == 0, refund=True)
         self.executor.shutdown()
+
+
+def _wait_for_exit(handle: RunHandle, deadline: float) -> None:
+    while handle.exit_code() is None and time.monotonic() < deadline:
+        time.sleep(0.02)

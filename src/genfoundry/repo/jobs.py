@@ -1,16 +1,21 @@
-"""Jobs and their events. Reads are scoped to an owner; the runner uses the unscoped ones."""
+"""Jobs and their events. Reads are scoped to an owner; the runner uses the unscoped ones.
+
+State changes are conditional UPDATEs whose row count says whether they won: a claim wins only on a queued
+row, and a running job's writes carry its attempt and worker id, so a writer that lost the job changes nothing.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from genfoundry.db.tables import Job, JobEvent, utcnow
 from genfoundry.errors import NotFound
 
 ACTIVE_STATUSES = ("queued", "running")
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
 
 def create_job(*, session: Session, **fields: Any) -> Job:
@@ -46,9 +51,158 @@ def list_events(*, session: Session, job_id: str, after: int | None, limit: int)
     return rows[:limit], len(rows) > limit
 
 
-def fail_orphaned_jobs(*, session: Session, reason: str) -> list[str]:
-    """Jobs a previous server process left queued or running: failed with `reason`, never left 'running'."""
-    ids = list(session.scalars(select(Job.id).where(Job.status.in_(ACTIVE_STATUSES))))
-    if ids:
-        session.execute(update(Job).where(Job.id.in_(ids)).values(status="failed", error=reason, finished_at=utcnow()))
-    return ids
+def _changed(session: Session, statement: Any) -> bool:
+    result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
+    return result.rowcount == 1
+
+
+def _held(job_id: str, attempt: int, worker_id: str | None) -> ColumnElement[bool]:
+    """The row is still this run's: running, same attempt, same worker (None: a row an older runner left)."""
+    worker = Job.worker_id.is_(None) if worker_id is None else Job.worker_id == worker_id
+    return and_(Job.id == job_id, Job.status == "running", Job.attempts == attempt, worker)
+
+
+def queued_jobs(
+    *, session: Session, kinds: list[str], limit: int, only: list[str] | None = None
+) -> list[tuple[str, str]]:
+    """(id, kind) of the oldest queued jobs of `kinds` nobody asked to cancel; `only` narrows to those ids."""
+    query = select(Job.id, Job.kind).where(Job.status == "queued", Job.kind.in_(kinds), Job.cancel_requested.is_(False))
+    if only is not None:
+        query = query.where(Job.id.in_(only))
+    return [(row.id, row.kind) for row in session.execute(query.order_by(Job.seq).limit(limit))]
+
+
+def claim_job(*, session: Session, job_id: str, worker_id: str) -> int | None:
+    """queued → running for `worker_id`; the new attempt number, or None when another worker won."""
+    now = utcnow()
+    won = _changed(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(False))
+        .values(
+            status="running",
+            worker_id=worker_id,
+            attempts=Job.attempts + 1,
+            heartbeat_at=now,
+            started_at=func.coalesce(Job.started_at, now),
+        ),
+    )
+    if not won:
+        return None
+    attempt = session.scalar(select(Job.attempts).where(Job.id == job_id))
+    add_event(
+        session=session, job_id=job_id, type="status", message="running", data={"attempt": attempt, "worker": worker_id}
+    )
+    return attempt
+
+
+def touch_job(
+    *, session: Session, job_id: str, attempt: int, worker_id: str, step: int | None = None, total: int | None = None
+) -> bool:
+    """Heartbeat (and progress when given); False when the run no longer holds the job."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if step is not None:
+        values["progress_step"] = step
+    if total is not None:
+        values["progress_total"] = total
+    return _changed(session, update(Job).where(_held(job_id, attempt, worker_id)).values(**values))
+
+
+def touch_held(*, session: Session, worker_id: str, job_ids: list[str]) -> None:
+    """Heartbeat, from the runner, of the jobs it holds and whose processes are alive (starting ones too)."""
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status == "running", Job.worker_id == worker_id)
+        .values(heartbeat_at=utcnow())
+    )
+
+
+def set_checkpoint(*, session: Session, job_id: str, attempt: int, worker_id: str, checkpoint: str) -> bool:
+    return _changed(session, update(Job).where(_held(job_id, attempt, worker_id)).values(checkpoint=checkpoint))
+
+
+def run_state(*, session: Session, job_id: str, attempt: int, worker_id: str) -> tuple[bool, bool]:
+    """(the run still holds the job, cancel was requested)."""
+    row = session.execute(
+        select(Job.status, Job.attempts, Job.worker_id, Job.cancel_requested).where(Job.id == job_id)
+    ).first()
+    if row is None:
+        return False, True
+    held = row.status == "running" and row.attempts == attempt and row.worker_id == worker_id
+    return held, bool(row.cancel_requested)
+
+
+def finish_run(
+    *,
+    session: Session,
+    job_id: str,
+    attempt: int,
+    worker_id: str | None,
+    status: str,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """running → a final status, with its event in the same transaction; False when the run lost the job."""
+    values: dict[str, Any] = {"status": status, "error": error, "finished_at": utcnow()}
+    if result is not None:
+        values["result"] = result
+    if not _changed(session, update(Job).where(_held(job_id, attempt, worker_id)).values(**values)):
+        return False
+    add_event(session=session, job_id=job_id, type="status", message=status, data={"error": error} if error else {})
+    return True
+
+
+def requeue_run(
+    *, session: Session, job_id: str, attempt: int, worker_id: str | None, reason: str, refund: bool = False
+) -> bool:
+    """running → queued, to resume from the last checkpoint; `refund` gives the attempt back (not the job's fault).
+
+    A refunded attempt number comes back with another worker id, so (attempt, worker_id) still names one run.
+    """
+    values: dict[str, Any] = {
+        "status": "queued",
+        "worker_id": None,
+        "heartbeat_at": None,
+        "error": reason,
+        "resume_from": Job.checkpoint,
+    }
+    if refund:
+        values["attempts"] = Job.attempts - 1
+    if not _changed(session, update(Job).where(_held(job_id, attempt, worker_id)).values(**values)):
+        return False
+    checkpoint = session.scalar(select(Job.checkpoint).where(Job.id == job_id))
+    add_event(
+        session=session,
+        job_id=job_id,
+        type="status",
+        message="queued",
+        data={"reason": reason, "attempt": attempt, "resume_from": checkpoint},
+    )
+    return True
+
+
+def request_cancel(*, session: Session, job_id: str) -> bool:
+    """Raise the cancel flag of an active job; False when the job already ended."""
+    return _changed(
+        session,
+        update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES)).values(cancel_requested=True),
+    )
+
+
+def cancel_queued(*, session: Session, job_id: str) -> bool:
+    """queued → cancelled (no worker holds it yet)."""
+    if not _changed(
+        session,
+        update(Job).where(Job.id == job_id, Job.status == "queued").values(status="cancelled", finished_at=utcnow()),
+    ):
+        return False
+    add_event(session=session, job_id=job_id, type="status", message="cancelled")
+    return True
+
+
+def cancel_requested_ids(*, session: Session, job_ids: list[str]) -> set[str]:
+    return set(session.scalars(select(Job.id).where(Job.id.in_(job_ids), Job.cancel_requested.is_(True))))
+
+
+def running_jobs(*, session: Session) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.status == "running").order_by(Job.seq)))

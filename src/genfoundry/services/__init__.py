@@ -12,7 +12,8 @@ from genfoundry.config import Settings
 from genfoundry.db.session import make_engine, make_session_factory, upgrade_database
 from genfoundry.inference.caption import load_captioner_catalog
 from genfoundry.inference.image import ImageEngine
-from genfoundry.jobs.runner import JobRunner, ThreadExecutor
+from genfoundry.jobs.executors import make_executor
+from genfoundry.jobs.runner import JobRunner
 from genfoundry.services.adapters import AdapterService
 from genfoundry.services.dataset_jobs import CaptionerPool, DatasetJobs
 from genfoundry.services.datasets import DatasetService
@@ -67,7 +68,9 @@ def build_services(settings: Settings) -> Services:
     )
     images = ImageService(sessions=sessions, store=store, catalog=catalog, engine=image_engine, limits=settings.limits)
     signer = UrlSigner(load_or_create_secret(settings.home / "secret.key"))
-    jobs = JobRunner(sessions=sessions, executor=ThreadExecutor(settings.datasets.job_workers))
+    # Job processes get the device and dtype resolved here, so they need not import torch just to find them.
+    job_settings = settings.model_copy(update={"device": device, "dtype": settings.resolved_dtype(device)})
+    jobs = JobRunner(sessions=sessions, settings=settings.jobs, executor=make_executor(job_settings, sessions))
     captioner_specs = load_captioner_catalog(settings.captioners_file, settings.tiny_models_dir)
     datasets = DatasetService(
         sessions=sessions,

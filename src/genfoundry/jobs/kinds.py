@@ -1,0 +1,58 @@
+"""Job kinds: a name mapped to its function and finisher, as callables or importable "module:function" strings.
+
+A job's process must find its function again. Kinds registered by `build_services` are rebuilt there from the
+settings; kinds registered as strings (plugins, tests) are imported by name, with no services built at all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from genfoundry.db.tables import Job
+    from genfoundry.jobs.context import JobContext
+
+JobFunction = Callable[["JobContext"], dict[str, Any]]
+Finisher = Callable[["Job"], None]
+
+
+def load_target(target: str) -> Any:
+    """The object a "package.module:attribute" string names."""
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"job target {target!r} is not of the form 'package.module:function'")
+    obj: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"job target {target!r} is not callable")
+    return obj
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """What runs a job of this kind, and what runs once it has ended (it must be safe to run twice)."""
+
+    name: str
+    function: JobFunction | str
+    on_finish: Finisher | str | None = None
+
+    @property
+    def importable(self) -> bool:
+        """True when a fresh process can rebuild this kind from its strings alone."""
+        return isinstance(self.function, str) and not callable(self.on_finish)
+
+    def resolve_function(self) -> JobFunction:
+        if isinstance(self.function, str):
+            fn: JobFunction = load_target(self.function)
+            return fn
+        return self.function
+
+    def resolve_finisher(self) -> Finisher | None:
+        if isinstance(self.on_finish, str):
+            fn: Finisher = load_target(self.on_finish)
+            return fn
+        return self.on_finish

@@ -1,0 +1,110 @@
+"""Test-only job kinds, importable by dotted path so a job's own process can find them, and a stand-in server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from genfoundry.config import JobSettings, Settings
+from genfoundry.db.session import make_engine, make_session_factory, upgrade_database
+from genfoundry.db.tables import Job
+from genfoundry.jobs.context import JobContext
+from genfoundry.jobs.executors import make_executor
+from genfoundry.jobs.runner import JobRunner
+
+HERE = "tests.jobs.sample_jobs"
+
+
+def count(ctx: JobContext) -> dict[str, Any]:
+    """Count to `n`, a step every `step_s`; a checkpoint file every `every` steps; resume from the last one.
+
+    Side effects a test can count: `run-<job>-<attempt>` once per attempt, a line "attempt step" per step.
+    """
+    out = Path(ctx.params["out"])
+    n, step_s, every = int(ctx.params["n"]), float(ctx.params.get("step_s", 0)), int(ctx.params.get("every", 0))
+    (out / f"run-{ctx.job_id}-{ctx.attempt}").touch()
+    start = int(Path(ctx.resume_from).read_text()) if ctx.resume_from else 0
+    for step in range(start + 1, n + 1):
+        ctx.check_cancelled()
+        time.sleep(step_s)
+        with (out / f"steps-{ctx.job_id}.log").open("a") as log:
+            log.write(f"{ctx.attempt} {step}\n")
+        ctx.progress(step, n, f"step {step}")
+        if every and step % every == 0:
+            checkpoint = out / f"ckpt-{ctx.job_id}-{step}"
+            checkpoint.write_text(str(step))
+            ctx.checkpoint(step, str(checkpoint))
+    time.sleep(float(ctx.params.get("tail_s", 0)))  # wrapping up (saving the result) without checking for cancel
+    return {"counted": n, "started_at": start}
+
+
+def stubborn(ctx: JobContext) -> dict[str, Any]:
+    """Ignores cancel requests and SIGTERM: only SIGKILL ends it."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ctx.log("ignoring cancel")
+    for step in range(10_000):
+        time.sleep(0.05)
+        ctx.progress(step, 10_000)
+    return {}
+
+
+def boom(ctx: JobContext) -> dict[str, Any]:
+    ctx.log("about to fail")
+    raise RuntimeError("the flux capacitor broke")
+
+
+def exit_hard(ctx: JobContext) -> dict[str, Any]:
+    """Ends its process with no final status, the way a crashing native library would."""
+    print("giving up hard", file=sys.stderr, flush=True)
+    os._exit(3)
+
+
+def record_finish(job: Job) -> None:
+    """A finisher: one line per run, so a test can see it ran (and how often)."""
+    with (Path(job.params["out"]) / f"finished-{job.id}.log").open("a") as log:
+        log.write(f"{job.status}\n")
+
+
+def job_settings(home: Path, **jobs: Any) -> Settings:
+    defaults: dict[str, Any] = {"heartbeat_s": 0.2, "stale_after_s": 1.0, "cancel_grace_s": 1.0, "device_slots": 2}
+    return Settings(home=home, device="cpu", jobs=JobSettings(**(defaults | jobs)))
+
+
+@dataclass
+class Harness:
+    runner: JobRunner
+    engine: Engine
+
+    def close(self) -> None:
+        self.runner.shutdown()
+        self.engine.dispose()
+
+
+def make_runner(settings: Settings) -> Harness:
+    """A runner on the settings' database with the sample kinds registered by dotted path."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    upgrade_database(engine)
+    sessions = make_session_factory(engine)
+    runner = JobRunner(
+        sessions=sessions, settings=settings.jobs, executor=make_executor(settings, sessions), poll_s=0.1
+    )
+    for name in ("count", "stubborn", "boom", "exit_hard"):
+        runner.register(name, f"{HERE}:{name}", on_finish=f"{HERE}:record_finish")
+    runner.register("missing", "tests.jobs.no_such_module:run", on_finish=f"{HERE}:record_finish")
+    return Harness(runner, engine)
+
+
+def serve(home: str) -> None:
+    """A stand-in server process: serves the sample kinds until it is killed."""
+    harness = make_runner(job_settings(Path(home)))
+    harness.runner.serve()
+    while True:
+        time.sleep(1)
