@@ -1,0 +1,360 @@
+"""The LoRA recipe for SD 1.5, SDXL and FLUX: train_lora(config, dataset_dir, output_dir, callbacks)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from genfoundry.errors import Invalid
+from genfoundry.training import checkpoints
+from genfoundry.training.callbacks import TrainingCallbacks, TrainingResult
+
+if TYPE_CHECKING:
+    import torch
+    from accelerate import Accelerator
+
+    from genfoundry.training.cache import EncodedDataset
+    from genfoundry.training.config import LoraTrainingConfig
+    from genfoundry.training.data import BatchSchedule
+    from genfoundry.training.sampling import SamplePrompts
+    from genfoundry.training.steps import FamilySteps
+
+ADAPTER_DIR = "adapter"
+TRAINING_INFO = "training.json"
+
+
+def train_lora(
+    config: LoraTrainingConfig,
+    dataset_dir: Path,
+    output_dir: Path,
+    callbacks: TrainingCallbacks | None = None,
+    *,
+    resume_from: Path | None = None,
+) -> TrainingResult:
+    """Train a LoRA on the images and captions in `dataset_dir`; results go under `output_dir`.
+
+    Writes `checkpoints/step_<n>/` every `checkpoint_every_n_steps` (keeping the last K), `samples/*.png`
+    for the validation prompts, and finally `adapter/pytorch_lora_weights.safetensors`. When
+    `callbacks.should_stop()` turns true the run checkpoints and returns with `stopped=True`; passing that
+    checkpoint as `resume_from` continues to the same weights an uninterrupted run reaches.
+    """
+    run = _Run.start(config, Path(dataset_dir), Path(output_dir), callbacks or TrainingCallbacks(), resume_from)
+    return run.train()
+
+
+def adapter_metadata(config: LoraTrainingConfig, step: int, total_steps: int) -> dict[str, str]:
+    """Header fields of every LoRA file we write (safetensors metadata values are strings)."""
+    return {
+        "genfoundry_recipe": "lora",
+        "genfoundry_family": config.family,
+        "genfoundry_base": config.base_source,
+        "genfoundry_rank": str(config.rank),
+        "genfoundry_alpha": repr(config.alpha),
+        "genfoundry_trigger_word": config.trigger_word or "",
+        "genfoundry_steps": str(step),
+        "genfoundry_total_steps": str(total_steps),
+        "genfoundry_target_modules": json.dumps(list(config.target_modules)),
+        "genfoundry_resolution": str(config.resolution),
+        "genfoundry_seed": str(config.seed),
+    }
+
+
+def micro_step_seed(seed: int, micro_step: int) -> int:
+    """The RNG seed of one micro-batch: a hash of (seed, micro step), so resuming replays the same noise."""
+    digest = hashlib.blake2b(f"{seed}:{micro_step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+@dataclass
+class _Run:
+    """One call of train_lora: everything set up, ready to loop."""
+
+    config: LoraTrainingConfig
+    output_dir: Path
+    callbacks: TrainingCallbacks
+    accelerator: Accelerator
+    dtype: torch.dtype
+    pipe: Any
+    steps: FamilySteps
+    denoiser: Any
+    params: list[torch.nn.Parameter]
+    optimizer: Any
+    lr_scheduler: Any
+    encoded: EncodedDataset
+    schedule: BatchSchedule
+    total_steps: int
+    start_step: int
+    sample_prompts: SamplePrompts | None
+
+    @classmethod
+    def start(
+        cls,
+        config: LoraTrainingConfig,
+        dataset_dir: Path,
+        output_dir: Path,
+        callbacks: TrainingCallbacks,
+        resume_from: Path | None,
+    ) -> _Run:
+        """Check inputs, load the base, cache latents and embeddings, add the LoRA, restore a checkpoint."""
+        from genfoundry.training import cache, lora_setup, sampling
+        from genfoundry.training.data import BatchSchedule, assign_buckets, load_dataset_items
+        from genfoundry.training.steps import family_steps
+
+        # 1. Check inputs: data, checkpoint and device, before anything heavy is loaded.
+        items = load_dataset_items(dataset_dir, config.trigger_word)
+        groups = assign_buckets(items, config.resolution)
+        schedule = BatchSchedule(groups, config.batch_size, config.seed)
+        total = config.total_steps(schedule.batches_per_epoch)
+        resumed = checkpoints.load_checkpoint(Path(resume_from), config.to_dict()) if resume_from else None
+        accelerator, dtype = lora_setup.make_accelerator(config)
+        device = accelerator.device
+        output_dir.mkdir(parents=True, exist_ok=True)
+        checkpoints.remove_stale_temp_dirs(output_dir)
+        callbacks.on_log(
+            f"LoRA {config.family}: {len(items)} images in {len(groups)} buckets, {total} steps, rank {config.rank}, "
+            f"device {device}, mixed precision {accelerator.mixed_precision}"
+        )
+
+        # 2. Load the base model.
+        began = time.perf_counter()
+        pipe = lora_setup.load_base_pipeline(config, dtype)
+        steps = family_steps(config, pipe)
+        denoiser = getattr(pipe, steps.component)
+        lora_setup.check_target_modules(denoiser, config.target_modules)
+
+        # 3. Encode images and captions once; the encoders then leave before the denoiser needs the memory.
+        cache.text_encoders_to(pipe, device)
+        encoded = cache.encode_dataset(pipe, steps, items, groups, device, callbacks.on_log)
+        sample_prompts = None
+        if config.validation_prompts and config.sample_every_n_steps > 0:
+            sample_prompts = sampling.encode_sample_prompts(pipe, steps, config.validation_prompts, device)
+        cache.release_encoders(pipe, keep_vae=sample_prompts is not None)
+        callbacks.on_log(
+            f"encoded in {time.perf_counter() - began:.1f}s; text encoders released, VAE "
+            + ("parked on the CPU for samples" if sample_prompts else "released")
+        )
+
+        # 4. LoRA layers, optimizer and schedule; a checkpoint overrides all three.
+        lora_setup.add_lora(denoiser, config, device, dtype)
+        params = [p for p in denoiser.parameters() if p.requires_grad]
+        optimizer = lora_setup.make_optimizer(config, params, callbacks.on_log)
+        lr_scheduler = lora_setup.make_lr_scheduler(config, optimizer, total)
+        denoiser, optimizer = accelerator.prepare(denoiser, optimizer)
+        run = cls(
+            config=config,
+            output_dir=output_dir,
+            callbacks=callbacks,
+            accelerator=accelerator,
+            dtype=dtype,
+            pipe=pipe,
+            steps=steps,
+            denoiser=denoiser,
+            params=params,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            encoded=encoded,
+            schedule=schedule,
+            total_steps=total,
+            start_step=0,
+            sample_prompts=sample_prompts,
+        )
+        if resumed is not None:
+            run.restore(resumed)
+            callbacks.on_log(f"resumed from {Path(str(resume_from)).name} at step {resumed.step}")
+        return run
+
+    def train(self) -> TrainingResult:
+        """The loop: optimizer steps, with checkpoints, samples and the stop check at step boundaries."""
+        config, callbacks = self.config, self.callbacks
+        losses: list[float] = []
+        samples: list[Path] = []
+        last_checkpoint: Path | None = None
+        step = self.start_step
+        began = time.perf_counter()
+        while step < self.total_steps:
+            loss = self.train_step(step)
+            step += 1
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss} at step {step}; lower learning_rate or use bf16")
+            losses.append(loss)
+            rate = (step - self.start_step) / max(time.perf_counter() - began, 1e-9)
+            callbacks.on_step(step, self.total_steps, {"loss": loss, "lr": self.current_lr(), "it_per_s": rate})
+            saved = False
+            if step % config.checkpoint_every_n_steps == 0:
+                last_checkpoint, saved = self.checkpoint(step, loss), True
+            if self.sample_prompts is not None and step % config.sample_every_n_steps == 0:
+                samples += self.sample(step)
+            if step < self.total_steps and callbacks.should_stop():
+                if not saved:
+                    last_checkpoint = self.checkpoint(step, loss)
+                callbacks.on_log(f"stopped at step {step} of {self.total_steps}; checkpoint saved")
+                return self.result(None, step, last_checkpoint, losses, samples, stopped=True)
+        if self.sample_prompts is not None and step % config.sample_every_n_steps != 0:
+            samples += self.sample(step)  # the final weights always get a sample
+        adapter = self.save_adapter(step, losses)
+        callbacks.on_log(f"finished {step} steps; adapter at {adapter}")
+        return self.result(adapter, step, last_checkpoint, losses, samples, stopped=False)
+
+    def result(
+        self,
+        adapter: Path | None,
+        step: int,
+        last_checkpoint: Path | None,
+        losses: list[float],
+        samples: list[Path],
+        *,
+        stopped: bool,
+    ) -> TrainingResult:
+        return TrainingResult(
+            adapter_path=adapter,
+            step=step,
+            total_steps=self.total_steps,
+            stopped=stopped,
+            last_checkpoint=last_checkpoint,
+            losses=losses,
+            samples=samples,
+        )
+
+    def train_step(self, step: int) -> float:
+        """One optimizer step over `gradient_accumulation_steps` micro-batches; returns their mean loss."""
+        import torch
+
+        accumulation = self.config.gradient_accumulation_steps
+        total = 0.0
+        for k in range(accumulation):
+            micro = step * accumulation + k
+            generator = torch.Generator().manual_seed(micro_step_seed(self.config.seed, micro))
+            indices = self.schedule.batch(micro)
+            latents, cond, extra = self.encoded.batch(
+                indices, generator, self.steps, self.accelerator.device, self.dtype
+            )
+            with self.accelerator.autocast():
+                loss = self.steps.loss(self.denoiser, latents, cond, extra, generator)
+            self.accelerator.backward(loss / accumulation)
+            total += float(loss.detach())
+        if self.config.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.params, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total / accumulation
+
+    def current_lr(self) -> float:
+        return float(self.lr_scheduler.get_last_lr()[0])
+
+    def write_lora(self, folder: Path, step: int) -> Path:
+        """The current LoRA as a diffusers-format file in `folder`."""
+        from peft.utils import get_peft_model_state_dict
+
+        model = self.accelerator.unwrap_model(self.denoiser)
+        layers = {k: v.detach().to("cpu").contiguous() for k, v in get_peft_model_state_dict(model).items()}
+        return checkpoints.save_lora_file(
+            folder,
+            pipeline_cls=type(self.pipe),
+            component=self.steps.component,
+            layers=layers,
+            peft_config=model.peft_config["default"].to_dict(),
+            metadata=adapter_metadata(self.config, step, self.total_steps),
+        )
+
+    def checkpoint(self, step: int, loss: float) -> Path:
+        """Save LoRA + optimizer + schedule + RNG state as checkpoints/step_<step>, atomically."""
+        import torch
+
+        scaler = self.accelerator.scaler
+        state = {
+            "step": step,
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "python": random.getstate(),
+            },
+        }
+        info = {
+            "format_version": checkpoints.FORMAT_VERSION,
+            "step": step,
+            "total_steps": self.total_steps,
+            "loss": loss,
+            "config": self.config.to_dict(),
+        }
+
+        def write(folder: Path) -> None:
+            self.write_lora(folder, step)
+            checkpoints.write_training_state(folder, state, info)
+
+        path = checkpoints.save_checkpoint(
+            self.output_dir, step, write=write, keep_last=self.config.keep_last_n_checkpoints
+        )
+        self.callbacks.on_checkpoint(step, path)
+        return path
+
+    def restore(self, resumed: checkpoints.LoadedCheckpoint) -> None:
+        """Load a checkpoint's LoRA weights, optimizer, schedule and RNG states into this run."""
+        import torch
+        from peft import set_peft_model_state_dict
+
+        model = self.accelerator.unwrap_model(self.denoiser)
+        result = set_peft_model_state_dict(model, resumed.lora_state, adapter_name="default")
+        missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
+        unexpected = list(getattr(result, "unexpected_keys", []))
+        if missing or unexpected:
+            raise Invalid(
+                f"checkpoint LoRA does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}",
+                param="resume_from",
+            )
+        state = resumed.training_state
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        if self.accelerator.scaler is not None and state.get("scaler"):
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        random.setstate(rng["python"])
+        self.start_step = resumed.step
+
+    def sample(self, step: int) -> list[Path]:
+        """Generate the validation prompts with the current LoRA and report each image."""
+        from genfoundry.training.sampling import generate_samples
+
+        assert self.sample_prompts is not None
+        made = generate_samples(
+            self.pipe,
+            self.steps,
+            self.config,
+            self.sample_prompts,
+            step=step,
+            output_dir=self.output_dir,
+            device=self.accelerator.device,
+            dtype=self.dtype,
+            autocast=self.accelerator.autocast,
+        )
+        for prompt, path in made:
+            self.callbacks.on_sample(step, prompt, path)
+        return [path for _prompt, path in made]
+
+    def save_adapter(self, step: int, losses: list[float]) -> Path:
+        """Publish the final LoRA as output_dir/adapter/ (replacing an older one atomically)."""
+        info = {
+            "recipe": "lora",
+            "steps": step,
+            "final_loss": losses[-1] if losses else None,
+            "config": self.config.to_dict(),
+        }
+
+        def write(folder: Path) -> None:
+            self.write_lora(folder, step)
+            (folder / TRAINING_INFO).write_text(json.dumps(info, indent=2, sort_keys=True), encoding="utf-8")
+
+        folder = checkpoints.write_dir_atomically(self.output_dir / ADAPTER_DIR, write)
+        return folder / checkpoints.LORA_WEIGHT_NAME
