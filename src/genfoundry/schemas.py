@@ -274,3 +274,106 @@ class FilePublic(BaseModel):
     purpose: str
     status: Literal["uploaded", "processed", "error"]
     status_details: str | None = None
+
+
+class ImageTrainingHyperparameters(BaseModel):
+    """OpenAI's names where they fit (n_epochs, batch_size, learning_rate_multiplier) plus ours."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_epochs: int | Literal["auto"] | None = None
+    batch_size: int | Literal["auto"] | None = None
+    learning_rate_multiplier: float | Literal["auto"] | None = None
+    max_steps: int | None = None
+    learning_rate: float | None = None
+    rank: int | None = None
+    alpha: float | None = None
+    resolution: int | None = None
+    gradient_accumulation_steps: int | None = None
+    trigger_word: str | None = Field(default=None, max_length=200)
+    validation_prompts: list[str] | None = Field(default=None, max_length=8)
+    sample_every_n_steps: int | None = None
+    checkpoint_every_n_steps: int | None = None
+
+
+class MethodSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hyperparameters: ImageTrainingHyperparameters = Field(default_factory=ImageTrainingHyperparameters)
+
+
+class FineTuningMethod(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["lora", "dreambooth"]
+    lora: MethodSettings | None = None
+    dreambooth: MethodSettings | None = None
+
+    def settings(self) -> ImageTrainingHyperparameters:
+        chosen = getattr(self, self.type)
+        return chosen.hyperparameters if chosen is not None else ImageTrainingHyperparameters()
+
+
+class FineTuningJobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=120)
+    training_file: str = Field(min_length=1, max_length=64)
+    suffix: str | None = Field(default=None, max_length=64)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    method: FineTuningMethod = Field(default_factory=lambda: FineTuningMethod(type="lora"))
+    hyperparameters: ImageTrainingHyperparameters | None = None
+    validation_file: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class FineTuningError(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class FineTuningJobPublic(BaseModel):
+    """OpenAI's fine_tuning.job object plus `progress` and our fields."""
+
+    id: str
+    object: Literal["fine_tuning.job"] = "fine_tuning.job"
+    created_at: int
+    finished_at: int | None
+    model: str
+    fine_tuned_model: str | None
+    organization_id: str = "genfoundry"
+    result_files: list[str] = Field(default_factory=list)
+    status: Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
+    validation_file: str | None = None
+    training_file: str
+    hyperparameters: dict[str, Any]
+    method: dict[str, Any]
+    trained_tokens: int | None = None
+    error: FineTuningError | None = None
+    seed: int
+    estimated_finish: int | None = None
+    user_provided_suffix: str | None = None
+    metadata: dict[str, str] | None = None
+    integrations: list[Any] = Field(default_factory=list)
+    progress: dict[str, int] = Field(default_factory=dict)
+
+
+class FineTuningEventPublic(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.event"] = "fine_tuning.job.event"
+    created_at: int
+    level: Literal["info", "warn", "error"] = "info"
+    message: str
+    type: Literal["message", "metrics"] = "message"
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class FineTuningCheckpointPublic(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
+    created_at: int
+    fine_tuned_model_checkpoint: str
+    fine_tuning_job_id: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+    step_number: int

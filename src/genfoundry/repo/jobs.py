@@ -206,3 +206,15 @@ def cancel_requested_ids(*, session: Session, job_ids: list[str]) -> set[str]:
 
 def running_jobs(*, session: Session) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.status == "running").order_by(Job.seq)))
+
+
+def list_jobs(
+    *, session: Session, owner_id: str, kind: str, limit: int, after: str | None = None
+) -> tuple[list[Job], bool]:
+    """An owner's jobs of one kind, newest first; `after` is the id of the last job of the previous page."""
+    query = select(Job).where(Job.owner_id == owner_id, Job.kind == kind)
+    if after is not None:
+        cursor = require_job(session=session, owner_id=owner_id, job_id=after)
+        query = query.where(Job.seq < cursor.seq)
+    rows = list(session.scalars(query.order_by(Job.seq.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit

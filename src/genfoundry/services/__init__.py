@@ -18,6 +18,7 @@ from genfoundry.services.adapters import AdapterService
 from genfoundry.services.dataset_jobs import CaptionerPool, DatasetJobs
 from genfoundry.services.datasets import DatasetService
 from genfoundry.services.images import ImageService
+from genfoundry.services.training import TrainingService
 from genfoundry.services.urls import UrlSigner, load_or_create_secret
 from genfoundry.storage import ArtifactStore
 
@@ -35,6 +36,7 @@ class Services:
     signer: UrlSigner
     jobs: JobRunner
     datasets: DatasetService
+    training: TrainingService
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -87,6 +89,15 @@ def build_services(settings: Settings) -> Services:
         captioners=CaptionerPool(captioner_specs, device=device, dtype=settings.resolved_dtype(device)),
         caption_cache_dir=settings.home / "cache" / "captions",
     ).register(jobs)
+    training = TrainingService(
+        sessions=sessions,
+        catalog=catalog,
+        datasets=datasets,
+        adapters=adapters,
+        jobs=jobs,
+        work_dir=settings.home / "training",
+    )
+    training.register(jobs)
     return Services(
         settings=settings,
         db_engine=db_engine,
@@ -99,4 +110,5 @@ def build_services(settings: Settings) -> Services:
         signer=signer,
         jobs=jobs,
         datasets=datasets,
+        training=training,
     )

@@ -1,0 +1,150 @@
+"""Fine-tuning jobs: checked and queued here, run by the job runner in their own process, registered as adapters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from genfoundry.catalog import Catalog
+from genfoundry.db.tables import Job
+from genfoundry.errors import Conflict, Invalid, NotFound
+from genfoundry.jobs.runner import JobContext, JobRunner
+from genfoundry.repo import datasets as datasets_repo
+from genfoundry.repo import jobs as jobs_repo
+from genfoundry.repo.ids import slug
+from genfoundry.schemas import FineTuningJobCreate
+from genfoundry.services.adapters import AdapterService
+from genfoundry.services.datasets import DatasetService
+
+TRAINING_KIND = "fine_tune_lora"
+# OpenAI's names, mapped onto the recipe's; "auto" means the family default.
+_RENAMED = {"n_epochs": "epochs"}
+_AUTO = ("n_epochs", "batch_size", "learning_rate_multiplier")
+
+
+def recipe_params(body: FineTuningJobCreate) -> dict[str, Any]:
+    """The recipe's hyperparameters from the request (method settings win over the legacy top-level ones)."""
+    merged: dict[str, Any] = {}
+    for source in (body.hyperparameters, body.method.settings()):
+        if source is not None:
+            merged.update(source.model_dump(exclude_none=True))
+    for name in _AUTO:
+        if merged.get(name) == "auto":
+            merged.pop(name)
+    multiplier = merged.pop("learning_rate_multiplier", None)
+    if multiplier is not None:
+        merged["learning_rate"] = float(merged.get("learning_rate", 1e-4)) * float(multiplier)
+    if "validation_prompts" in merged:
+        merged["validation_prompts"] = tuple(merged["validation_prompts"])
+    return {_RENAMED.get(k, k): v for k, v in merged.items()}
+
+
+class TrainingService:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        catalog: Catalog,
+        datasets: DatasetService,
+        adapters: AdapterService,
+        jobs: JobRunner,
+        work_dir: Path,
+    ) -> None:
+        self.sessions = sessions
+        self.catalog = catalog
+        self.datasets = datasets
+        self.adapters = adapters
+        self.jobs = jobs
+        self.work_dir = work_dir
+
+    def register(self, runner: JobRunner) -> None:
+        runner.register(TRAINING_KIND, self.run)
+
+    def create(self, *, owner_id: str, body: FineTuningJobCreate) -> Job:
+        from genfoundry.training.config import LoraTrainingConfig
+
+        if body.model not in self.catalog.models:
+            raise NotFound(f"The model '{body.model}' does not exist", param="model")
+        base = self.catalog.get(body.model)
+        with self.sessions() as session:
+            dataset = datasets_repo.require_dataset(
+                session=session, owner_id=owner_id, dataset_id=body.training_file, param="training_file"
+            )
+            if dataset.kind != "image":
+                raise Invalid("a LoRA needs an image dataset; this one is text", param="training_file")
+            if dataset.status != "ready":
+                raise Conflict(f"dataset {dataset.id} is {dataset.status}; train on it when it is ready")
+            if dataset.accepted == 0:
+                raise Invalid("the dataset has no images", param="training_file")
+            params = recipe_params(body)
+            params.setdefault("trigger_word", dataset.trigger_word)
+            if body.seed is not None:
+                params["seed"] = body.seed
+            LoraTrainingConfig.from_params(base.family, base.source, params)  # every check, before queueing
+            job = self.jobs.submit(
+                session=session,
+                owner_id=owner_id,
+                kind=TRAINING_KIND,
+                params={
+                    "method": body.method.type,
+                    "base_id": base.id,
+                    "dataset_id": dataset.id,
+                    "suffix": body.suffix,
+                    "hyperparameters": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
+                },
+            )
+            session.commit()
+        self.jobs.start(job)
+        return job
+
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        """The job function, in the job's own process."""
+        from genfoundry.training.callbacks import TrainingCallbacks
+        from genfoundry.training.config import LoraTrainingConfig
+        from genfoundry.training.lora import train_lora
+
+        params = ctx.params
+        base = self.catalog.get(params["base_id"])
+        hyper = dict(params["hyperparameters"])
+        if "validation_prompts" in hyper:
+            hyper["validation_prompts"] = tuple(hyper["validation_prompts"])
+        config = LoraTrainingConfig.from_params(base.family, base.source, hyper)
+        with self.sessions() as session:
+            dataset = datasets_repo.get_dataset(session=session, dataset_id=params["dataset_id"])
+            job = jobs_repo.get_job(session=session, job_id=ctx.job_id)
+        if dataset is None or job is None:
+            raise NotFound("the training dataset was deleted")
+        output_dir = self.work_dir / ctx.job_id
+
+        def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
+            ctx.progress(step, total)
+            ctx.metrics(step, **metrics)
+
+        callbacks = TrainingCallbacks(
+            on_step=on_step,
+            on_checkpoint=lambda step, path: ctx.checkpoint(step, str(path)),
+            should_stop=ctx.cancel_requested,
+            on_log=ctx.log,
+        )
+        result = train_lora(
+            config,
+            self.datasets.image_dir(dataset),
+            output_dir,
+            callbacks,
+            resume_from=Path(ctx.resume_from) if ctx.resume_from else None,
+        )
+        if result.stopped or result.adapter_path is None:
+            ctx.check_cancelled()
+            raise Conflict("training stopped before the end")
+        name = "-".join(part for part in ("ft", base.id, params.get("suffix")) if part)
+        adapter = self.adapters.import_upload(
+            owner_id=job.owner_id,
+            upload=result.adapter_path,
+            base_id=base.id,
+            name=slug(name),
+            trigger_word=config.trigger_word,
+            tags={"job": ctx.job_id},
+        )
+        return {"fine_tuned_model": adapter.id, "steps": result.step}
