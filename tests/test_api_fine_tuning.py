@@ -73,3 +73,19 @@ def test_bad_fine_tuning_requests(alice: httpx.Client) -> None:
     assert_error(create(method=lora(resolution=500)), 400, param="resolution")
     assert_error(create(method=lora(warp_speed=9)), 400)
     assert_error(alice.get("/v1/fine_tuning/jobs/job_nope"), 404)
+
+
+def test_job_log_tail(alice: httpx.Client, bob: httpx.Client) -> None:
+    from tests.test_api_dataset_urls import wait_for_job
+
+    dataset = alice.post("/v1/datasets/from-urls", json={"name": "log", "urls": ["http://127.0.0.1:9/x.png"]}).json()
+    wait_for_job(alice, dataset["job_id"])
+    log = alice.get(f"/v1/jobs/{dataset['job_id']}/log", params={"tail": 10})
+    assert log.status_code == 200
+    assert log.headers["content-type"].startswith("text/plain")
+    lines = log.text.splitlines()
+    assert 1 <= len(lines) <= 10
+    assert lines[-1].endswith("failed")
+    assert len(alice.get(f"/v1/jobs/{dataset['job_id']}/log", params={"tail": 1}).text.splitlines()) == 1
+    assert_error(alice.get(f"/v1/jobs/{dataset['job_id']}/log", params={"tail": 0}), 400)
+    assert_error(bob.get(f"/v1/jobs/{dataset['job_id']}/log"), 404)

@@ -218,3 +218,10 @@ def list_jobs(
         query = query.where(Job.seq < cursor.seq)
     rows = list(session.scalars(query.order_by(Job.seq.desc()).limit(limit + 1)))
     return rows[:limit], len(rows) > limit
+
+
+def tail_events(*, session: Session, job_id: str, types: tuple[str, ...], limit: int) -> list[JobEvent]:
+    """The last `limit` events of the given types, oldest first."""
+    query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type.in_(types))
+    rows = list(session.scalars(query.order_by(JobEvent.seq.desc()).limit(limit)))
+    return rows[::-1]

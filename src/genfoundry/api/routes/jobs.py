@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import PrincipalDep, ServicesDep
@@ -71,6 +72,24 @@ async def read_job_events(
             return ListPublic(data=[event_public(event) for event in events], has_more=has_more)
 
     return await run_in_threadpool(load)
+
+
+@router.get("/{job_id}/log", response_class=PlainTextResponse)
+async def read_job_log(
+    job_id: str,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    tail: Annotated[int, Query(ge=1, le=10000)] = 10,
+) -> PlainTextResponse:
+    """The job's last `tail` log and status lines as plain text, one per line."""
+
+    def load() -> str:
+        with services.sessions() as session:
+            jobs_repo.require_job(session=session, owner_id=principal.user_id, job_id=job_id)
+            events = jobs_repo.tail_events(session=session, job_id=job_id, types=("log", "status"), limit=tail)
+        return "".join(f"{event.created_at:%Y-%m-%d %H:%M:%S} {event.message}\n" for event in events)
+
+    return PlainTextResponse(await run_in_threadpool(load))
 
 
 @router.post("/{job_id}/cancel")
