@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import PrincipalDep, ServicesDep
+from genfoundry.api.routes.jobs import parse_event_id
 from genfoundry.db.tables import Job, JobEvent
 from genfoundry.errors import Conflict, Invalid
 from genfoundry.repo import jobs as jobs_repo
@@ -115,11 +116,7 @@ async def read_fine_tuning_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> ListPublic[FineTuningEventPublic]:
     """Oldest first; `after` is an event id from a previous page."""
-    after_seq = None
-    if after is not None:
-        if not after.startswith("ev_") or not after[3:].isdigit():
-            raise Invalid(f"unknown event id {after!r}", param="after")
-        after_seq = int(after[3:])
+    after_seq = parse_event_id(after)
 
     def load() -> ListPublic[FineTuningEventPublic]:
         _training_job(services, principal.user_id, job_id)

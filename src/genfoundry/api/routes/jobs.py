@@ -31,6 +31,15 @@ def job_public(job: Job) -> JobPublic:
     )
 
 
+def parse_event_id(event_id: str | None) -> int | None:
+    """`ev_<seq>` → seq, for the `after` cursor of event lists."""
+    if event_id is None:
+        return None
+    if not event_id.startswith("ev_") or not event_id[3:].isdigit():
+        raise Invalid(f"unknown event id {event_id!r}", param="after")
+    return int(event_id[3:])
+
+
 def event_public(event: JobEvent) -> JobEventPublic:
     return JobEventPublic(
         id=f"ev_{event.seq}",
@@ -59,11 +68,7 @@ async def read_job_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ListPublic[JobEventPublic]:
     """Oldest first; `after` is an event id from a previous page."""
-    after_seq = None
-    if after is not None:
-        if not after.startswith("ev_") or not after[3:].isdigit():
-            raise Invalid(f"unknown event id {after!r}", param="after")
-        after_seq = int(after[3:])
+    after_seq = parse_event_id(after)
 
     def load() -> ListPublic[JobEventPublic]:
         with services.sessions() as session:
