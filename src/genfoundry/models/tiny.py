@@ -54,12 +54,12 @@ _SD_SCHED: dict[str, Any] = {
 }
 
 
-def _corpus_lines() -> list[str]:
+def corpus_lines() -> list[str]:
     """Return the inline training corpus as a list of non-empty lines."""
     return [line.strip() for line in _CORPUS.strip().splitlines() if line.strip()]
 
 
-def _merge_symbols(symbols: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
+def merge_symbols(symbols: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
     """Replace every adjacent occurrence of `pair` in `symbols` by its concatenation."""
     out: list[str] = []
     i = 0
@@ -84,7 +84,7 @@ def _clip_vocab_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     # tokenizers' BpeTrainer breaks ties in hash order, which changes ids between processes.
     reference = CLIPTokenizer().backend_tokenizer  # CLIP's exact normalizer + pre-tokenizer
     words: Counter[str] = Counter()
-    for line in _corpus_lines():
+    for line in corpus_lines():
         normalized = reference.normalizer.normalize_str(line)
         words.update(w for w, _ in reference.pre_tokenizer.pre_tokenize_str(normalized))
     corpus = {(*w[:-1], w[-1] + "</w>"): n for w, n in words.items()}
@@ -98,7 +98,7 @@ def _clip_vocab_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
             break
         best = min(pairs, key=lambda p: (-pairs[p], p))
         merges.append(best)
-        corpus = {_merge_symbols(symbols, best): n for symbols, n in corpus.items()}
+        corpus = {merge_symbols(symbols, best): n for symbols, n in corpus.items()}
     # Layout mirrors openai/clip: bytes, bytes + "</w>", merged tokens, then the two specials.
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     pieces = [*alphabet, *(c + "</w>" for c in alphabet), *(a + b for a, b in merges)]
@@ -116,7 +116,7 @@ def _t5_vocab() -> list[tuple[str, float]]:
     import string
     from collections import Counter
 
-    counts = Counter(w for line in _corpus_lines() for w in re.findall(r"\w+|[^\w\s]", line))
+    counts = Counter(w for line in corpus_lines() for w in re.findall(r"\w+|[^\w\s]", line))
     total = sum(counts.values())
     scores: dict[str, float] = {}
     for word, n in counts.items():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genfoundry.models.tiny import _corpus_lines, _merge_symbols
+from genfoundry.models.tiny import corpus_lines, merge_symbols
 
 TINY_CAPTIONER_ID = "tiny-captioner"
 TINY_CAPTIONER_SUBDIR = "captioner"  # under the tiny-models dir, next to the tiny pipelines
@@ -102,7 +102,7 @@ def _bart_vocab_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
 
     pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     words: Counter[str] = Counter()
-    for line in _corpus_lines():
+    for line in corpus_lines():
         words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(line))
     corpus = {tuple(word): n for word, n in words.items()}
     merges: list[tuple[str, str]] = []
@@ -115,7 +115,7 @@ def _bart_vocab_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
             break
         best = min(pairs, key=lambda p: (-pairs[p], p))  # ties by the pair itself, never by hash order
         merges.append(best)
-        corpus = {_merge_symbols(symbols, best): n for symbols, n in corpus.items()}
+        corpus = {merge_symbols(symbols, best): n for symbols, n in corpus.items()}
     # BART's layout: <s>, <pad>, </s>, <unk> first (ids 0-3), then bytes and merges, <mask>, then Florence's <image>.
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab: dict[str, int] = {}
@@ -224,7 +224,7 @@ def _florence2(sizes: _FlorenceSizes, seed: int, *, vocab_size: int | None = Non
 @functools.lru_cache(maxsize=1)
 def _bert_vocab() -> dict[str, int]:
     """A WordPiece vocab with BERT conventions ([PAD]=0 ... [MASK]) plus BLIP's [DEC] start token."""
-    words = Counter(w for line in _corpus_lines() for w in re.findall(r"\w+|[^\w\s]", line.lower()))
+    words = Counter(w for line in corpus_lines() for w in re.findall(r"\w+|[^\w\s]", line.lower()))
     chars = sorted(set(string.ascii_lowercase + string.digits + string.punctuation))
     vocab: dict[str, int] = {}
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
