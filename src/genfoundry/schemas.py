@@ -302,16 +302,38 @@ class MethodSettings(BaseModel):
     hyperparameters: ImageTrainingHyperparameters = Field(default_factory=ImageTrainingHyperparameters)
 
 
+class ClassifierHyperparameters(BaseModel):
+    """A custom prompt classifier (method.type "classifier"); OpenAI's names where they fit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_epochs: int | Literal["auto"] | None = None
+    batch_size: int | Literal["auto"] | None = None
+    learning_rate_multiplier: float | Literal["auto"] | None = None
+    learning_rate: float | None = None
+
+
+class ClassifierMethodSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hyperparameters: ClassifierHyperparameters = Field(default_factory=ClassifierHyperparameters)
+
+
 class FineTuningMethod(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["lora", "dreambooth"]
+    type: Literal["lora", "dreambooth", "classifier"]
     lora: MethodSettings | None = None
     dreambooth: MethodSettings | None = None
+    classifier: ClassifierMethodSettings | None = None
 
     def settings(self) -> ImageTrainingHyperparameters:
-        chosen = getattr(self, self.type)
+        """The image recipes' hyperparameters (lora, dreambooth)."""
+        chosen = getattr(self, self.type) if self.type in ("lora", "dreambooth") else None
         return chosen.hyperparameters if chosen is not None else ImageTrainingHyperparameters()
+
+    def classifier_settings(self) -> ClassifierHyperparameters:
+        return self.classifier.hyperparameters if self.classifier is not None else ClassifierHyperparameters()
 
 
 class FineTuningJobCreate(BaseModel):
