@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from genfoundry.cli_datasets import app as datasets_app
+from genfoundry.cli_jobs import app as jobs_app
+from genfoundry.cli_jobs import train
 from genfoundry.config import Settings
 
 app = typer.Typer(
@@ -23,6 +25,7 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(keys_app, name="keys")
+app.add_typer(jobs_app, name="jobs")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -130,6 +133,9 @@ def generate(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         console.print(f"{path}  seed={seed_used}  {seconds:.2f}s")
+
+
+app.command()(train)
 
 
 @models_app.command("list")

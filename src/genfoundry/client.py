@@ -12,7 +12,8 @@ import httpx
 from genfoundry.errors import GenfoundryError
 
 
-def _raise_for_error(response: httpx.Response) -> None:
+def raise_for_error(response: httpx.Response) -> None:
+    """A non-2xx answer as a GenfoundryError carrying the server's message and status."""
     if response.is_success:
         return
     try:
@@ -38,7 +39,7 @@ def generate_remote(
             form["strength"] = str(strength)
             with image.open("rb") as handle:
                 response = client.post("/v1/images/edits", data=form, files={"image": (image.name, handle)})
-    _raise_for_error(response)
+    raise_for_error(response)
     return [
         (base64.b64decode(item["b64_json"]), item["seed"], item["generation_time_s"])
         for item in response.json()["data"]
