@@ -6,6 +6,7 @@ Everything here goes through the server, so stopping the CLI (Ctrl-C) never touc
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from genfoundry.config import Settings
@@ -57,7 +59,7 @@ def default_server() -> str:
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -93,6 +95,8 @@ def event_line(event: dict[str, Any]) -> str | None:
         return None
     if kind == "status" and data.get("error"):
         text = f"{text}: {data['error']}"
+    elif kind == "status" and data.get("reason"):
+        text = f"{text} ({data['reason']})"
     elif kind == "checkpoint":
         text = f"checkpoint at step {data.get('step')}: {data.get('path') or text}"
     elif kind == "sample":
@@ -101,7 +105,7 @@ def event_line(event: dict[str, Any]) -> str | None:
 
 
 class JobProgress:
-    """A job's log lines printed above a live bar (step/total, loss, it/s, ETA) that its metrics events move."""
+    """A job's log lines (stdout) above a live bar (stderr: step/total, loss, it/s, ETA) moved by metrics events."""
 
     def __init__(self, client: JobsClient, job_id: str, *, total: int | None = None) -> None:
         self.client = client
@@ -114,6 +118,7 @@ class JobProgress:
             MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"),
             console=err_console,
+            redirect_stdout=sys.stdout.isatty(),
         )
         self.task: TaskID | None = None
 
@@ -132,7 +137,8 @@ class JobProgress:
             return
         line = event_line(event)
         if line is not None:
-            self.progress.console.print(line, markup=False, highlight=False)
+            # To stdout, with the bar on stderr; on a terminal the live display prints it above the bar.
+            print(line, flush=True)
 
     def _step(self, data: dict[str, Any]) -> None:
         step = int(data.get("step") or 0)
@@ -211,7 +217,7 @@ def train(
         try:
             follow_job(client, job_id, total=steps)
         except KeyboardInterrupt:
-            err_console.print(f"still running: genfoundry jobs logs -f {job_id}", markup=False, highlight=False)
+            err_console.print(f"still running: genfoundry jobs logs -f {job_id}", markup=False, soft_wrap=True)
             raise typer.Exit(code=INTERRUPTED) from None
         final = client.fine_tuning_job(job_id)
     status = final["status"]
@@ -240,14 +246,18 @@ def list_jobs(
     if as_json:
         print(json.dumps(page, indent=2))
         return
-    table = Table("id", "kind", "status", "progress", "created")
+    # Borderless, so 80 columns hold a whole id (never cut: it is what the other commands take).
+    table = Table(box=None, pad_edge=False)
+    table.add_column("id", no_wrap=True, overflow="fold")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("progress")
+    table.add_column("created")
     for job in page["data"]:
-        table.add_row(
-            job["id"], job["kind"], job["status"], _progress_text(job), _when(job["created"], "%Y-%m-%d %H:%M")
-        )
+        table.add_row(job["id"], job["kind"], job["status"], _progress_text(job), _when(job["created"], "%m-%d %H:%M"))
     console.print(table)
     if page.get("has_more") and page["data"]:
-        err_console.print(f"more: genfoundry jobs list --after {page['data'][-1]['id']}", markup=False)
+        err_console.print(f"more: genfoundry jobs list --after {page['data'][-1]['id']}", markup=False, soft_wrap=True)
 
 
 @app.command("show")
@@ -339,4 +349,4 @@ def resume_job(
     with _connect(server, api_key) as client:
         job = client.resume(job_id)
     print(f"resumed: {job['id']} ({job['status']})")
-    err_console.print(f"follow it: genfoundry jobs logs -f {job['id']}", markup=False, highlight=False)
+    err_console.print(f"follow it: genfoundry jobs logs -f {job['id']}", markup=False, soft_wrap=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -148,7 +148,7 @@ class JobsClient:
         result: dict[str, Any] = self._request("GET", f"/v1/jobs/{job_id}/events", params=params).json()
         return result
 
-    def stream_events(self, job_id: str, *, after: str | None = None) -> Iterator[dict[str, Any]]:
+    def stream_events(self, job_id: str, *, after: str | None = None) -> Generator[dict[str, Any], None, None]:
         """Events after `after`, oldest first, live from the SSE stream until the job has ended and every event
         was sent. A dropped connection is reopened with Last-Event-ID, so no event is lost or repeated; after
         `max_reconnects` failed tries in a row it raises ServerUnreachable."""
