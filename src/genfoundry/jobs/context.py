@@ -95,8 +95,9 @@ class JobContext:
     def metrics(self, step: int, **values: float) -> None:
         self.event("metrics", f"step {step}", step=step, **values)
 
-    def checkpoint(self, step: int, path: str) -> None:
-        """Record a saved checkpoint: the next attempt resumes from the last one recorded."""
+    def checkpoint(self, step: int, path: str, **data: Any) -> None:
+        """Record a saved checkpoint (`data`: what else the event carries): the next attempt resumes from the last
+        one recorded."""
         with self.sessions() as session:
             held = jobs_repo.set_checkpoint(
                 session=session, job_id=self.job_id, attempt=self.attempt, worker_id=self.run.worker_id, checkpoint=path
@@ -107,7 +108,7 @@ class JobContext:
                     job_id=self.job_id,
                     type="checkpoint",
                     message=path,
-                    data={"step": step, "path": path},
+                    data={**data, "step": step, "path": path},
                 )
             session.commit()
         self._held(held)

@@ -39,6 +39,7 @@ class JobKind:
     name: str
     function: JobFunction | str
     on_finish: Finisher | str | None = None
+    resumable: bool = False  # a cancelled or failed job may be re-queued to go on from its last checkpoint
 
     @property
     def importable(self) -> bool:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genfoundry.config import JobSettings
 from genfoundry.db.tables import Job, utcnow
+from genfoundry.errors import Conflict
 from genfoundry.jobs.context import JobCancelled, JobContext, JobRun, run_finisher
 from genfoundry.jobs.executors import Executor, RunHandle, SubprocessExecutor, ThreadExecutor
 from genfoundry.jobs.kinds import Finisher, JobFunction, JobKind
@@ -76,13 +77,16 @@ class JobRunner:
 
     # -- kinds and submission ----------------------------------------------------------------------
 
-    def register(self, kind: str, fn: JobFunction | str, *, on_finish: Finisher | str | None = None) -> None:
+    def register(
+        self, kind: str, fn: JobFunction | str, *, on_finish: Finisher | str | None = None, resumable: bool = False
+    ) -> None:
         """`fn` is a callable (rebuilt in the job's process by `build_services`) or a "module:function" string.
 
         `on_finish` runs once the job reached a final state, whatever it is (to release what it held); it may
-        run twice (in the job's process and in the runner's), so it must be idempotent.
+        run twice (in the job's process and in the runner's), so it must be idempotent. `resumable` kinds can be
+        re-queued after they were cancelled or failed (`resume`), going on from their last checkpoint.
         """
-        self._kinds[kind] = JobKind(kind, fn, on_finish)
+        self._kinds[kind] = JobKind(kind, fn, on_finish, resumable)
 
     def kind(self, name: str) -> JobKind:
         if name not in self._kinds:
@@ -141,6 +145,21 @@ class JobRunner:
             run_finisher(sessions=self.sessions, kind=self._kinds[job.kind], job_id=job_id)
         self._wake.set()
         return True
+
+    def resume(self, job: Job) -> None:
+        """Re-queue a cancelled or failed job of a resumable kind from its last checkpoint, with a fresh budget of
+        attempts; Conflict when the job is not in such a state."""
+        kind = self.kind(job.kind)
+        if not kind.resumable:
+            raise Conflict(f"jobs of kind {job.kind} cannot be resumed; start a new one")
+        if job.status not in ("cancelled", "failed"):
+            raise Conflict(f"job {job.id} is {job.status}; only a cancelled or failed job can be resumed")
+        with self.sessions() as session:
+            if not jobs_repo.reopen_job(session=session, job_id=job.id, extra_attempts=self.settings.max_attempts):
+                raise Conflict(f"job {job.id} changed state meanwhile; read it again")
+            session.commit()
+        self.start(job)
+        self._wake.set()
 
     def recover(self) -> list[tuple[str, str]]:
         """At start-up: running jobs whose holder is gone are re-queued or failed; returns (job id, new status)."""

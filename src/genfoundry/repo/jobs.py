@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, CursorResult, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from genfoundry.db.tables import Job, JobEvent, utcnow
-from genfoundry.errors import NotFound
+from genfoundry.errors import Invalid, NotFound
 
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -42,12 +42,41 @@ def add_event(
     session.add(JobEvent(job_id=job_id, type=type, message=message, data=data or {}))
 
 
-def list_events(*, session: Session, job_id: str, after: int | None, limit: int) -> tuple[list[JobEvent], bool]:
+def list_events(
+    *, session: Session, job_id: str, after: int | None, limit: int, types: tuple[str, ...] | None = None
+) -> tuple[list[JobEvent], bool]:
     """Oldest first from `after` (an event seq); returns (page, has_more)."""
     query = select(JobEvent).where(JobEvent.job_id == job_id)
     if after is not None:
         query = query.where(JobEvent.seq > after)
+    if types is not None:
+        query = query.where(JobEvent.type.in_(types))
     rows = list(session.scalars(query.order_by(JobEvent.seq).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def check_event_cursor(*, session: Session, job_id: str, seq: int | None, param: str = "after") -> None:
+    """A cursor must name one of this job's events; anything else is Invalid (not an empty page)."""
+    if seq is None:
+        return
+    found = session.scalar(select(JobEvent.seq).where(JobEvent.seq == seq, JobEvent.job_id == job_id))
+    if found is None:
+        raise Invalid(f"job {job_id} has no event ev_{seq}", param=param)
+
+
+def latest_event(*, session: Session, job_id: str, type: str) -> JobEvent | None:
+    query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == type)
+    return session.scalar(query.order_by(JobEvent.seq.desc()).limit(1))
+
+
+def newest_events(
+    *, session: Session, job_id: str, type: str, limit: int, before: int | None = None
+) -> tuple[list[JobEvent], bool]:
+    """Newest first, older than `before` (an event seq); returns (page, has_more)."""
+    query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == type)
+    if before is not None:
+        query = query.where(JobEvent.seq < before)
+    rows = list(session.scalars(query.order_by(JobEvent.seq.desc()).limit(limit + 1)))
     return rows[:limit], len(rows) > limit
 
 
@@ -200,6 +229,35 @@ def cancel_queued(*, session: Session, job_id: str) -> bool:
     return True
 
 
+def reopen_job(*, session: Session, job_id: str, extra_attempts: int) -> bool:
+    """cancelled | failed → queued, to resume from its last checkpoint with `extra_attempts` more attempts."""
+    reopened = _changed(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(("cancelled", "failed")))
+        .values(
+            status="queued",
+            cancel_requested=False,
+            error=None,
+            finished_at=None,
+            worker_id=None,
+            heartbeat_at=None,
+            resume_from=Job.checkpoint,
+            max_attempts=Job.attempts + extra_attempts,
+        ),
+    )
+    if reopened:
+        checkpoint = session.scalar(select(Job.checkpoint).where(Job.id == job_id))
+        add_event(
+            session=session,
+            job_id=job_id,
+            type="status",
+            message="queued",
+            data={"reason": "resumed", "resume_from": checkpoint},
+        )
+    return reopened
+
+
 def cancel_requested_ids(*, session: Session, job_ids: list[str]) -> set[str]:
     return set(session.scalars(select(Job.id).where(Job.id.in_(job_ids), Job.cancel_requested.is_(True))))
 
@@ -209,10 +267,12 @@ def running_jobs(*, session: Session) -> list[Job]:
 
 
 def list_jobs(
-    *, session: Session, owner_id: str, kind: str, limit: int, after: str | None = None
+    *, session: Session, owner_id: str, kinds: tuple[str, ...] | None, limit: int, after: str | None = None
 ) -> tuple[list[Job], bool]:
-    """An owner's jobs of one kind, newest first; `after` is the id of the last job of the previous page."""
-    query = select(Job).where(Job.owner_id == owner_id, Job.kind == kind)
+    """An owner's jobs (of `kinds`, or all), newest first; `after` is the id of the last job of the previous page."""
+    query = select(Job).where(Job.owner_id == owner_id)
+    if kinds is not None:
+        query = query.where(Job.kind.in_(kinds))
     if after is not None:
         cursor = require_job(session=session, owner_id=owner_id, job_id=after)
         query = query.where(Job.seq < cursor.seq)

@@ -95,6 +95,7 @@ def build_services(settings: Settings) -> Services:
         datasets=datasets,
         adapters=adapters,
         jobs=jobs,
+        store=store,
         work_dir=settings.home / "training",
     )
     training.register(jobs)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from genfoundry.catalog import Catalog
-from genfoundry.db.tables import Job
+from genfoundry.db.tables import Job, JobEvent
 from genfoundry.errors import Conflict, Invalid, NotFound
 from genfoundry.jobs.runner import JobContext, JobRunner
 from genfoundry.repo import datasets as datasets_repo
@@ -17,11 +19,32 @@ from genfoundry.repo.ids import slug
 from genfoundry.schemas import FineTuningJobCreate
 from genfoundry.services.adapters import AdapterService
 from genfoundry.services.datasets import DatasetService
+from genfoundry.storage import ArtifactStore
 
 TRAINING_KIND = "fine_tune_lora"
 # OpenAI's names, mapped onto the recipe's; "auto" means the family default.
 _RENAMED = {"n_epochs": "epochs"}
 _AUTO = ("n_epochs", "batch_size", "learning_rate_multiplier")
+_SAMPLE_NAME = re.compile(r"^step_\d{6}_\d{1,2}\.png$")
+
+
+def sample_key(job_id: str, name: str) -> str:
+    """Where a job's sample image lives in the artifact store; the name must be one a recipe writes."""
+    if not _SAMPLE_NAME.match(name):
+        raise NotFound(f"No sample named '{name}'")
+    return f"jobs/{job_id}/samples/{name}"
+
+
+def estimated_finish(job: Job, last_metrics: JobEvent | None) -> int | None:
+    """Unix time the running job should end: the steps left at the last reported rate."""
+    if job.status != "running" or last_metrics is None or job.progress_total <= 0:
+        return None
+    rate = float(last_metrics.data.get("it_per_s") or 0.0)
+    if rate <= 0:
+        return None
+    left = max(job.progress_total - int(last_metrics.data.get("step", job.progress_step)), 0)
+    finish: datetime = last_metrics.created_at + timedelta(seconds=left / rate)
+    return int(finish.timestamp())
 
 
 def recipe_params(body: FineTuningJobCreate) -> dict[str, Any]:
@@ -50,9 +73,11 @@ class TrainingService:
         datasets: DatasetService,
         adapters: AdapterService,
         jobs: JobRunner,
+        store: ArtifactStore,
         work_dir: Path,
     ) -> None:
         self.sessions = sessions
+        self.store = store
         self.catalog = catalog
         self.datasets = datasets
         self.adapters = adapters
@@ -60,7 +85,7 @@ class TrainingService:
         self.work_dir = work_dir
 
     def register(self, runner: JobRunner) -> None:
-        runner.register(TRAINING_KIND, self.run)
+        runner.register(TRAINING_KIND, self.run, resumable=True)
 
     def create(self, *, owner_id: str, body: FineTuningJobCreate) -> Job:
         from genfoundry.training.config import LoraTrainingConfig
@@ -99,9 +124,40 @@ class TrainingService:
         self.jobs.start(job)
         return job
 
+    def get(self, *, owner_id: str, job_id: str) -> Job:
+        """The caller's fine-tuning job; another user's, or a job of another kind, is NotFound."""
+        with self.sessions() as session:
+            job = jobs_repo.require_job(session=session, owner_id=owner_id, job_id=job_id)
+        if job.kind != TRAINING_KIND:
+            raise NotFound(f"No fine-tuning job with id '{job_id}'", param="fine_tuning_job_id")
+        return job
+
+    def resume(self, *, owner_id: str, job_id: str) -> Job:
+        """Re-queue a cancelled or failed job from its last checkpoint (409 for any other state)."""
+        self.jobs.resume(self.get(owner_id=owner_id, job_id=job_id))
+        return self.get(owner_id=owner_id, job_id=job_id)
+
+    def estimated_finish(self, job: Job) -> int | None:
+        with self.sessions() as session:
+            return estimated_finish(job, jobs_repo.latest_event(session=session, job_id=job.id, type="metrics"))
+
+    def checkpoints(self, *, owner_id: str, job_id: str, limit: int, after: int | None) -> tuple[list[JobEvent], bool]:
+        """The job's checkpoint events, newest first; each names the adapter registered from it."""
+        self.get(owner_id=owner_id, job_id=job_id)
+        with self.sessions() as session:
+            jobs_repo.check_event_cursor(session=session, job_id=job_id, seq=after)
+            return jobs_repo.newest_events(session=session, job_id=job_id, type="checkpoint", limit=limit, before=after)
+
+    def sample_bytes(self, *, job_id: str, name: str) -> bytes:
+        key = sample_key(job_id, name)
+        if not self.store.exists(key):
+            raise NotFound(f"No sample named '{name}'")
+        return self.store.get_bytes(key)
+
     def run(self, ctx: JobContext) -> dict[str, Any]:
         """The job function, in the job's own process."""
         from genfoundry.training.callbacks import TrainingCallbacks
+        from genfoundry.training.checkpoints import LORA_WEIGHT_NAME
         from genfoundry.training.config import LoraTrainingConfig
         from genfoundry.training.lora import train_lora
 
@@ -117,14 +173,34 @@ class TrainingService:
         if dataset is None or job is None:
             raise NotFound("the training dataset was deleted")
         output_dir = self.work_dir / ctx.job_id
+        name = slug("-".join(part for part in ("ft", base.id, params.get("suffix")) if part))
+        last_loss: dict[str, float] = {}
 
         def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
             ctx.progress(step, total)
-            ctx.metrics(step, **metrics)
+            ctx.metrics(step, total=total, **metrics)
+            last_loss["loss"] = metrics["loss"]
+
+        def on_checkpoint(step: int, path: Path) -> None:
+            # Each checkpoint becomes an adapter at once, so it can be tried while training goes on.
+            adapter = self.adapters.import_upload(
+                owner_id=job.owner_id,
+                upload=path / LORA_WEIGHT_NAME,
+                base_id=base.id,
+                name=f"{name}-step-{step}",
+                trigger_word=config.trigger_word,
+                tags={"job": ctx.job_id, "checkpoint_step": str(step)},
+            )
+            ctx.checkpoint(step, str(path), adapter_id=adapter.id, loss=last_loss.get("loss"))
+
+        def on_sample(step: int, prompt: str, path: Path) -> None:
+            self.store.put_file(sample_key(ctx.job_id, path.name), path)
+            ctx.event("sample", f"sample at step {step}: {prompt}", step=step, prompt=prompt, name=path.name)
 
         callbacks = TrainingCallbacks(
             on_step=on_step,
-            on_checkpoint=lambda step, path: ctx.checkpoint(step, str(path)),
+            on_checkpoint=on_checkpoint,
+            on_sample=on_sample,
             should_stop=ctx.cancel_requested,
             on_log=ctx.log,
         )
@@ -138,12 +214,11 @@ class TrainingService:
         if result.stopped or result.adapter_path is None:
             ctx.check_cancelled()
             raise Conflict("training stopped before the end")
-        name = "-".join(part for part in ("ft", base.id, params.get("suffix")) if part)
         adapter = self.adapters.import_upload(
             owner_id=job.owner_id,
             upload=result.adapter_path,
             base_id=base.id,
-            name=slug(name),
+            name=name,
             trigger_word=config.trigger_word,
             tags={"job": ctx.job_id},
         )

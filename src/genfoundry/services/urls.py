@@ -37,6 +37,11 @@ class UrlSigner:
         signature = self._signature(image_id, expires)
         return f"{base_url.rstrip('/')}/v1/images/{image_id}?expires={expires}&signature={signature}"
 
+    def path_url(self, base_url: str, path: str, *, now: float | None = None) -> str:
+        """A signed, expiring URL for any server path (e.g. a training sample image)."""
+        expires = int((now or time.time()) + URL_LIFETIME_S)
+        return f"{base_url.rstrip('/')}{path}?expires={expires}&signature={self._signature(path, expires)}"
+
     def verify(self, image_id: str, expires: int, signature: str) -> bool:
         if expires < time.time():
             return False

@@ -1,18 +1,22 @@
-"""OpenAI-compatible fine-tuning jobs (LoRA on image bases): create, list, retrieve, cancel, events."""
+"""OpenAI-compatible fine-tuning jobs (LoRA on image bases): create, list, retrieve, cancel, resume, events (pages
+or Server-Sent Events), checkpoints (each an adapter id) and sample images."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from genfoundry.api.deps import PrincipalDep, ServicesDep
-from genfoundry.api.routes.jobs import parse_event_id
+from genfoundry.api.deps import OptionalPrincipalDep, PrincipalDep, ServicesDep
+from genfoundry.api.routes.jobs import event_cursor, parse_event_id
+from genfoundry.api.sse import stream_job_events
 from genfoundry.db.tables import Job, JobEvent
-from genfoundry.errors import Conflict, Invalid
+from genfoundry.errors import Conflict, Invalid, Unauthorized
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.schemas import (
+    FineTuningCheckpointPublic,
     FineTuningError,
     FineTuningEventPublic,
     FineTuningJobCreate,
@@ -24,7 +28,7 @@ from genfoundry.services.training import TRAINING_KIND
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 
 
-def fine_tuning_public(job: Job) -> FineTuningJobPublic:
+def fine_tuning_public(job: Job, *, estimated_finish: int | None = None) -> FineTuningJobPublic:
     params: dict[str, Any] = job.params
     hyper = params.get("hyperparameters", {})
     return FineTuningJobPublic(
@@ -39,28 +43,45 @@ def fine_tuning_public(job: Job) -> FineTuningJobPublic:
         method={"type": params.get("method", "lora"), params.get("method", "lora"): {"hyperparameters": hyper}},
         error=FineTuningError(code="job_failed", message=job.error) if job.status == "failed" and job.error else None,
         seed=int(hyper.get("seed", 0)),
+        estimated_finish=estimated_finish,
         user_provided_suffix=params.get("suffix"),
         progress={"step": job.progress_step, "total": job.progress_total},
     )
 
 
-def event_public(event: JobEvent) -> FineTuningEventPublic:
+def sample_path(job_id: str, name: str) -> str:
+    return f"/v1/fine_tuning/jobs/{job_id}/samples/{name}"
+
+
+def event_public(event: JobEvent, *, request: Request, services: Any) -> FineTuningEventPublic:
+    data = dict(event.data)
+    if event.type == "sample" and "name" in data:
+        data["url"] = services.signer.path_url(str(request.base_url), sample_path(event.job_id, data["name"]))
     return FineTuningEventPublic(
         id=f"ev_{event.seq}",
         created_at=int(event.created_at.timestamp()),
         message=event.message or event.type,
         type="metrics" if event.type == "metrics" else "message",
         level="error" if event.type == "status" and event.message.startswith("failed") else "info",
-        data=event.data,
+        data={"kind": event.type, **data},
     )
 
 
-def _training_job(services: Any, owner_id: str, job_id: str) -> Job:
-    with services.sessions() as session:
-        job = jobs_repo.require_job(session=session, owner_id=owner_id, job_id=job_id)
-    if job.kind != TRAINING_KIND:
-        raise Invalid(f"job {job_id} is not a fine-tuning job", param="fine_tuning_job_id")
-    return job
+def checkpoint_public(event: JobEvent) -> FineTuningCheckpointPublic:
+    step = int(event.data.get("step", 0))
+    loss = event.data.get("loss")
+    return FineTuningCheckpointPublic(
+        id=f"ftckpt_{event.seq}",
+        created_at=int(event.created_at.timestamp()),
+        fine_tuned_model_checkpoint=str(event.data.get("adapter_id", "")),
+        fine_tuning_job_id=event.job_id,
+        step_number=step,
+        metrics={"step": float(step), **({"train_loss": float(loss)} if loss is not None else {})},
+    )
+
+
+def _public(services: Any, job: Job) -> FineTuningJobPublic:
+    return fine_tuning_public(job, estimated_finish=services.training.estimated_finish(job))
 
 
 @router.post("")
@@ -69,7 +90,7 @@ async def create_fine_tuning_job(
 ) -> FineTuningJobPublic:
     """`model` is a base id, `training_file` an image dataset (or file) id; `method.type` is `lora`."""
     if body.method.type != "lora":
-        raise Invalid("only method.type 'lora' is available so far", param="method.type")
+        raise Invalid(f"method.type {body.method.type!r} is not available yet; use 'lora'", param="method.type")
     job = await run_in_threadpool(lambda: services.training.create(owner_id=principal.user_id, body=body))
     return fine_tuning_public(job)
 
@@ -84,44 +105,127 @@ async def read_fine_tuning_jobs(
     def load() -> ListPublic[FineTuningJobPublic]:
         with services.sessions() as session:
             rows, has_more = jobs_repo.list_jobs(
-                session=session, owner_id=principal.user_id, kind=TRAINING_KIND, limit=limit, after=after
+                session=session, owner_id=principal.user_id, kinds=(TRAINING_KIND,), limit=limit, after=after
             )
-            return ListPublic(data=[fine_tuning_public(row) for row in rows], has_more=has_more)
+        return ListPublic(data=[_public(services, row) for row in rows], has_more=has_more)
 
     return await run_in_threadpool(load)
 
 
 @router.get("/{job_id}")
 async def read_fine_tuning_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> FineTuningJobPublic:
-    return fine_tuning_public(await run_in_threadpool(_training_job, services, principal.user_id, job_id))
+    def load() -> FineTuningJobPublic:
+        return _public(services, services.training.get(owner_id=principal.user_id, job_id=job_id))
+
+    return await run_in_threadpool(load)
 
 
 @router.post("/{job_id}/cancel")
 async def cancel_fine_tuning_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> FineTuningJobPublic:
+    """Stops the job at its next step boundary, with a checkpoint; 409 once it has ended."""
+
     def cancel() -> FineTuningJobPublic:
-        job = _training_job(services, principal.user_id, job_id)
+        job = services.training.get(owner_id=principal.user_id, job_id=job_id)
         if not services.jobs.cancel(job_id):
             raise Conflict(f"job {job_id} is already {job.status}")
-        return fine_tuning_public(_training_job(services, principal.user_id, job_id))
+        return _public(services, services.training.get(owner_id=principal.user_id, job_id=job_id))
 
     return await run_in_threadpool(cancel)
 
 
-@router.get("/{job_id}/events")
+@router.post("/{job_id}/resume")
+async def resume_fine_tuning_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> FineTuningJobPublic:
+    """Re-queues a cancelled or failed job; it goes on from its last checkpoint. 409 for any other state."""
+
+    def resume() -> FineTuningJobPublic:
+        return _public(services, services.training.resume(owner_id=principal.user_id, job_id=job_id))
+
+    return await run_in_threadpool(resume)
+
+
+@router.get("/{job_id}/events", response_model=None)
 async def read_fine_tuning_events(
+    request: Request,
     job_id: str,
     services: ServicesDep,
     principal: PrincipalDep,
     after: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
-) -> ListPublic[FineTuningEventPublic]:
-    """Oldest first; `after` is an event id from a previous page."""
-    after_seq = parse_event_id(after)
+    stream: bool = False,
+    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+) -> ListPublic[FineTuningEventPublic] | StreamingResponse:
+    """Oldest first; `after` is an event id from a previous page. `stream=true`: Server-Sent Events that follow
+    the job (replaying from `Last-Event-ID`) and end with `data: [DONE]`. `data.kind` says what an event is
+    (log, metrics, checkpoint, sample with its image `url`, status)."""
+    after_seq, param = event_cursor(after, last_event_id)
 
     def load() -> ListPublic[FineTuningEventPublic]:
-        _training_job(services, principal.user_id, job_id)
+        services.training.get(owner_id=principal.user_id, job_id=job_id)
         with services.sessions() as session:
+            jobs_repo.check_event_cursor(session=session, job_id=job_id, seq=after_seq, param=param)
+            if stream:
+                return ListPublic(data=[])
             events, has_more = jobs_repo.list_events(session=session, job_id=job_id, after=after_seq, limit=limit)
-            return ListPublic(data=[event_public(event) for event in events], has_more=has_more)
+            return ListPublic(
+                data=[event_public(event, request=request, services=services) for event in events], has_more=has_more
+            )
+
+    page = await run_in_threadpool(load)
+    if not stream:
+        return page
+    return stream_job_events(
+        request,
+        sessions=services.sessions,
+        job_id=job_id,
+        after=after_seq,
+        render=lambda event: event_public(event, request=request, services=services).model_dump(),
+        event_name=lambda event: "metrics" if event.type == "metrics" else "message",
+    )
+
+
+@router.get("/{job_id}/checkpoints")
+async def read_fine_tuning_checkpoints(
+    job_id: str,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    after: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> ListPublic[FineTuningCheckpointPublic]:
+    """Newest first; `fine_tuned_model_checkpoint` is an adapter id usable in /v1/images/generations."""
+    if after is not None and not after.startswith("ftckpt_"):
+        raise Invalid(f"unknown checkpoint id {after!r}", param="after")
+    after_seq = parse_event_id("ev_" + after.removeprefix("ftckpt_")) if after else None
+
+    def load() -> ListPublic[FineTuningCheckpointPublic]:
+        events, has_more = services.training.checkpoints(
+            owner_id=principal.user_id, job_id=job_id, limit=limit, after=after_seq
+        )
+        return ListPublic(data=[checkpoint_public(event) for event in events], has_more=has_more)
 
     return await run_in_threadpool(load)
+
+
+@router.get("/{job_id}/samples/{name}", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+async def read_fine_tuning_sample(
+    request: Request,
+    job_id: str,
+    name: str,
+    services: ServicesDep,
+    principal: OptionalPrincipalDep,
+    expires: Annotated[int | None, Query()] = None,
+    signature: Annotated[str | None, Query(max_length=128)] = None,
+) -> Response:
+    """A sample image of the job: for its owner's key, or anyone holding an unexpired signed URL."""
+    path = sample_path(job_id, name)
+    signed = expires is not None and signature is not None and services.signer.verify(path, expires, signature)
+    if not signed and principal is None:
+        raise Unauthorized("missing API key or valid signature")
+
+    def load() -> bytes:
+        if not signed:
+            assert principal is not None
+            services.training.get(owner_id=principal.user_id, job_id=job_id)
+        data: bytes = services.training.sample_bytes(job_id=job_id, name=name)
+        return data
+
+    return Response(await run_in_threadpool(load), media_type="image/png")

@@ -1,14 +1,16 @@
-"""Jobs (dataset downloads, captioning): status, progress, events, cancel."""
+"""Jobs of every kind (dataset downloads, captioning, training): list, status, events (pages or SSE), log,
+cancel, resume."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import PrincipalDep, ServicesDep
+from genfoundry.api.sse import stream_job_events
 from genfoundry.db.tables import Job, JobEvent
 from genfoundry.errors import Conflict, Invalid
 from genfoundry.repo import jobs as jobs_repo
@@ -31,13 +33,20 @@ def job_public(job: Job) -> JobPublic:
     )
 
 
-def parse_event_id(event_id: str | None) -> int | None:
+def parse_event_id(event_id: str | None, *, param: str = "after") -> int | None:
     """`ev_<seq>` → seq, for the `after` cursor of event lists."""
     if event_id is None:
         return None
-    if not event_id.startswith("ev_") or not event_id[3:].isdigit():
-        raise Invalid(f"unknown event id {event_id!r}", param="after")
+    if not event_id.startswith("ev_") or not event_id[3:].isdigit() or len(event_id) > 23:
+        raise Invalid(f"unknown event id {event_id!r}", param=param)
     return int(event_id[3:])
+
+
+def event_cursor(after: str | None, last_event_id: str | None) -> tuple[int | None, str]:
+    """The stream's starting point: the `Last-Event-ID` header of a reconnecting client wins over `after`."""
+    if last_event_id:
+        return parse_event_id(last_event_id, param="Last-Event-ID"), "Last-Event-ID"
+    return parse_event_id(after), "after"
 
 
 def event_public(event: JobEvent) -> JobEventPublic:
@@ -50,6 +59,30 @@ def event_public(event: JobEvent) -> JobEventPublic:
     )
 
 
+@router.get("")
+async def read_jobs(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    after: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    kind: Annotated[str | None, Query(max_length=40)] = None,
+) -> ListPublic[JobPublic]:
+    """The caller's jobs, newest first; `after` is the last id of the previous page."""
+
+    def load() -> ListPublic[JobPublic]:
+        with services.sessions() as session:
+            rows, has_more = jobs_repo.list_jobs(
+                session=session,
+                owner_id=principal.user_id,
+                kinds=(kind,) if kind else None,
+                limit=limit,
+                after=after,
+            )
+            return ListPublic(data=[job_public(row) for row in rows], has_more=has_more)
+
+    return await run_in_threadpool(load)
+
+
 @router.get("/{job_id}")
 async def read_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> JobPublic:
     def load() -> JobPublic:
@@ -59,24 +92,41 @@ async def read_job(job_id: str, services: ServicesDep, principal: PrincipalDep) 
     return await run_in_threadpool(load)
 
 
-@router.get("/{job_id}/events")
+@router.get("/{job_id}/events", response_model=None)
 async def read_job_events(
+    request: Request,
     job_id: str,
     services: ServicesDep,
     principal: PrincipalDep,
     after: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> ListPublic[JobEventPublic]:
-    """Oldest first; `after` is an event id from a previous page."""
-    after_seq = parse_event_id(after)
+    stream: bool = False,
+    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+) -> ListPublic[JobEventPublic] | StreamingResponse:
+    """Oldest first; `after` is an event id from a previous page. `stream=true`: Server-Sent Events that follow
+    the job (replaying from `Last-Event-ID`) and end with `data: [DONE]`."""
+    after_seq, param = event_cursor(after, last_event_id)
 
     def load() -> ListPublic[JobEventPublic]:
         with services.sessions() as session:
             jobs_repo.require_job(session=session, owner_id=principal.user_id, job_id=job_id)
+            jobs_repo.check_event_cursor(session=session, job_id=job_id, seq=after_seq, param=param)
+            if stream:
+                return ListPublic(data=[])
             events, has_more = jobs_repo.list_events(session=session, job_id=job_id, after=after_seq, limit=limit)
             return ListPublic(data=[event_public(event) for event in events], has_more=has_more)
 
-    return await run_in_threadpool(load)
+    page = await run_in_threadpool(load)
+    if not stream:
+        return page
+    return stream_job_events(
+        request,
+        sessions=services.sessions,
+        job_id=job_id,
+        after=after_seq,
+        render=lambda event: event_public(event).model_dump(),
+        event_name=lambda event: event.type,
+    )
 
 
 @router.get("/{job_id}/log", response_class=PlainTextResponse)
@@ -110,3 +160,17 @@ async def cancel_job(job_id: str, services: ServicesDep, principal: PrincipalDep
             return job_public(job)
 
     return await run_in_threadpool(cancel)
+
+
+@router.post("/{job_id}/resume")
+async def resume_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> JobPublic:
+    """Re-queues a cancelled or failed job (of a kind that checkpoints) from its last checkpoint; 409 otherwise."""
+
+    def resume() -> JobPublic:
+        with services.sessions() as session:
+            job = jobs_repo.require_job(session=session, owner_id=principal.user_id, job_id=job_id)
+        services.jobs.resume(job)
+        with services.sessions() as session:
+            return job_public(jobs_repo.require_job(session=session, owner_id=principal.user_id, job_id=job_id))
+
+    return await run_in_threadpool(resume)

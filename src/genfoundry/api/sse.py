@@ -1,0 +1,80 @@
+"""Job events as a Server-Sent Events stream: replays from a cursor, follows the job, ends with `[DONE]`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from genfoundry.db.tables import JobEvent
+from genfoundry.repo import jobs as jobs_repo
+
+POLL_S = 0.25
+KEEPALIVE_S = 15.0
+PAGE = 200
+
+
+def sse_block(*, data: str, event_id: str | None = None, event: str | None = None) -> bytes:
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    if event is not None:
+        lines.append(f"event: {event}")
+    lines += [f"data: {line}" for line in data.split("\n")]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def stream_job_events(
+    request: Request,
+    *,
+    sessions: Any,
+    job_id: str,
+    after: int | None,
+    render: Callable[[JobEvent], dict[str, Any]],
+    event_name: Callable[[JobEvent], str],
+) -> StreamingResponse:
+    """Every event after `after`, then new ones as the job writes them; `data: [DONE]` once it has ended.
+
+    Each block carries `id: ev_<seq>`, so a client that reconnects with `Last-Event-ID` misses nothing.
+    """
+
+    def poll(cursor: int | None) -> tuple[list[dict[str, Any]], list[str], int | None, bool]:
+        with sessions() as session:
+            job = jobs_repo.get_job(session=session, job_id=job_id)
+            ended = job is None or job.status in jobs_repo.FINAL_STATUSES  # read before the events: none is missed
+            events, more = jobs_repo.list_events(session=session, job_id=job_id, after=cursor, limit=PAGE)
+            if events:
+                cursor = events[-1].seq
+            return [render(e) for e in events], [event_name(e) for e in events], cursor, ended and not more
+
+    async def blocks() -> AsyncIterator[bytes]:
+        cursor = after
+        quiet_since = time.monotonic()
+        while True:
+            rendered, names, cursor, done = await run_in_threadpool(poll, cursor)
+            for body, name in zip(rendered, names, strict=True):
+                yield sse_block(data=json.dumps(body), event_id=body["id"], event=name)
+            if done:
+                yield sse_block(data="[DONE]")
+                return
+            if rendered:
+                quiet_since = time.monotonic()
+                continue
+            if await request.is_disconnected():
+                return
+            if time.monotonic() - quiet_since >= KEEPALIVE_S:
+                yield b": keep-alive\n\n"
+                quiet_since = time.monotonic()
+            await asyncio.sleep(POLL_S)
+
+    return StreamingResponse(
+        blocks(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
