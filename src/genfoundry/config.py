@@ -67,6 +67,16 @@ class JobSettings(BaseModel):
         return self
 
 
+class RouterSettings(BaseModel):
+    """The prompt router and custom classifiers (/v1/classify, /v1/route)."""
+
+    # Top-two score margin under which a prediction is flagged ambiguous; None: the head's own, set on validation.
+    ambiguity_margin: float | None = Field(default=None, ge=0, le=1)
+    max_inputs: int = Field(default=256, ge=1)
+    # Custom classifier heads kept in memory (they are a few KB each; the encoder is shared).
+    max_loaded_heads: int = Field(default=64, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything genfoundry reads from its environment."""
 
@@ -92,6 +102,7 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    router: RouterSettings = Field(default_factory=RouterSettings)
     captioners_file: Path | None = None
 
     @field_validator("home", mode="after")
