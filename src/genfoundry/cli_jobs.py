@@ -100,7 +100,8 @@ def event_line(event: dict[str, Any]) -> str | None:
     elif kind == "checkpoint":
         text = f"checkpoint at step {data.get('step')}: {data.get('path') or text}"
     elif kind == "sample":
-        text = f"sample at step {data.get('step')} ({data.get('prompt', '')}): {data.get('url') or text}"
+        prompt = f" ({data['prompt']})" if data.get("prompt") else ""
+        text = f"sample at step {data.get('step')}{prompt}: {data.get('url') or text}"
     return f"{_when(event.get('created_at'))} {text}"
 
 
