@@ -1,0 +1,403 @@
+"""LoRA training: the recipe (training/lora.py: VAE latents and text embeddings cached once, then the encoders
+released) vs a reference loop that encodes every image and prompt at every step, as diffusers'
+train_text_to_image_lora.py does (bench/reference_lora_loop.py). Same model, images, captions, resolution,
+batch, steps, rank, target modules and precision; every run in a fresh subprocess, so peak memory compares
+(CPU: peak RSS; CUDA: torch.cuda.max_memory_allocated). Target: steps/s ratio >= 1.3 and peak-memory ratio
+<= 1.0 at a size where the VAE and text encoder are a real share of the step.
+
+steps/s counts the training steps after --warmup only (no model load, no caching). The recipe's one-off
+caching (encode_dataset) and both loops' end-to-end times (load, caching, all steps, saving) are reported
+next to it, with the run length after which caching has paid for itself.
+
+Sizes: "tiny" (models/tiny.py; per-call overhead dominates), "medium" (the CPU default: SD 1.5's layout with
+channel widths /5 in the UNet and /4 in the VAE and a 6-layer CLIP 192 wide, at 256 px; there the VAE encoder
+and text encoder take about the share of a LoRA step they take in real SD 1.5 at 512 px, where torch's FLOP
+counter gives VAE ~39%, text ~0.5%, UNet forward + backward ~60%; both shares are printed each run), "sd15"
+(SD 1.5-sized, for a GPU) and "flux" (FLUX.1-dev-sized, ~34 GB in bf16, for a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from bench.common import report
+
+KINDS = ("recipe", "reference")
+SIZES = ("tiny", "medium", "sd15", "flux")
+DEFAULT_RESOLUTION = {"tiny": 64, "medium": 256, "sd15": 512, "flux": 512}
+DEFAULT_STEPS = {"tiny": 12, "medium": 20, "sd15": 40, "flux": 20}
+_CAPTION_WORDS = ("red car", "green tree", "yellow flower", "white bottle", "old man", "small house", "fox", "bird")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One child run: which loop, on which pipeline and data, with which recipe hyperparameters."""
+
+    kind: str
+    family: str
+    base: str
+    dataset: str
+    output_dir: str
+    params: dict[str, Any]
+    warmup: int
+
+
+def make_dataset(folder: Path, count: int, resolution: int, *, seed: int = 0) -> Path:
+    """`count` square photo-like PNGs (colour gradients plus noise) at `resolution`, each with its own caption."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    ramp = np.linspace(0.0, 1.0, resolution, dtype=np.float32)
+    for i in range(count):
+        low, high = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        gradient = low + np.add.outer(ramp, ramp)[..., None] / 2 * (high - low)
+        pixels = np.clip(gradient + rng.normal(0, 12, gradient.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"img_{i:03d}.png")
+        caption = f"a photo of a {_CAPTION_WORDS[i % len(_CAPTION_WORDS)]}, picture {i}"
+        (folder / f"img_{i:03d}.txt").write_text(caption, encoding="utf-8")
+    return folder
+
+
+def build_model(size: str, family: str, out_dir: Path) -> Path:
+    """The random-weight pipeline of `size` in `out_dir`; reused when one is already there."""
+    if (out_dir / "model_index.json").exists():
+        return out_dir
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if size == "tiny":
+        from genfoundry.models.tiny import build_tiny_pipeline
+
+        return build_tiny_pipeline(family, out_dir)
+    if size == "medium":
+        from genfoundry.models.sized import build_sd15_medium_pipeline
+
+        return build_sd15_medium_pipeline(out_dir)
+    if size == "sd15":
+        from genfoundry.models.sized import build_sd15_sized_pipeline
+
+        # fp16 on disk like the published weights; float32 on a CPU, which has no fast half-precision kernels.
+        return build_sd15_sized_pipeline(out_dir, dtype="float16" if cuda else "float32")
+    from genfoundry.models.sized import build_flux_sized_pipeline
+
+    return build_flux_sized_pipeline(out_dir, dtype="bfloat16" if cuda else "float32")
+
+
+def lora_params(resolution: int, steps: int, batch_size: int, rank: int | None) -> dict[str, Any]:
+    """Recipe hyperparameters for a timed run: no checkpoints, samples or saved state in the way."""
+    params: dict[str, Any] = {
+        "max_steps": steps,
+        "batch_size": batch_size,
+        "resolution": resolution,
+        "seed": 0,
+        "checkpoint_every_n_steps": 100_000,
+        "sample_every_n_steps": 0,
+    }
+    if rank is not None:
+        params["rank"] = rank
+    return params
+
+
+def run_child(spec: RunSpec) -> dict[str, Any]:
+    """Run one loop in a fresh Python process; its last stdout line is the JSON result."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.bench_lora_training", "--child", json.dumps(asdict(spec))],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{spec.kind} run failed:\n{completed.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_pairs(
+    *,
+    family: str,
+    base: Path,
+    dataset: Path,
+    work_dir: Path,
+    params: dict[str, Any],
+    warmup: int,
+    repeats: int,
+) -> list[dict[str, dict[str, Any]]]:
+    """`repeats` rounds of both loops, alternating which goes first so drift and warm caches favour neither."""
+    rounds = []
+    for repeat in range(repeats):
+        order = KINDS if repeat % 2 == 0 else KINDS[::-1]
+        results = {}
+        for kind in order:
+            spec = RunSpec(
+                kind=kind,
+                family=family,
+                base=str(base),
+                dataset=str(dataset),
+                output_dir=str(work_dir / f"{kind}-{repeat}"),
+                params=params,
+                warmup=warmup,
+            )
+            results[kind] = run_child(spec)
+        rounds.append(results)
+    return rounds
+
+
+# --- the child process ------------------------------------------------------------------------------------
+
+
+def _peak_memory_mib() -> float:
+    """Peak device memory: CUDA allocations on a GPU, else this process's peak resident set."""
+    import resource
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _current_memory_mib() -> float:
+    """Device memory in use now: CUDA allocations on a GPU, else this process's resident set."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.memory_allocated() / 2**20
+    resident_pages = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _training_rate(step_ends: list[float], warmup: int) -> float:
+    """Steps per second between the end of step `warmup` and the end of the last step."""
+    warmup = min(warmup, len(step_ends) - 1)
+    start = step_ends[warmup - 1] if warmup > 0 else None
+    if start is None:
+        raise ValueError("need at least one warmup step to time from")
+    return (len(step_ends) - warmup) / (step_ends[-1] - start)
+
+
+def child_main(spec: RunSpec) -> dict[str, Any]:
+    """Run the recipe or the reference loop once in this (fresh) process and measure it."""
+    import torch
+
+    from genfoundry.training.config import LoraTrainingConfig
+
+    config = LoraTrainingConfig.from_params(spec.family, spec.base, spec.params)
+    baseline = _current_memory_mib()  # after the imports, before any model
+    step_ends: list[float] = []
+    losses: list[float] = []
+    extra: dict[str, Any] = {}
+    began = time.perf_counter()
+    if spec.kind == "recipe":
+        from genfoundry.training import cache
+        from genfoundry.training.callbacks import TrainingCallbacks
+        from genfoundry.training.lora import train_lora
+
+        encode = cache.encode_dataset
+        caching = [0.0]
+
+        def timed_encode(*args: Any, **kwargs: Any) -> Any:  # the recipe's one-off encoding, timed from outside
+            start = time.perf_counter()
+            try:
+                return encode(*args, **kwargs)
+            finally:
+                caching[0] += time.perf_counter() - start
+
+        cache.encode_dataset = timed_encode
+
+        def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
+            step_ends.append(time.perf_counter())
+            losses.append(metrics["loss"])
+
+        train_lora(config, Path(spec.dataset), Path(spec.output_dir), TrainingCallbacks(on_step=on_step))
+        extra["caching_s"] = caching[0]
+    else:
+        from bench.reference_lora_loop import run_reference_loop
+
+        result = run_reference_loop(config, Path(spec.dataset), count_flops=True)
+        step_ends, losses = result.step_ends, result.losses
+        extra["phase_seconds"] = result.phase_seconds
+        extra["phase_flops"] = result.phase_flops
+    ended = time.perf_counter()
+    return {
+        "kind": spec.kind,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "steps": len(step_ends),
+        "steps_per_s": _training_rate(step_ends, spec.warmup),
+        "end_to_end_s": ended - began,
+        "first_step_done_s": step_ends[0] - began,
+        "peak_mib": _peak_memory_mib(),
+        "baseline_mib": baseline,
+        "loss_mean": statistics.fmean(losses),
+        **extra,
+    }
+
+
+# --- the report -------------------------------------------------------------------------------------------
+
+
+def sd15_sized_flop_shares(resolution: int, batch_size: int, rank: int | None) -> dict[str, float]:
+    """FLOP shares of the reference step for an SD 1.5-sized pipeline on the meta device (no weights)."""
+    from bench.reference_lora_loop import meta_phase_flops
+    from genfoundry.models.sized import sd15_sized_pipeline
+    from genfoundry.training.config import LoraTrainingConfig
+
+    pipe = sd15_sized_pipeline(device="meta")
+    config = LoraTrainingConfig.from_params(
+        "sd15", "meta", lora_params(resolution, steps=1, batch_size=batch_size, rank=rank)
+    )
+    return _shares(meta_phase_flops(config, pipe, batch_size))
+
+
+def _shares(values: dict[str, float] | dict[str, int]) -> dict[str, float]:
+    total = sum(values.values()) or 1
+    return {name: value / total for name, value in values.items()}
+
+
+def _share_text(shares: dict[str, float]) -> str:
+    return f"VAE encode {shares['vae']:.1%}, text encode {shares['text']:.1%}, denoiser {shares['denoiser']:.1%}"
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    text = format(statistics.median(values), fmt)
+    if len(values) > 1:
+        text += f" (min {format(min(values), fmt)}, max {format(max(values), fmt)})"
+    return text
+
+
+def summarize(rounds: list[dict[str, dict[str, Any]]], steps: int, warmup: int) -> list[tuple[str, str]]:
+    """Report rows: rates, ratios, memory, caching cost and the reference's component shares."""
+    recipe = [r["recipe"] for r in rounds]
+    reference = [r["reference"] for r in rounds]
+    memory = "peak CUDA allocated" if recipe[0]["device"] == "cuda" else "peak RSS"
+    rate_ratio = [a["steps_per_s"] / b["steps_per_s"] for a, b in zip(recipe, reference, strict=True)]
+    memory_ratio = [a["peak_mib"] / b["peak_mib"] for a, b in zip(recipe, reference, strict=True)]
+    phase_time = {k: statistics.fmean(r["phase_seconds"][k] for r in reference) for k in reference[0]["phase_seconds"]}
+    caching = statistics.median(r["caching_s"] for r in recipe)
+    saved_per_step = 1 / statistics.median(b["steps_per_s"] for b in reference) - 1 / statistics.median(
+        a["steps_per_s"] for a in recipe
+    )
+    break_even = f"{caching / saved_per_step:.1f} steps" if saved_per_step > 0 else "never (no per-step saving)"
+    rows = [
+        (
+            f"recipe (cached), steps/s over steps {warmup + 1}-{steps}",
+            _spread([r["steps_per_s"] for r in recipe], ".3f"),
+        ),
+        ("reference (encodes every step), steps/s", _spread([r["steps_per_s"] for r in reference], ".3f")),
+        ("steps/s ratio (recipe / reference)", f"{_spread(rate_ratio, '.2f')}  (target >= 1.3)"),
+        (f"recipe {memory}, MiB", _spread([r["peak_mib"] for r in recipe], ".0f")),
+        (f"reference {memory}, MiB", _spread([r["peak_mib"] for r in reference], ".0f")),
+        (f"{memory} ratio (recipe / reference)", f"{_spread(memory_ratio, '.2f')}  (target <= 1.0)"),
+    ]
+    if recipe[0]["device"] == "cpu":
+        above = [
+            (r["peak_mib"] - r["baseline_mib"], f["peak_mib"] - f["baseline_mib"])
+            for r, f in zip(recipe, reference, strict=True)
+        ]
+        rows.append(
+            (
+                "  above the RSS after imports, MiB",
+                f"recipe {_spread([a for a, _b in above], '.0f')}, reference {_spread([b for _a, b in above], '.0f')}",
+            )
+        )
+    rows += [
+        ("recipe one-off caching (encode_dataset), s", _spread([r["caching_s"] for r in recipe], ".2f")),
+        (
+            f"end to end (load, caching, {steps} steps, save), s",
+            f"recipe {_spread([r['end_to_end_s'] for r in recipe], '.1f')}, "
+            f"reference {_spread([r['end_to_end_s'] for r in reference], '.1f')}",
+        ),
+        ("caching pays for itself after", break_even),
+        ("reference step shares, time", _share_text(_shares(phase_time))),
+        ("reference step shares, FLOPs", _share_text(_shares(reference[0]["phase_flops"]))),
+        (
+            "mean loss (recipe, reference)",
+            f"{statistics.fmean(r['loss_mean'] for r in recipe):.4f}, "
+            f"{statistics.fmean(r['loss_mean'] for r in reference):.4f}",
+        ),
+    ]
+    return rows
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.size in ("medium", "sd15") and args.family != "sd15":
+        raise SystemExit(f"--size {args.size} is an SD 1.5 pipeline; use --family sd15")
+    if args.size == "flux" and args.family != "flux":
+        raise SystemExit("--size flux is a FLUX pipeline; use --family flux")
+    if args.warmup < 1 or args.steps <= args.warmup:
+        raise SystemExit("need --warmup >= 1 and --steps > --warmup")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", default="sd15", choices=["sd15", "sdxl", "flux"])
+    parser.add_argument("--size", default="medium", choices=SIZES)
+    parser.add_argument("--resolution", type=int, nargs="+", help="one or more; default by --size")
+    parser.add_argument("--steps", type=int, help="optimizer steps per run; default by --size")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of both loops")
+    parser.add_argument("--warmup", type=int, default=2, help="first steps left out of steps/s")
+    parser.add_argument("--rank", type=int, help="LoRA rank; default the family's")
+    parser.add_argument("--model-dir", type=Path, help="build the pipeline here, or reuse the one already here")
+    parser.add_argument("--no-sd15-flops", action="store_true", help="skip the SD 1.5-sized FLOP shares")
+    parser.add_argument("--json", type=Path, help="also write every run's raw measurements here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child_main(RunSpec(**json.loads(args.child)))))
+        return
+    args.steps = args.steps or DEFAULT_STEPS[args.size]
+    _check_args(args)
+    resolutions = args.resolution or [DEFAULT_RESOLUTION[args.size]]
+    raw: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": {}}
+
+    with tempfile.TemporaryDirectory(prefix="genfoundry-bench-lora-") as tmp:
+        root = Path(tmp)
+        began = time.perf_counter()
+        base = build_model(args.size, args.family, args.model_dir or root / "model")
+        built_s = time.perf_counter() - began
+        for resolution in resolutions:
+            dataset = make_dataset(root / f"data-{resolution}", args.images, resolution)
+            params = lora_params(resolution, args.steps, args.batch_size, args.rank)
+            rounds = run_pairs(
+                family=args.family,
+                base=base,
+                dataset=dataset,
+                work_dir=root / f"runs-{resolution}",
+                params=params,
+                warmup=args.warmup,
+                repeats=args.repeats,
+            )
+            raw["runs"][str(resolution)] = rounds
+            if args.json:
+                args.json.write_text(json.dumps(raw, indent=2), encoding="utf-8")
+            rows = summarize(rounds, args.steps, args.warmup)
+            if args.family == "sd15" and not args.no_sd15_flops:
+                rows.append(
+                    (
+                        "SD 1.5-sized step shares at 512 px, FLOPs",
+                        _share_text(sd15_sized_flop_shares(512, args.batch_size, args.rank)),
+                    )
+                )
+            report(
+                f"LoRA training, {args.size} {args.family}, {resolution}x{resolution}, batch {args.batch_size}, "
+                f"{args.images} images, {args.steps} steps, {args.repeats} rounds; fresh process per run "
+                f"(model built in {built_s:.0f} s; load average {os.getloadavg()[0]:.1f})",
+                rows,
+            )
+
+
+if __name__ == "__main__":
+    main()
