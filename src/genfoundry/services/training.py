@@ -124,29 +124,9 @@ class TrainingService:
         self.jobs.start(job)
         return job
 
-    def get(self, *, owner_id: str, job_id: str) -> Job:
-        """The caller's fine-tuning job; another user's, or a job of another kind, is NotFound."""
-        with self.sessions() as session:
-            job = jobs_repo.require_job(session=session, owner_id=owner_id, job_id=job_id)
-        if job.kind != TRAINING_KIND:
-            raise NotFound(f"No fine-tuning job with id '{job_id}'", param="fine_tuning_job_id")
-        return job
-
-    def resume(self, *, owner_id: str, job_id: str) -> Job:
-        """Re-queue a cancelled or failed job from its last checkpoint (409 for any other state)."""
-        self.jobs.resume(self.get(owner_id=owner_id, job_id=job_id))
-        return self.get(owner_id=owner_id, job_id=job_id)
-
     def estimated_finish(self, job: Job) -> int | None:
         with self.sessions() as session:
             return estimated_finish(job, jobs_repo.latest_event(session=session, job_id=job.id, type="metrics"))
-
-    def checkpoints(self, *, owner_id: str, job_id: str, limit: int, after: int | None) -> tuple[list[JobEvent], bool]:
-        """The job's checkpoint events, newest first; each names the adapter registered from it."""
-        self.get(owner_id=owner_id, job_id=job_id)
-        with self.sessions() as session:
-            jobs_repo.check_event_cursor(session=session, job_id=job_id, seq=after)
-            return jobs_repo.newest_events(session=session, job_id=job_id, type="checkpoint", limit=limit, before=after)
 
     def sample_bytes(self, *, job_id: str, name: str) -> bytes:
         key = sample_key(job_id, name)

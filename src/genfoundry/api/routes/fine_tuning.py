@@ -13,7 +13,7 @@ from genfoundry.api.deps import OptionalPrincipalDep, PrincipalDep, ServicesDep
 from genfoundry.api.routes.jobs import event_cursor, parse_event_id
 from genfoundry.api.sse import stream_job_events
 from genfoundry.db.tables import Job, JobEvent
-from genfoundry.errors import Conflict, Invalid, Unauthorized
+from genfoundry.errors import Conflict, Invalid, NotFound, Unauthorized
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.schemas import (
     FineTuningCheckpointPublic,
@@ -23,9 +23,12 @@ from genfoundry.schemas import (
     FineTuningJobPublic,
     ListPublic,
 )
+from genfoundry.services.classifiers import CLASSIFIER_KIND
 from genfoundry.services.training import TRAINING_KIND
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
+
+FINE_TUNING_KINDS = (TRAINING_KIND, CLASSIFIER_KIND)
 
 
 def fine_tuning_public(job: Job, *, estimated_finish: int | None = None) -> FineTuningJobPublic:
@@ -84,15 +87,31 @@ def _public(services: Any, job: Job) -> FineTuningJobPublic:
     return fine_tuning_public(job, estimated_finish=services.training.estimated_finish(job))
 
 
+def _job(services: Any, owner_id: str, job_id: str) -> Job:
+    """The caller's fine-tuning job; another user's, or a job of another kind, is NotFound."""
+    with services.sessions() as session:
+        job = jobs_repo.require_job(session=session, owner_id=owner_id, job_id=job_id)
+    if job.kind not in FINE_TUNING_KINDS:
+        raise NotFound(f"No fine-tuning job with id '{job_id}'", param="fine_tuning_job_id")
+    return job
+
+
 @router.post("")
 async def create_fine_tuning_job(
     body: FineTuningJobCreate, services: ServicesDep, principal: PrincipalDep
 ) -> FineTuningJobPublic:
-    """`model` is a base id, `training_file` an image dataset (or file) id; `method.type` is `lora`."""
-    if body.method.type != "lora":
-        raise Invalid(f"method.type {body.method.type!r} is not available yet; use 'lora'", param="method.type")
-    job = await run_in_threadpool(lambda: services.training.create(owner_id=principal.user_id, body=body))
-    return fine_tuning_public(job)
+    """`method.type` `lora`: `model` is an image base id, `training_file` an image dataset. `classifier`: `model` is
+    the router's encoder, `training_file` a JSONL file of {"text", "label"} lines; the result is a classifier for
+    /v1/classify."""
+
+    def create() -> Job:
+        if body.method.type == "lora":
+            return services.training.create(owner_id=principal.user_id, body=body)
+        if body.method.type == "classifier":
+            return services.classifiers.create_job(owner_id=principal.user_id, body=body)
+        raise Invalid(f"method.type {body.method.type!r} is not available yet", param="method.type")
+
+    return fine_tuning_public(await run_in_threadpool(create))
 
 
 @router.get("")
@@ -105,7 +124,7 @@ async def read_fine_tuning_jobs(
     def load() -> ListPublic[FineTuningJobPublic]:
         with services.sessions() as session:
             rows, has_more = jobs_repo.list_jobs(
-                session=session, owner_id=principal.user_id, kinds=(TRAINING_KIND,), limit=limit, after=after
+                session=session, owner_id=principal.user_id, kinds=FINE_TUNING_KINDS, limit=limit, after=after
             )
         return ListPublic(data=[_public(services, row) for row in rows], has_more=has_more)
 
@@ -115,7 +134,7 @@ async def read_fine_tuning_jobs(
 @router.get("/{job_id}")
 async def read_fine_tuning_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> FineTuningJobPublic:
     def load() -> FineTuningJobPublic:
-        return _public(services, services.training.get(owner_id=principal.user_id, job_id=job_id))
+        return _public(services, _job(services, principal.user_id, job_id))
 
     return await run_in_threadpool(load)
 
@@ -125,10 +144,10 @@ async def cancel_fine_tuning_job(job_id: str, services: ServicesDep, principal: 
     """Stops the job at its next step boundary, with a checkpoint; 409 once it has ended."""
 
     def cancel() -> FineTuningJobPublic:
-        job = services.training.get(owner_id=principal.user_id, job_id=job_id)
+        job = _job(services, principal.user_id, job_id)
         if not services.jobs.cancel(job_id):
             raise Conflict(f"job {job_id} is already {job.status}")
-        return _public(services, services.training.get(owner_id=principal.user_id, job_id=job_id))
+        return _public(services, _job(services, principal.user_id, job_id))
 
     return await run_in_threadpool(cancel)
 
@@ -138,7 +157,8 @@ async def resume_fine_tuning_job(job_id: str, services: ServicesDep, principal: 
     """Re-queues a cancelled or failed job; it goes on from its last checkpoint. 409 for any other state."""
 
     def resume() -> FineTuningJobPublic:
-        return _public(services, services.training.resume(owner_id=principal.user_id, job_id=job_id))
+        services.jobs.resume(_job(services, principal.user_id, job_id))
+        return _public(services, _job(services, principal.user_id, job_id))
 
     return await run_in_threadpool(resume)
 
@@ -160,7 +180,7 @@ async def read_fine_tuning_events(
     after_seq, param = event_cursor(after, last_event_id)
 
     def load() -> ListPublic[FineTuningEventPublic]:
-        services.training.get(owner_id=principal.user_id, job_id=job_id)
+        _job(services, principal.user_id, job_id)
         with services.sessions() as session:
             jobs_repo.check_event_cursor(session=session, job_id=job_id, seq=after_seq, param=param)
             if stream:
@@ -197,9 +217,12 @@ async def read_fine_tuning_checkpoints(
     after_seq = parse_event_id("ev_" + after.removeprefix("ftckpt_")) if after else None
 
     def load() -> ListPublic[FineTuningCheckpointPublic]:
-        events, has_more = services.training.checkpoints(
-            owner_id=principal.user_id, job_id=job_id, limit=limit, after=after_seq
-        )
+        _job(services, principal.user_id, job_id)
+        with services.sessions() as session:
+            jobs_repo.check_event_cursor(session=session, job_id=job_id, seq=after_seq)
+            events, has_more = jobs_repo.newest_events(
+                session=session, job_id=job_id, type="checkpoint", limit=limit, before=after_seq
+            )
         return ListPublic(data=[checkpoint_public(event) for event in events], has_more=has_more)
 
     return await run_in_threadpool(load)
@@ -224,7 +247,7 @@ async def read_fine_tuning_sample(
     def load() -> bytes:
         if not signed:
             assert principal is not None
-            services.training.get(owner_id=principal.user_id, job_id=job_id)
+            _job(services, principal.user_id, job_id)
         data: bytes = services.training.sample_bytes(job_id=job_id, name=name)
         return data
 
