@@ -31,7 +31,8 @@ def _ignore_message(message: str) -> None:
 class TrainingCallbacks:
     """Hooks a recipe calls; every one is optional. `should_stop` is polled at each step boundary."""
 
-    on_step: Callable[[int, int, dict[str, float]], None] = _ignore_step  # metrics: loss, lr, it_per_s
+    # metrics: loss, lr, it_per_s; DreamBooth with prior preservation adds instance_loss and prior_loss.
+    on_step: Callable[[int, int, dict[str, float]], None] = _ignore_step
     on_checkpoint: Callable[[int, Path], None] = _ignore_path
     on_sample: Callable[[int, str, Path], None] = _ignore_sample
     should_stop: Callable[[], bool] = _never
@@ -40,7 +41,8 @@ class TrainingCallbacks:
 
 @dataclass
 class TrainingResult:
-    """What a run left behind: the adapter (None when stopped early), checkpoints, samples and its losses."""
+    """What a run left behind: the adapter or the full model (None when stopped early), checkpoints, samples
+    and its losses."""
 
     adapter_path: Path | None
     step: int
@@ -49,3 +51,4 @@ class TrainingResult:
     last_checkpoint: Path | None
     losses: list[float] = field(default_factory=list)  # one per optimizer step run in this call
     samples: list[Path] = field(default_factory=list)
+    model_path: Path | None = None  # a full fine-tune: a diffusers pipeline folder (DiffusionPipeline.from_pretrained)

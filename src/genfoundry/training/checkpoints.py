@@ -19,22 +19,28 @@ if TYPE_CHECKING:
 
 CHECKPOINTS_DIR = "checkpoints"
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default name for load_lora_weights
+DENOISER_WEIGHT_NAME = "diffusion_pytorch_model.safetensors"  # diffusers' name for a model folder's weights
 STATE_FILE = "training_state.pt"
 INFO_FILE = "checkpoint.json"
 FORMAT_VERSION = 1
+# What a checkpoint's weights are (checkpoint.json "weights"): LoRA layers in one file, or a whole denoiser
+# saved as a diffusers model folder named after its pipeline component ("unet").
+WEIGHTS_LORA = "lora"
+WEIGHTS_FULL = "full"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 # diffusers' header key for the LoraConfig, read back by load_lora_weights to rebuild rank / alpha exactly.
 _DIFFUSERS_METADATA_KEY = "lora_adapter_metadata"
-# Fields that must match for a checkpoint to continue a run: they shape the LoRA layers or their scale.
-_RESUME_FIELDS = ("family", "rank", "alpha", "target_modules")
+# Fields that must match for a checkpoint to continue a run: they shape the trained weights or their scale.
+_RESUME_FIELDS = ("family", "train_mode", "rank", "alpha", "target_modules")
 
 
 @dataclass(frozen=True)
 class LoadedCheckpoint:
-    """A checkpoint read back: the LoRA tensors (PEFT keys, no component prefix) and the trainer state."""
+    """A checkpoint read back: its weights (LoRA tensors with PEFT keys and no component prefix, or the whole
+    denoiser's state dict) and the trainer state."""
 
     step: int
-    lora_state: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor]
     training_state: dict[str, Any]
     info: dict[str, Any]
 
@@ -145,17 +151,35 @@ def write_training_state(folder: Path, state: dict[str, Any], info: dict[str, An
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True), encoding="utf-8")
 
 
-def load_checkpoint(path: Path, config: Mapping[str, Any]) -> LoadedCheckpoint:
-    """Read a checkpoint folder and check it was made by a run with the same LoRA shape as `config`."""
+def save_denoiser(folder: Path, denoiser: Any) -> Path:
+    """The denoiser's config and weights as a diffusers model folder (one safetensors file, never sharded)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    denoiser.save_config(folder)
+    state = {name: value.detach().to("cpu").contiguous() for name, value in denoiser.state_dict().items()}
+    save_file(state, folder / DENOISER_WEIGHT_NAME, metadata={"format": "pt"})
+    return folder
+
+
+def load_checkpoint(path: Path, config: Mapping[str, Any], *, component: str = "unet") -> LoadedCheckpoint:
+    """Read a checkpoint folder and check it was made by a run whose trained weights fit `config`'s.
+
+    `component` names the folder of a full fine-tune's denoiser weights.
+    """
     import torch
+    from safetensors.torch import load_file
 
     folder = Path(path)
-    needed = [folder / name for name in (LORA_WEIGHT_NAME, STATE_FILE, INFO_FILE)]
-    if not all(p.is_file() for p in needed):
+    if not all((folder / name).is_file() for name in (STATE_FILE, INFO_FILE)):
         raise Invalid(f"{folder} is not a complete training checkpoint", param="resume_from")
     info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
     if info.get("format_version") != FORMAT_VERSION:
         raise Invalid(f"checkpoint {folder} has an unknown format version", param="resume_from")
+    kind = info.get("weights", WEIGHTS_LORA)
+    weights_file = folder / (LORA_WEIGHT_NAME if kind == WEIGHTS_LORA else f"{component}/{DENOISER_WEIGHT_NAME}")
+    if kind not in (WEIGHTS_LORA, WEIGHTS_FULL) or not weights_file.is_file():
+        raise Invalid(f"{folder} is not a complete training checkpoint", param="resume_from")
     saved = info.get("config", {})
     for name in _RESUME_FIELDS:
         if saved.get(name) != config.get(name):
@@ -164,10 +188,10 @@ def load_checkpoint(path: Path, config: Mapping[str, Any]) -> LoadedCheckpoint:
                 f"{config.get(name)!r}",
                 param="resume_from",
             )
-    lora_state, _metadata = read_lora_file(folder / LORA_WEIGHT_NAME)
+    weights = read_lora_file(weights_file)[0] if kind == WEIGHTS_LORA else load_file(weights_file)
     # weights_only: a checkpoint is data; it must never be able to run code when loaded.
     training_state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
-    return LoadedCheckpoint(step=int(info["step"]), lora_state=lora_state, training_state=training_state, info=info)
+    return LoadedCheckpoint(step=int(info["step"]), weights=weights, training_state=training_state, info=info)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -6,9 +6,10 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from genfoundry.errors import Invalid
+from genfoundry.training.data import with_trigger_word
 
 FAMILIES = ("sd15", "sdxl", "flux")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
@@ -115,11 +116,13 @@ class LoraTrainingConfig:
     sample_resolution: int = FAMILY_DEFAULT  # defaults to resolution
     sample_guidance_scale: float = FAMILY_DEFAULT
 
+    KIND: ClassVar[str] = "LoRA"  # how error messages name this recipe's hyperparameters
+
     def __post_init__(self) -> None:
         _check_choice("family", self.family, FAMILIES)
         if not isinstance(self.base_source, str) or not self.base_source.strip():
             raise Invalid("base_source must name a pipeline folder or a Hugging Face repo id", param="base_source")
-        for name, value in FAMILY_DEFAULTS[self.family].items():
+        for name, value in self.family_defaults().items():
             if name != "max_steps" and getattr(self, name) is None:  # max_steps competes with epochs below
                 self._set(name, value)
         if getattr(self, "alpha", None) is None:
@@ -130,6 +133,10 @@ class LoraTrainingConfig:
         self._set("validation_prompts", _strings("validation_prompts", self.validation_prompts, 16, 1000, True))
         self._set("trigger_word", _trigger_word(self.trigger_word))
         self._validate_numbers()
+
+    def family_defaults(self) -> dict[str, Any]:
+        """Values for the fields left at FAMILY_DEFAULT (and max_steps when epochs is not set either)."""
+        return FAMILY_DEFAULTS[self.family]
 
     def _set(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
@@ -143,7 +150,7 @@ class LoraTrainingConfig:
         if self.max_steps is not None and self.epochs is not None:
             raise Invalid("set max_steps or epochs, not both", param="epochs")
         if self.max_steps is None and self.epochs is None:
-            self._set("max_steps", FAMILY_DEFAULTS[self.family]["max_steps"])
+            self._set("max_steps", self.family_defaults()["max_steps"])
         if self.max_steps is not None:
             _check_int("max_steps", self.max_steps, 1, _MAX_STEPS)
         if self.epochs is not None:
@@ -166,12 +173,14 @@ class LoraTrainingConfig:
         self._set("sample_guidance_scale", _check_float("sample_guidance_scale", self.sample_guidance_scale, 0, 30))
 
     @classmethod
-    def from_params(cls, family: str, base_source: str, params: Mapping[str, Any]) -> LoraTrainingConfig:
+    def from_params(cls, family: str, base_source: str, params: Mapping[str, Any]) -> Self:
         """Build from a mapping of hyperparameters; an unknown name is Invalid rather than silently ignored."""
         known = {f.name for f in dataclasses.fields(cls)} - {"family", "base_source"}
         for name in params:
             if name not in known:
-                raise Invalid(f"unknown LoRA hyperparameter {name!r}; known: {', '.join(sorted(known))}", param=name)
+                raise Invalid(
+                    f"unknown {cls.KIND} hyperparameter {name!r}; known: {', '.join(sorted(known))}", param=name
+                )
         return cls(family=family, base_source=base_source, **dict(params))
 
     def total_steps(self, batches_per_epoch: int) -> int:
@@ -184,6 +193,87 @@ class LoraTrainingConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able view (tuples as lists), stored with checkpoints and in the adapter's metadata."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+TRAIN_MODES = ("lora", "full")
+FULL_FINE_TUNE_FAMILIES = ("sd15", "sdxl")
+# What differs from the LoRA defaults, after diffusers' DreamBooth examples: 500 steps at lr 1e-4 for a LoRA
+# (train_dreambooth_lora*.py); a full UNet fine-tune at lr 5e-6 for 800 steps with prior preservation
+# (train_dreambooth.py), with gradient checkpointing and 8-bit Adam to fit the optimizer state.
+DREAMBOOTH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lora": {"max_steps": 500},
+    "full": {"learning_rate": 5e-6, "max_steps": 800, "gradient_checkpointing": True, "use_8bit_adam": True},
+}
+_MAX_CLASS_IMAGES = 10_000
+
+
+@dataclass(frozen=True)
+class DreamBoothTrainingConfig(LoraTrainingConfig):
+    """A DreamBooth run: instance prompt, optional prior preservation with generated class images, LoRA or full.
+
+    `instance_prompt` replaces every caption; it defaults to "a photo of <trigger_word> <class_word>" when
+    `class_word` is set, else the captions train as in the LoRA recipe. `class_prompt` defaults to
+    "a photo of <class_word>"; prior preservation is on when there is a class prompt unless turned off.
+    The LoRA fields (rank, alpha, target_modules) are unused with train_mode "full".
+    """
+
+    train_mode: str = "lora"
+    instance_prompt: str | None = None
+    class_word: str | None = None
+    class_prompt: str | None = None
+    with_prior_preservation: bool | None = None  # None: on exactly when there is a class prompt
+    num_class_images: int = 100
+    prior_loss_weight: float = 1.0
+    class_image_steps: int = 25  # denoising steps per generated class image
+    class_guidance_scale: float = FAMILY_DEFAULT  # defaults to the family's sample_guidance_scale
+
+    KIND: ClassVar[str] = "DreamBooth"
+
+    def __post_init__(self) -> None:
+        _check_choice("train_mode", self.train_mode, TRAIN_MODES)  # the family defaults depend on it
+        super().__post_init__()
+        if self.train_mode == "full" and self.family not in FULL_FINE_TUNE_FAMILIES:
+            raise Invalid(
+                f'train_mode "full" fine-tunes a UNet ({", ".join(FULL_FINE_TUNE_FAMILIES)}); {self.family} '
+                'trains as train_mode "lora"',
+                param="train_mode",
+            )
+        self._set("class_word", _prompt("class_word", self.class_word, 100))
+        self._set("instance_prompt", self._resolve_instance_prompt())
+        class_prompt = _prompt("class_prompt", self.class_prompt, 1000)
+        if class_prompt is None and self.class_word is not None:
+            class_prompt = f"a photo of {self.class_word}"
+        self._set("class_prompt", class_prompt)
+        if self.with_prior_preservation is None:
+            self._set("with_prior_preservation", class_prompt is not None)
+        elif not isinstance(self.with_prior_preservation, bool):
+            raise Invalid("with_prior_preservation must be true or false", param="with_prior_preservation")
+        if self.with_prior_preservation and class_prompt is None:
+            raise Invalid("prior preservation needs a class_prompt (or a class_word)", param="class_prompt")
+        _check_int("num_class_images", self.num_class_images, 1, _MAX_CLASS_IMAGES)
+        self._set("prior_loss_weight", _check_float("prior_loss_weight", self.prior_loss_weight, 0.0, 100.0))
+        _check_int("class_image_steps", self.class_image_steps, 1, 200)
+        self._set("class_guidance_scale", _check_float("class_guidance_scale", self.class_guidance_scale, 0, 30))
+
+    def family_defaults(self) -> dict[str, Any]:
+        family = FAMILY_DEFAULTS[self.family]
+        mode = DREAMBOOTH_DEFAULTS[self.train_mode]
+        return {**family, **mode, "class_guidance_scale": family["sample_guidance_scale"]}
+
+    def _resolve_instance_prompt(self) -> str | None:
+        """The prompt every instance image trains with (trigger word included), or None for the captions."""
+        prompt = _prompt("instance_prompt", self.instance_prompt, 1000)
+        if prompt is not None:
+            return with_trigger_word(prompt, self.trigger_word)
+        if self.class_word is None:
+            return None
+        if self.trigger_word is None:
+            raise Invalid(
+                "class_word builds the instance prompt 'a photo of <trigger_word> <class_word>': set a "
+                "trigger_word, or give instance_prompt",
+                param="trigger_word",
+            )
+        return f"a photo of {self.trigger_word} {self.class_word}"
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -235,3 +325,11 @@ def _trigger_word(value: object) -> str | None:
     if not isinstance(value, str) or len(value) > 100 or "\n" in value:
         raise Invalid("trigger_word must be a single line of at most 100 characters", param="trigger_word")
     return value.strip() or None
+
+
+def _prompt(name: str, value: object, max_len: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > max_len or "\n" in value:
+        raise Invalid(f"{name} must be a single line of at most {max_len} characters", param=name)
+    return " ".join(value.split()) or None

@@ -53,16 +53,24 @@ def with_trigger_word(caption: str, trigger_word: str | None) -> str:
     return f"{trigger}, {text}" if text else trigger
 
 
-def load_dataset_items(dataset_dir: Path, trigger_word: str | None) -> list[DatasetItem]:
-    """The folder's images (sorted by name) with their same-name .txt captions, kohya style."""
+def load_dataset_items(
+    dataset_dir: Path, trigger_word: str | None, *, caption_override: str | None = None
+) -> list[DatasetItem]:
+    """The folder's images (sorted by name) with their same-name .txt captions, kohya style.
+
+    `caption_override` (DreamBooth's instance prompt) replaces every caption.
+    """
     folder = Path(dataset_dir)
     if not folder.is_dir():
         raise Invalid(f"dataset folder {folder} does not exist", param="dataset")
     items = []
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
-        caption_file = path.with_suffix(".txt")
-        caption = caption_file.read_text(encoding="utf-8", errors="replace") if caption_file.is_file() else ""
-        caption = with_trigger_word(caption, trigger_word)
+        if caption_override is not None:
+            caption = caption_override
+        else:
+            caption_file = path.with_suffix(".txt")
+            text = caption_file.read_text(encoding="utf-8", errors="replace") if caption_file.is_file() else ""
+            caption = with_trigger_word(text, trigger_word)
         if not caption:
             raise Invalid(f"image {path.name} has no caption and the dataset no trigger word", param="trigger_word")
         items.append(DatasetItem(image_path=path, caption=caption, size=_image_size(path)))

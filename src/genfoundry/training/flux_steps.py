@@ -57,7 +57,7 @@ class FluxSteps:
         """FLUX's VAE latents are shifted, then scaled."""
         return (latents - self.shift_factor) * self.scaling_factor
 
-    def loss(
+    def example_losses(
         self,
         denoiser: Any,
         latents: torch.Tensor,
@@ -65,7 +65,7 @@ class FluxSteps:
         extra: Conditioning,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        """MSE between the transformer's velocity and (noise - latents) at a uniformly drawn sigma."""
+        """Per-example MSE between the transformer's velocity and (noise - latents) at a uniform sigma."""
         import torch
         import torch.nn.functional as F
 
@@ -102,7 +102,7 @@ class FluxSteps:
             width=width * self.vae_scale_factor,
             vae_scale_factor=self.vae_scale_factor,
         )
-        return F.mse_loss(pred.float(), (noise - latents).float())
+        return F.mse_loss(pred.float(), (noise - latents).float(), reduction="none").mean(dim=(1, 2, 3))
 
     def sample_kwargs(self, cond: Conditioning, negative: Conditioning) -> dict[str, Any]:
         """Cached embeddings in place of prompts, so samples need no text encoder."""

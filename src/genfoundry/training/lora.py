@@ -7,7 +7,6 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,13 +16,9 @@ from genfoundry.training.callbacks import TrainingCallbacks, TrainingResult
 
 if TYPE_CHECKING:
     import torch
-    from accelerate import Accelerator
 
-    from genfoundry.training.cache import EncodedDataset
     from genfoundry.training.config import LoraTrainingConfig
-    from genfoundry.training.data import BatchSchedule
-    from genfoundry.training.sampling import SamplePrompts
-    from genfoundry.training.steps import FamilySteps
+    from genfoundry.training.data import DatasetItem
 
 ADAPTER_DIR = "adapter"
 TRAINING_INFO = "training.json"
@@ -44,14 +39,16 @@ def train_lora(
     `callbacks.should_stop()` turns true the run checkpoints and returns with `stopped=True`; passing that
     checkpoint as `resume_from` continues to the same weights an uninterrupted run reaches.
     """
-    run = _Run.start(config, Path(dataset_dir), Path(output_dir), callbacks or TrainingCallbacks(), resume_from)
+    run = LoraRun(config, Path(dataset_dir), Path(output_dir), callbacks or TrainingCallbacks(), resume_from)
     return run.train()
 
 
-def adapter_metadata(config: LoraTrainingConfig, step: int, total_steps: int) -> dict[str, str]:
+def adapter_metadata(
+    config: LoraTrainingConfig, step: int, total_steps: int, *, recipe: str = "lora"
+) -> dict[str, str]:
     """Header fields of every LoRA file we write (safetensors metadata values are strings)."""
     return {
-        "genfoundry_recipe": "lora",
+        "genfoundry_recipe": recipe,
         "genfoundry_family": config.family,
         "genfoundry_base": config.base_source,
         "genfoundry_rank": str(config.rank),
@@ -71,103 +68,147 @@ def micro_step_seed(seed: int, micro_step: int) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
-@dataclass
-class _Run:
-    """One call of train_lora: everything set up, ready to loop."""
+class LoraRun:
+    """One call of train_lora: set up on construction (inputs checked, base loaded, data encoded, LoRA added,
+    checkpoint restored), then `train()` loops. DreamBooth's run subclasses it and replaces the hooks."""
 
-    config: LoraTrainingConfig
-    output_dir: Path
-    callbacks: TrainingCallbacks
-    accelerator: Accelerator
-    dtype: torch.dtype
-    pipe: Any
-    steps: FamilySteps
-    denoiser: Any
-    params: list[torch.nn.Parameter]
-    optimizer: Any
-    lr_scheduler: Any
-    encoded: EncodedDataset
-    schedule: BatchSchedule
-    total_steps: int
-    start_step: int
-    sample_prompts: SamplePrompts | None
+    recipe = "lora"
 
-    @classmethod
-    def start(
-        cls,
+    def __init__(
+        self,
         config: LoraTrainingConfig,
         dataset_dir: Path,
         output_dir: Path,
         callbacks: TrainingCallbacks,
         resume_from: Path | None,
-    ) -> _Run:
-        """Check inputs, load the base, cache latents and embeddings, add the LoRA, restore a checkpoint."""
+    ) -> None:
         from genfoundry.training import cache, lora_setup, sampling
-        from genfoundry.training.data import BatchSchedule, assign_buckets, load_dataset_items
+        from genfoundry.training.data import BatchSchedule, assign_buckets
         from genfoundry.training.steps import family_steps
 
+        self.config, self.output_dir, self.callbacks = config, output_dir, callbacks
         # 1. Check inputs: data, checkpoint and device, before anything heavy is loaded.
-        items = load_dataset_items(dataset_dir, config.trigger_word)
+        items = self.load_items(dataset_dir)
         groups = assign_buckets(items, config.resolution)
-        schedule = BatchSchedule(groups, config.batch_size, config.seed)
-        total = config.total_steps(schedule.batches_per_epoch)
-        resumed = checkpoints.load_checkpoint(Path(resume_from), config.to_dict()) if resume_from else None
-        accelerator, dtype = lora_setup.make_accelerator(config)
-        device = accelerator.device
+        self.schedule = BatchSchedule(groups, config.batch_size, config.seed)
+        self.total_steps = config.total_steps(self.schedule.batches_per_epoch)
+        resumed = self.read_checkpoint(Path(resume_from)) if resume_from else None
+        self.accelerator, self.dtype = lora_setup.make_accelerator(config)
+        device = self.accelerator.device
         output_dir.mkdir(parents=True, exist_ok=True)
         checkpoints.remove_stale_temp_dirs(output_dir)
         callbacks.on_log(
-            f"LoRA {config.family}: {len(items)} images in {len(groups)} buckets, {total} steps, rank {config.rank}, "
-            f"device {device}, mixed precision {accelerator.mixed_precision}"
+            f"{self.describe()} {config.family}: {len(items)} images in {len(groups)} buckets, {self.total_steps} "
+            f"steps, device {device}, mixed precision {self.accelerator.mixed_precision}"
         )
 
         # 2. Load the base model.
         began = time.perf_counter()
-        pipe = lora_setup.load_base_pipeline(config, dtype)
-        steps = family_steps(config, pipe)
-        denoiser = getattr(pipe, steps.component)
-        lora_setup.check_target_modules(denoiser, config.target_modules)
+        self.pipe = lora_setup.load_base_pipeline(config, self.dtype)
+        self.steps = family_steps(config, self.pipe)
+        self.denoiser = getattr(self.pipe, self.steps.component)
+        self.check_denoiser()
 
         # 3. Encode images and captions once; the encoders then leave before the denoiser needs the memory.
-        cache.text_encoders_to(pipe, device)
-        encoded = cache.encode_dataset(pipe, steps, items, groups, device, callbacks.on_log)
-        sample_prompts = None
+        cache.text_encoders_to(self.pipe, device)
+        self.encode_extra_data()
+        self.encoded = cache.encode_dataset(self.pipe, self.steps, items, groups, device, callbacks.on_log)
+        self.sample_prompts = None
         if config.validation_prompts and config.sample_every_n_steps > 0:
-            sample_prompts = sampling.encode_sample_prompts(pipe, steps, config.validation_prompts, device)
-        cache.release_encoders(pipe, keep_vae=sample_prompts is not None)
+            self.sample_prompts = sampling.encode_sample_prompts(
+                self.pipe, self.steps, config.validation_prompts, device
+            )
+        cache.release_encoders(self.pipe, keep_vae=self.sample_prompts is not None)
         callbacks.on_log(
             f"encoded in {time.perf_counter() - began:.1f}s; text encoders released, VAE "
-            + ("parked on the CPU for samples" if sample_prompts else "released")
+            + ("parked on the CPU for samples" if self.sample_prompts else "released")
         )
 
-        # 4. LoRA layers, optimizer and schedule; a checkpoint overrides all three.
-        lora_setup.add_lora(denoiser, config, device, dtype)
-        params = [p for p in denoiser.parameters() if p.requires_grad]
-        optimizer = lora_setup.make_optimizer(config, params, callbacks.on_log)
-        lr_scheduler = lora_setup.make_lr_scheduler(config, optimizer, total)
-        denoiser, optimizer = accelerator.prepare(denoiser, optimizer)
-        run = cls(
-            config=config,
-            output_dir=output_dir,
-            callbacks=callbacks,
-            accelerator=accelerator,
-            dtype=dtype,
-            pipe=pipe,
-            steps=steps,
-            denoiser=denoiser,
-            params=params,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            encoded=encoded,
-            schedule=schedule,
-            total_steps=total,
-            start_step=0,
-            sample_prompts=sample_prompts,
-        )
+        # 4. Trained weights, optimizer and schedule; a checkpoint overrides all three.
+        self.make_trainable()
+        self.params = [p for p in self.denoiser.parameters() if p.requires_grad]
+        self.optimizer = lora_setup.make_optimizer(config, self.params, callbacks.on_log)
+        self.lr_scheduler = lora_setup.make_lr_scheduler(config, self.optimizer, self.total_steps)
+        self.denoiser, self.optimizer = self.accelerator.prepare(self.denoiser, self.optimizer)
+        self.start_step = 0
         if resumed is not None:
-            run.restore(resumed)
+            self.restore(resumed)
             callbacks.on_log(f"resumed from {Path(str(resume_from)).name} at step {resumed.step}")
-        return run
+
+    # Hooks a subclass replaces.
+
+    def describe(self) -> str:
+        """The run's first log words."""
+        return f"LoRA rank {self.config.rank},"
+
+    def load_items(self, dataset_dir: Path) -> list[DatasetItem]:
+        """The training examples: the dataset's images with their captions (trigger word added)."""
+        from genfoundry.training.data import load_dataset_items
+
+        return load_dataset_items(dataset_dir, self.config.trigger_word)
+
+    def check_denoiser(self) -> None:
+        """Refuse target modules that match no layer of the loaded denoiser."""
+        from genfoundry.training import lora_setup
+
+        lora_setup.check_target_modules(self.denoiser, self.config.target_modules)
+
+    def encode_extra_data(self) -> None:
+        """Runs while the text encoders and VAE are loaded, before the dataset is encoded."""
+
+    def make_trainable(self) -> None:
+        """Freeze the denoiser and add the LoRA layers, which are what trains."""
+        from genfoundry.training import lora_setup
+
+        lora_setup.add_lora(self.denoiser, self.config, self.accelerator.device, self.dtype)
+
+    def micro_batch_loss(self, micro_step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss to backpropagate for one micro-batch, and the named terms to report (none here)."""
+        indices = self.schedule.batch(micro_step)
+        latents, cond, extra = self.encoded.batch(indices, generator, self.steps, self.accelerator.device, self.dtype)
+        with self.accelerator.autocast():
+            loss = self.steps.example_losses(self.denoiser, latents, cond, extra, generator).mean()
+        return loss, {}
+
+    def write_weights(self, folder: Path, step: int) -> str:
+        """The trained weights into a checkpoint folder; returns their kind for checkpoint.json."""
+        self.write_lora(folder, step)
+        return checkpoints.WEIGHTS_LORA
+
+    def read_checkpoint(self, path: Path) -> checkpoints.LoadedCheckpoint:
+        return checkpoints.load_checkpoint(path, self.config.to_dict())
+
+    def restore_weights(self, resumed: checkpoints.LoadedCheckpoint) -> None:
+        """Load a checkpoint's LoRA tensors into the LoRA layers; Invalid when they do not fit."""
+        from peft import set_peft_model_state_dict
+
+        model = self.accelerator.unwrap_model(self.denoiser)
+        result = set_peft_model_state_dict(model, resumed.weights, adapter_name="default")
+        missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
+        unexpected = list(getattr(result, "unexpected_keys", []))
+        if missing or unexpected:
+            raise Invalid(
+                f"checkpoint LoRA does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}",
+                param="resume_from",
+            )
+
+    def save_outputs(self, step: int, losses: list[float]) -> tuple[Path | None, Path | None]:
+        """Publish the final weights; returns (adapter file, full model folder)."""
+        return self.save_adapter(step, losses), None
+
+    def adapter_metadata(self, step: int) -> dict[str, str]:
+        return adapter_metadata(self.config, step, self.total_steps, recipe=self.recipe)
+
+    def training_info(self, step: int, losses: list[float]) -> dict[str, Any]:
+        """The summary saved next to the final weights."""
+        return {
+            "recipe": self.recipe,
+            "steps": step,
+            "final_loss": losses[-1] if losses else None,
+            "config": self.config.to_dict(),
+        }
+
+    # The loop and what it shares between recipes.
 
     def train(self) -> TrainingResult:
         """The loop: optimizer steps, with checkpoints, samples and the stop check at step boundaries."""
@@ -178,13 +219,15 @@ class _Run:
         step = self.start_step
         began = time.perf_counter()
         while step < self.total_steps:
-            loss = self.train_step(step)
+            terms = self.train_step(step)
+            loss = terms.pop("loss")
             step += 1
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss} at step {step}; lower learning_rate or use bf16")
             losses.append(loss)
             rate = (step - self.start_step) / max(time.perf_counter() - began, 1e-9)
-            callbacks.on_step(step, self.total_steps, {"loss": loss, "lr": self.current_lr(), "it_per_s": rate})
+            metrics = {"loss": loss, **terms, "lr": self.current_lr(), "it_per_s": rate}
+            callbacks.on_step(step, self.total_steps, metrics)
             saved = False
             if step % config.checkpoint_every_n_steps == 0:
                 last_checkpoint, saved = self.checkpoint(step, loss), True
@@ -194,16 +237,17 @@ class _Run:
                 if not saved:
                     last_checkpoint = self.checkpoint(step, loss)
                 callbacks.on_log(f"stopped at step {step} of {self.total_steps}; checkpoint saved")
-                return self.result(None, step, last_checkpoint, losses, samples, stopped=True)
+                return self.result(None, None, step, last_checkpoint, losses, samples, stopped=True)
         if self.sample_prompts is not None and step % config.sample_every_n_steps != 0:
             samples += self.sample(step)  # the final weights always get a sample
-        adapter = self.save_adapter(step, losses)
-        callbacks.on_log(f"finished {step} steps; adapter at {adapter}")
-        return self.result(adapter, step, last_checkpoint, losses, samples, stopped=False)
+        adapter, model = self.save_outputs(step, losses)
+        callbacks.on_log(f"finished {step} steps; {'adapter' if adapter else 'model'} at {adapter or model}")
+        return self.result(adapter, model, step, last_checkpoint, losses, samples, stopped=False)
 
     def result(
         self,
         adapter: Path | None,
+        model: Path | None,
         step: int,
         last_checkpoint: Path | None,
         losses: list[float],
@@ -213,6 +257,7 @@ class _Run:
     ) -> TrainingResult:
         return TrainingResult(
             adapter_path=adapter,
+            model_path=model,
             step=step,
             total_steps=self.total_steps,
             stopped=stopped,
@@ -221,29 +266,25 @@ class _Run:
             samples=samples,
         )
 
-    def train_step(self, step: int) -> float:
-        """One optimizer step over `gradient_accumulation_steps` micro-batches; returns their mean loss."""
+    def train_step(self, step: int) -> dict[str, float]:
+        """One optimizer step over `gradient_accumulation_steps` micro-batches; the mean loss and its terms."""
         import torch
 
         accumulation = self.config.gradient_accumulation_steps
-        total = 0.0
+        totals: dict[str, float] = {}
         for k in range(accumulation):
             micro = step * accumulation + k
             generator = torch.Generator().manual_seed(micro_step_seed(self.config.seed, micro))
-            indices = self.schedule.batch(micro)
-            latents, cond, extra = self.encoded.batch(
-                indices, generator, self.steps, self.accelerator.device, self.dtype
-            )
-            with self.accelerator.autocast():
-                loss = self.steps.loss(self.denoiser, latents, cond, extra, generator)
+            loss, terms = self.micro_batch_loss(micro, generator)
             self.accelerator.backward(loss / accumulation)
-            total += float(loss.detach())
+            for name, value in {"loss": float(loss.detach()), **terms}.items():
+                totals[name] = totals.get(name, 0.0) + value
         if self.config.max_grad_norm > 0:
             self.accelerator.clip_grad_norm_(self.params, self.config.max_grad_norm)
         self.optimizer.step()
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total / accumulation
+        return {name: total / accumulation for name, total in totals.items()}
 
     def current_lr(self) -> float:
         return float(self.lr_scheduler.get_last_lr()[0])
@@ -260,11 +301,11 @@ class _Run:
             component=self.steps.component,
             layers=layers,
             peft_config=model.peft_config["default"].to_dict(),
-            metadata=adapter_metadata(self.config, step, self.total_steps),
+            metadata=self.adapter_metadata(step),
         )
 
     def checkpoint(self, step: int, loss: float) -> Path:
-        """Save LoRA + optimizer + schedule + RNG state as checkpoints/step_<step>, atomically."""
+        """Save weights + optimizer + schedule + RNG state as checkpoints/step_<step>, atomically."""
         import torch
 
         scaler = self.accelerator.scaler
@@ -279,16 +320,17 @@ class _Run:
                 "python": random.getstate(),
             },
         }
-        info = {
-            "format_version": checkpoints.FORMAT_VERSION,
-            "step": step,
-            "total_steps": self.total_steps,
-            "loss": loss,
-            "config": self.config.to_dict(),
-        }
 
         def write(folder: Path) -> None:
-            self.write_lora(folder, step)
+            info = {
+                "format_version": checkpoints.FORMAT_VERSION,
+                "recipe": self.recipe,
+                "weights": self.write_weights(folder, step),
+                "step": step,
+                "total_steps": self.total_steps,
+                "loss": loss,
+                "config": self.config.to_dict(),
+            }
             checkpoints.write_training_state(folder, state, info)
 
         path = checkpoints.save_checkpoint(
@@ -298,19 +340,10 @@ class _Run:
         return path
 
     def restore(self, resumed: checkpoints.LoadedCheckpoint) -> None:
-        """Load a checkpoint's LoRA weights, optimizer, schedule and RNG states into this run."""
+        """Load a checkpoint's weights, optimizer, schedule and RNG states into this run."""
         import torch
-        from peft import set_peft_model_state_dict
 
-        model = self.accelerator.unwrap_model(self.denoiser)
-        result = set_peft_model_state_dict(model, resumed.lora_state, adapter_name="default")
-        missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
-        unexpected = list(getattr(result, "unexpected_keys", []))
-        if missing or unexpected:
-            raise Invalid(
-                f"checkpoint LoRA does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}",
-                param="resume_from",
-            )
+        self.restore_weights(resumed)
         state = resumed.training_state
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
@@ -324,7 +357,7 @@ class _Run:
         self.start_step = resumed.step
 
     def sample(self, step: int) -> list[Path]:
-        """Generate the validation prompts with the current LoRA and report each image."""
+        """Generate the validation prompts with the current weights and report each image."""
         from genfoundry.training.sampling import generate_samples
 
         assert self.sample_prompts is not None
@@ -345,12 +378,7 @@ class _Run:
 
     def save_adapter(self, step: int, losses: list[float]) -> Path:
         """Publish the final LoRA as output_dir/adapter/ (replacing an older one atomically)."""
-        info = {
-            "recipe": "lora",
-            "steps": step,
-            "final_loss": losses[-1] if losses else None,
-            "config": self.config.to_dict(),
-        }
+        info = self.training_info(step, losses)
 
         def write(folder: Path) -> None:
             self.write_lora(folder, step)

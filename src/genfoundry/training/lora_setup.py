@@ -51,13 +51,14 @@ def _dtype_kwarg() -> str:
     return "dtype"
 
 
-def load_base_pipeline(config: LoraTrainingConfig, dtype: torch.dtype) -> Any:
-    """The family's text-to-image pipeline from a local folder or a Hub repo id (offline rules apply)."""
+def load_base_pipeline(config: LoraTrainingConfig, dtype: torch.dtype, **components: Any) -> Any:
+    """The family's text-to-image pipeline from a local folder or a Hub repo id (offline rules apply);
+    `components` (e.g. unet=...) replace the base's own."""
     import diffusers
     import torch
 
     pipeline_cls = getattr(diffusers, PIPELINE_CLASSES[config.family])
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(components)
     if dtype != torch.float32:
         kwargs[_dtype_kwarg()] = dtype
     if config.family == "sd15":

@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from genfoundry.training.config import DreamBoothTrainingConfig, LoraTrainingConfig
+from genfoundry.training.dreambooth import train_dreambooth
 from genfoundry.training.lora import train_lora
 
-# Each recipe: (config, dataset_dir, output_dir, callbacks, *, resume_from=None) -> TrainingResult.
+# Each recipe: (config, dataset_dir, output_dir, callbacks, *, resume_from=None) -> TrainingResult;
+# dreambooth also takes class_cache_dir= (where generated class images are cached across runs).
 RECIPES: dict[str, Callable[..., Any]] = {
     "lora": train_lora,
+    "dreambooth": train_dreambooth,
+}
+# The config class of each recipe: from_params(family, base_source, params) checks its hyperparameters.
+CONFIGS: dict[str, type[LoraTrainingConfig]] = {
+    "lora": LoraTrainingConfig,
+    "dreambooth": DreamBoothTrainingConfig,
 }
 
 

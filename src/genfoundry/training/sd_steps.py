@@ -69,7 +69,7 @@ class SdSteps:
         """SD latents are only scaled."""
         return latents * self.scaling_factor
 
-    def loss(
+    def example_losses(
         self,
         denoiser: Any,
         latents: torch.Tensor,
@@ -77,7 +77,7 @@ class SdSteps:
         extra: Conditioning,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        """MSE between the UNet's prediction and the noise (or velocity) at a uniformly drawn timestep."""
+        """Per-example MSE between the UNet's prediction and the noise (or velocity) at a uniform timestep."""
         import torch
         import torch.nn.functional as F
 
@@ -94,7 +94,7 @@ class SdSteps:
         pred = denoiser(
             noisy, timesteps, encoder_hidden_states=cond["prompt_embeds"], added_cond_kwargs=added, return_dict=False
         )[0]
-        return F.mse_loss(pred.float(), target.float())
+        return F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
 
     def sample_kwargs(self, cond: Conditioning, negative: Conditioning) -> dict[str, Any]:
         """Cached embeddings in place of prompts, so samples need no text encoder."""

@@ -34,7 +34,7 @@ class FamilySteps(Protocol):
         """VAE latents as the denoiser sees them (scaled, shifted)."""
         ...
 
-    def loss(
+    def example_losses(
         self,
         denoiser: Any,
         latents: torch.Tensor,
@@ -42,7 +42,7 @@ class FamilySteps(Protocol):
         extra: Conditioning,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        """The denoising loss of one micro-batch; all randomness comes from `generator`."""
+        """The denoising loss of each example of one micro-batch, shape (batch,); randomness from `generator`."""
         ...
 
     def sample_kwargs(self, cond: Conditioning, negative: Conditioning) -> dict[str, Any]:
