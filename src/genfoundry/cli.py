@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from genfoundry.cli_classify import classify
 from genfoundry.cli_datasets import app as datasets_app
 from genfoundry.cli_jobs import app as jobs_app
 from genfoundry.cli_jobs import train
@@ -263,3 +264,6 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="Key id from `keys lis
     except GenfoundryError as exc:
         raise _fail(exc.message) from None
     console.print(f"revoked {key_id}")
+
+
+app.command()(classify)

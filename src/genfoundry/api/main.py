@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from genfoundry.api.routes import datasets, files, fine_tuning, generations, health, images, jobs, keys, models
+from genfoundry.api.routes import (
+    classify,
+    datasets,
+    files,
+    fine_tuning,
+    generations,
+    health,
+    images,
+    jobs,
+    keys,
+    models,
+)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -16,3 +27,4 @@ api_router.include_router(datasets.router)
 api_router.include_router(files.router)
 api_router.include_router(jobs.router)
 api_router.include_router(fine_tuning.router)
+api_router.include_router(classify.router)

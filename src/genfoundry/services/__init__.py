@@ -15,9 +15,11 @@ from genfoundry.inference.image import ImageEngine
 from genfoundry.jobs.executors import make_executor
 from genfoundry.jobs.runner import JobRunner
 from genfoundry.services.adapters import AdapterService
+from genfoundry.services.classifiers import ClassifierService
 from genfoundry.services.dataset_jobs import CaptionerPool, DatasetJobs
 from genfoundry.services.datasets import DatasetService
 from genfoundry.services.images import ImageService
+from genfoundry.services.trained_models import trained_models_dir
 from genfoundry.services.training import TrainingService
 from genfoundry.services.urls import UrlSigner, load_or_create_secret
 from genfoundry.storage import ArtifactStore
@@ -37,6 +39,7 @@ class Services:
     jobs: JobRunner
     datasets: DatasetService
     training: TrainingService
+    classifiers: ClassifierService
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -55,6 +58,7 @@ def build_services(settings: Settings) -> Services:
         catalog_file=settings.catalog_file,
         styles_file=settings.styles_file,
         tiny_dir=settings.tiny_models_dir,
+        trained_dir=trained_models_dir(settings.home / "models"),
     )
     device = settings.resolved_device()
     image_engine = ImageEngine(
@@ -99,6 +103,16 @@ def build_services(settings: Settings) -> Services:
         work_dir=settings.home / "training",
     )
     training.register(jobs)
+    classifiers = ClassifierService(
+        sessions=sessions,
+        store=store,
+        settings=settings.router,
+        datasets=datasets,
+        jobs=jobs,
+        work_dir=settings.home / "training",
+        device=device,
+    )
+    classifiers.register(jobs)
     return Services(
         settings=settings,
         db_engine=db_engine,
@@ -112,4 +126,5 @@ def build_services(settings: Settings) -> Services:
         jobs=jobs,
         datasets=datasets,
         training=training,
+        classifiers=classifiers,
     )

