@@ -34,9 +34,25 @@ def _registry_toml(model_ids: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _text_registry_toml() -> str:
+    from genfoundry.models.tiny_llm import TINY_LLM_ID, TINY_LLM_SUBDIR
+
+    return "\n".join(
+        [
+            f'[text_models."{TINY_LLM_ID}"]',
+            f'source = "{TINY_LLM_SUBDIR}"',
+            'prompt_format = "chat_template"',
+            'dtype = "float32"',
+            "context_length = 2048",
+            'description = "Tiny random-weight Llama-style causal LM with a locally trained tokenizer (offline tests)"',
+            "",
+        ]
+    )
+
+
 def build_and_register_tiny(tiny_dir: Path, *, force: bool = False, seed: int = 0) -> Iterator[tuple[str, bool]]:
-    """Yield (model id, whether it was built now) for the pipelines and the captioner; built ones are kept
-    unless `force`."""
+    """Yield (model id, whether it was built now) for the pipelines, the captioner and tiny-llm; built ones are
+    kept unless `force`."""
     from genfoundry.models.tiny import TINY_FAMILIES, build_tiny_pipeline
 
     tiny_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +72,11 @@ def build_and_register_tiny(tiny_dir: Path, *, force: bool = False, seed: int = 
 
     _path, built = ensure_tiny_captioner(tiny_dir, force=force, seed=seed)
     yield TINY_CAPTIONER_ID, built
+    from genfoundry.models.tiny_llm import TINY_LLM_ID, ensure_tiny_llm
+
+    _path, built = ensure_tiny_llm(tiny_dir, force=force, seed=seed)
+    yield TINY_LLM_ID, built
     registry = tiny_dir / TINY_REGISTRY_FILE
     tmp = registry.with_name(f".tmp-{registry.name}")
-    tmp.write_text(_registry_toml(dict(TINY_FAMILIES)), encoding="utf-8")
+    tmp.write_text(_registry_toml(dict(TINY_FAMILIES)) + "\n" + _text_registry_toml(), encoding="utf-8")
     tmp.replace(registry)

@@ -1,0 +1,145 @@
+"""tiny-llm: a random-weight Llama-style causal LM with a byte-level BPE tokenizer trained locally, built offline.
+
+The tokenizer learns from text the project ships (the tiny image corpus, the router's data, the PlantUML
+pairs when present), carries ChatML special tokens and a chat template (`<|im_start|>role\\n...<|im_end|>`), and
+ends a reply with `<|im_end|>`. Both are saved with `save_pretrained`, so they load through `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+TINY_LLM_ID = "tiny-llm"
+TINY_LLM_SUBDIR = "tiny-llm"  # under the tiny-models dir
+PAD_TOKEN = "<|endoftext|>"  # noqa: S105 - a token, not a password
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+SPECIAL_TOKENS = (PAD_TOKEN, IM_START, IM_END)
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+_VOCAB_SIZE = 2048
+_CONTEXT_LENGTH = 2048
+# Packaged text the tokenizer learns from, in a fixed order; a missing file is skipped.
+_CORPUS_FILES = (
+    ("router", "train.jsonl"),
+    ("router", "heldout.jsonl"),
+    ("diagrams", "plantuml_pairs.jsonl"),
+)
+
+
+def _packaged(*parts: str) -> Traversable | None:
+    node: Traversable = resources.files("genfoundry.data")
+    for part in parts:
+        node = node.joinpath(part)
+    return node if node.is_file() else None
+
+
+def _record_texts(record: Any) -> Iterator[str]:
+    """Every string of a JSONL record (prompt, completion, text, message contents), in key order."""
+    if isinstance(record, str):
+        yield record
+    elif isinstance(record, dict):
+        for key in sorted(record):
+            if key not in ("label", "role", "weight", "metadata"):
+                yield from _record_texts(record[key])
+    elif isinstance(record, list):
+        for item in record:
+            yield from _record_texts(item)
+
+
+def corpus_texts() -> list[str]:
+    """The tokenizer's training text: the tiny image corpus plus the packaged JSONL files, deterministic."""
+    from genfoundry.models.tiny import corpus_lines
+
+    texts = list(corpus_lines())
+    for parts in _CORPUS_FILES:
+        node = _packaged(*parts)
+        if node is None:
+            continue
+        for line in node.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                texts.extend(text for text in _record_texts(json.loads(line)) if text.strip())
+    return texts
+
+
+def make_tiny_llm_tokenizer(texts: list[str] | None = None, *, vocab_size: int = _VOCAB_SIZE) -> Any:
+    """A byte-level BPE tokenizer trained on `texts` (default: `corpus_texts()`) with ChatML tokens and template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte encodes: no unknown token
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts if texts is not None else corpus_texts(), trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token=IM_END,
+        pad_token=PAD_TOKEN,
+        chat_template=CHATML_TEMPLATE,
+        model_max_length=_CONTEXT_LENGTH,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def build_tiny_llm(out_dir: Path, *, seed: int = 0) -> Path:
+    """Build tiny-llm (tokenizer trained now, weights drawn from `seed`) and save it loadable by from_pretrained."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = make_tiny_llm_tokenizer()
+    vocab = -(-len(tokenizer) // 64) * 64  # a multiple of 64, like real models' padded embeddings
+    eos_id = tokenizer.convert_tokens_to_ids(IM_END)
+    pad_id = tokenizer.convert_tokens_to_ids(PAD_TOKEN)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        max_position_embeddings=_CONTEXT_LENGTH,
+        # About 1M parameters: a few minutes of LoRA on a CPU learns the PlantUML pairs.
+        hidden_size=128,
+        intermediate_size=352,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+    )
+    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def ensure_tiny_llm(tiny_dir: Path, *, force: bool = False, seed: int = 0) -> tuple[Path, bool]:
+    """(folder, whether it was built now): `<tiny_dir>/tiny-llm`, built through a staging folder when missing."""
+    target = Path(tiny_dir) / TINY_LLM_SUBDIR
+    if (target / "config.json").exists() and (target / "tokenizer.json").exists() and not force:
+        return target, False
+    staging = Path(tiny_dir) / f".building-{TINY_LLM_SUBDIR}"
+    shutil.rmtree(staging, ignore_errors=True)
+    build_tiny_llm(staging, seed=seed)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.replace(target)
+    return target, True

@@ -1,0 +1,1 @@
+"""Text models: prompt formats shared by SFT training and text serving."""
