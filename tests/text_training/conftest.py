@@ -11,4 +11,4 @@ import pytest
 def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from genfoundry.models.tiny_llm import build_tiny_llm
 
-    return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm") / "tiny-llm")
+    return Path(build_tiny_llm(tmp_path_factory.mktemp("tiny-llm") / "tiny-llm"))

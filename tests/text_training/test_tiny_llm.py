@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_model_loads_and_generates(tiny_llm_dir: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llm_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_llm_dir)
+    model: Any = AutoModelForCausalLM.from_pretrained(tiny_llm_dir)
     assert type(model).__name__ == "LlamaForCausalLM"
     params = sum(p.numel() for p in model.parameters())
     assert 200_000 < params < 5_000_000
@@ -58,7 +59,7 @@ def test_model_loads_and_generates(tiny_llm_dir: Path) -> None:
     assert model.config.eos_token_id == tokenizer.eos_token_id
     inputs = tokenizer("@startuml", return_tensors="pt")
     with torch.no_grad():
-        out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+        out: Any = model.generate(**inputs, max_new_tokens=5, do_sample=False)
     assert out.shape[1] > inputs["input_ids"].shape[1]
 
 
@@ -73,7 +74,11 @@ def test_build_is_deterministic(tiny_llm_dir: Path, tmp_path: Path) -> None:
     assert first.keys() == second.keys()
     assert all(bool((first[k] == second[k]).all()) for k in first)
     other = build_tiny_llm(tmp_path / "seed1", seed=1)
-    assert not bool((load_file(other / "model.safetensors")["model.embed_tokens.weight"] == first["model.embed_tokens.weight"]).all())
+    assert not bool(
+        (
+            load_file(other / "model.safetensors")["model.embed_tokens.weight"] == first["model.embed_tokens.weight"]
+        ).all()
+    )
 
 
 def test_registered_by_build_tiny(tiny_dir: Path) -> None:
@@ -153,7 +158,7 @@ def test_register_text_adapter(tiny_llm_dir: Path, tmp_path: Path) -> None:
         LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
     )
     peft_dir = tmp_path / "peft"
-    model.save_pretrained(peft_dir)
+    model.save_pretrained(str(peft_dir))
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     upgrade_database(engine)
     sessions = make_session_factory(engine)
