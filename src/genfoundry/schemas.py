@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -313,7 +313,7 @@ class ClassifierHyperparameters(BaseModel):
     learning_rate_multiplier: float | Literal["auto"] | None = None
     learning_rate: float | None = None
     # The logistic-regression head: inverse L2 strength ("auto": chosen on the validation split) and that split.
-    c: float | Literal["auto"] | None = Field(default=None, gt=0, le=1e6)
+    c: Annotated[float, Field(gt=0, le=1e6)] | Literal["auto"] | None = None
     validation_fraction: float | None = Field(default=None, ge=0.05, le=0.45)
 
 
