@@ -1,7 +1,9 @@
-"""Base-model and style catalogs (TOML), plus the tiny-model registry written by `models build-tiny`."""
+"""Base-model and style catalogs (TOML), the tiny-model registry written by `models build-tiny`, and the
+registry of trained models (full fine-tunes), each visible to its owner only."""
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -12,6 +14,7 @@ from genfoundry.errors import Invalid, NotFound
 
 FAMILIES = ("sd15", "sdxl", "flux")
 TINY_REGISTRY_FILE = "registry.toml"
+TRAINED_REGISTRY_FILE = "registry.toml"  # under <home>/models/trained, written by services.trained_models
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class BaseModelEntry:
     dtype: str = "auto"
     description: str = ""
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
+    owner_id: str | None = None  # a trained model's owner; None: a public base everyone sees
+    base_id: str | None = None  # the base a trained model was fine-tuned from
+    created: int = 0  # unix seconds; 0 for catalog bases
 
 
 @dataclass(frozen=True)
@@ -72,12 +78,43 @@ def _entry(model_id: str, raw: dict[str, Any], *, relative_to: Path | None = Non
     )
 
 
-class Catalog:
-    """Base models (shipped TOML or the settings' file, plus tiny models in the home) and styles."""
+def _trained_entries(registry: Path) -> dict[str, BaseModelEntry]:
+    """The trained-model registry's entries; every one has an owner."""
+    with registry.open("rb") as handle:
+        raw = tomllib.load(handle).get("models", {})
+    entries = {}
+    for model_id, item in raw.items():
+        owner_id = item.get("owner_id")
+        if not isinstance(owner_id, str) or not owner_id:
+            raise Invalid(f"trained model {model_id!r} in {registry} has no owner_id")
+        entry = _entry(model_id, item, relative_to=registry.parent)
+        entries[model_id] = dataclasses.replace(
+            entry, owner_id=owner_id, base_id=item.get("base_id"), created=int(item.get("created", 0))
+        )
+    return entries
 
-    def __init__(self, *, catalog_file: Path | None, styles_file: Path | None, tiny_dir: Path) -> None:
+
+class Catalog:
+    """Base models (shipped TOML or the settings' file, plus tiny models in the home) and styles, plus the
+    trained models under `trained_dir`, each visible to its owner only.
+
+    `models` holds the public bases only; a trained model is reached through `find_visible`, `get_visible`
+    and `visible` with its owner's id, and is otherwise exactly as unknown as an id that does not exist.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog_file: Path | None,
+        styles_file: Path | None,
+        tiny_dir: Path,
+        trained_dir: Path | None = None,
+    ) -> None:
         self._catalog_file = catalog_file
         self._tiny_dir = tiny_dir
+        self._trained_dir = trained_dir
+        self._trained: dict[str, BaseModelEntry] = {}
+        self._trained_signature: tuple[int, int, int] | None = None
         self.styles = {
             name: Style(name=name, prompt=raw["prompt"], negative_prompt=raw.get("negative_prompt", ""))
             for name, raw in _read_toml(styles_file, "styles.toml").get("styles", {}).items()
@@ -97,10 +134,47 @@ class Catalog:
         self.models = models
 
     def get(self, model_id: str) -> BaseModelEntry:
+        """A public base model."""
         try:
             return self.models[model_id]
         except KeyError:
             raise NotFound(f"The model '{model_id}' does not exist", param="model") from None
+
+    def find_visible(self, model_id: str, owner_id: str) -> BaseModelEntry | None:
+        """A public base, or a trained model of `owner_id`; None for anything else (another user's too)."""
+        if model_id in self.models:
+            return self.models[model_id]
+        entry = self.trained_models().get(model_id)
+        return entry if entry is not None and entry.owner_id == owner_id else None
+
+    def get_visible(self, model_id: str, owner_id: str) -> BaseModelEntry:
+        """Like `get`, including the caller's trained models; another user's is NotFound like an unknown id."""
+        entry = self.find_visible(model_id, owner_id)
+        if entry is None:
+            raise NotFound(f"The model '{model_id}' does not exist", param="model")
+        return entry
+
+    def visible(self, owner_id: str) -> list[BaseModelEntry]:
+        """The public bases, then `owner_id`'s trained models."""
+        mine = [e for e in self.trained_models().values() if e.owner_id == owner_id and e.id not in self.models]
+        return [*self.models.values(), *mine]
+
+    def trained_models(self) -> dict[str, BaseModelEntry]:
+        """Every trained model, re-read when the registry file changed (jobs register from other processes)."""
+        if self._trained_dir is None:
+            return {}
+        registry = self._trained_dir / TRAINED_REGISTRY_FILE
+        try:
+            stat = registry.stat()
+        except FileNotFoundError:
+            self._trained, self._trained_signature = {}, None
+            return self._trained
+        # The registry is replaced by rename on every write, so a new inode marks a change even within
+        # the file system's timestamp granularity.
+        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if signature != self._trained_signature:
+            self._trained, self._trained_signature = _trained_entries(registry), signature
+        return self._trained
 
     def style(self, name: str) -> Style:
         try:

@@ -191,8 +191,9 @@ class ImageService:
     def _resolve_model(
         self, session: Session, *, owner_id: str, model: str
     ) -> tuple[BaseModelEntry, list[tuple[Adapter, float]]]:
-        if model in self.catalog.models:
-            return self.catalog.get(model), []
+        entry = self.catalog.find_visible(model, owner_id)  # a base, or one of the caller's trained models
+        if entry is not None:
+            return entry, []
         adapter = adapters_repo.get_adapter(session=session, owner_id=owner_id, adapter_id=model)
         if adapter is None:
             raise NotFound(f"The model '{model}' does not exist", param="model")

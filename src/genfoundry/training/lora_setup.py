@@ -125,11 +125,11 @@ def make_optimizer(
     optimizer_cls: Any = torch.optim.AdamW
     if config.use_8bit_adam:
         try:
-            import bitsandbytes
+            from bitsandbytes.optim.adamw import AdamW8bit
         except ImportError:
             log("use_8bit_adam: bitsandbytes is not installed; using torch AdamW (more optimizer memory)")
         else:
-            optimizer_cls = bitsandbytes.optim.AdamW8bit
+            optimizer_cls = AdamW8bit
     optimizer: torch.optim.Optimizer = optimizer_cls(
         params, lr=config.learning_rate, betas=_ADAM_BETAS, weight_decay=_WEIGHT_DECAY, eps=_ADAM_EPS
     )
