@@ -27,18 +27,21 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-bench: setup  ## tiny models on this machine
+bench: setup  ## tiny models on this machine (LoRA training: a medium SD 1.5-shaped one, a few minutes)
 	$(BIN)/python -m bench.bench_api_overhead
 	$(BIN)/python -m bench.bench_adapter_switching
 	$(BIN)/python -m bench.bench_concurrency
 	$(BIN)/python -m bench.bench_zip_ingest
 	$(BIN)/python -m bench.bench_captioning
+	$(BIN)/python -m bench.bench_lora_training
 
-bench-gpu: setup  ## the same three on an SD 1.5-sized random-weight pipeline, 512x512, 30 steps, fp16
+bench-gpu: setup  ## the same on SD 1.5-sized random weights (fp16, 512x512); LoRA training also FLUX-sized, 512 and 1024
 	$(BIN)/python -m bench.bench_api_overhead --sized
 	$(BIN)/python -m bench.bench_adapter_switching --sized --rank 16
 	$(BIN)/python -m bench.bench_concurrency --sized
 	$(BIN)/python -m bench.bench_captioning --sized
+	$(BIN)/python -m bench.bench_lora_training --size sd15 --resolution 512 1024
+	$(BIN)/python -m bench.bench_lora_training --family flux --size flux --resolution 512 1024 --repeats 2
 
 clean:
 	rm -rf $(VENV) genfoundry-data .pytest_cache .mypy_cache .ruff_cache
