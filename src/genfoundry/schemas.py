@@ -485,3 +485,39 @@ class RoutePublic(BaseModel):
     ambiguous: bool
     margin: float
     message_index: int
+
+
+class DiagramRenderRequest(BaseModel):
+    """`POST /v1/diagrams/render`: PlantUML source to check with PlantUML and draw."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"plantuml": "@startuml\nAlice -> Bob: hello\n@enduml", "format": "png"}],
+        },
+    )
+
+    # Its length and line count are capped by diagrams.max_source_chars / max_source_lines (413 above).
+    plantuml: str = Field(min_length=1)
+    format: Literal["png", "svg"] = "png"
+    response_format: Literal["url", "b64_json"] = "url"
+
+
+class DiagramErrorPublic(BaseModel):
+    line: int | None  # counting from 1 in the caller's source; None when PlantUML gave none
+    message: str
+
+
+class DiagramRenderPublic(BaseModel):
+    id: str
+    object: Literal["diagram.render"] = "diagram.render"
+    created: int
+    valid: bool
+    diagram_type: str | None = None  # PlantUML's own name: sequence, class, description, activity, mindmap...
+    errors: list[DiagramErrorPublic] = Field(default_factory=list)
+    format: Literal["png", "svg"]
+    width: int
+    height: int
+    url: str | None = None  # signed, expiring; the owner's key also opens it without the signature
+    b64_json: str | None = None
+    render_time_s: float

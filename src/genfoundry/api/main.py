@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from genfoundry.api.routes import (
     classify,
     datasets,
+    diagrams,
     files,
     fine_tuning,
     generations,
@@ -28,3 +29,4 @@ api_router.include_router(files.router)
 api_router.include_router(jobs.router)
 api_router.include_router(fine_tuning.router)
 api_router.include_router(classify.router)
+api_router.include_router(diagrams.router)

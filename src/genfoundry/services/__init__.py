@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genfoundry.catalog import Catalog
 from genfoundry.config import Settings
 from genfoundry.db.session import make_engine, make_session_factory, upgrade_database
+from genfoundry.diagrams.renderer import make_renderer
 from genfoundry.inference.caption import load_captioner_catalog
 from genfoundry.inference.image import ImageEngine
 from genfoundry.jobs.executors import make_executor
@@ -18,6 +19,7 @@ from genfoundry.services.adapters import AdapterService
 from genfoundry.services.classifiers import ClassifierService
 from genfoundry.services.dataset_jobs import CaptionerPool, DatasetJobs
 from genfoundry.services.datasets import DatasetService
+from genfoundry.services.diagrams import DiagramService
 from genfoundry.services.images import ImageService
 from genfoundry.services.trained_models import trained_models_dir
 from genfoundry.services.training import TrainingService
@@ -40,10 +42,12 @@ class Services:
     datasets: DatasetService
     training: TrainingService
     classifiers: ClassifierService
+    diagrams: DiagramService
 
     def close(self) -> None:
         self.jobs.shutdown()
         self.image_engine.close()
+        self.diagrams.close()
         self.db_engine.dispose()
 
 
@@ -113,6 +117,10 @@ def build_services(settings: Settings) -> Services:
         device=device,
     )
     classifiers.register(jobs)
+    # PlantUML starts on the first check or render, not here.
+    diagrams = DiagramService(
+        renderer=make_renderer(settings.diagrams, work_dir=settings.home / "cache" / "plantuml"), store=store
+    )
     return Services(
         settings=settings,
         db_engine=db_engine,
@@ -127,4 +135,5 @@ def build_services(settings: Settings) -> Services:
         datasets=datasets,
         training=training,
         classifiers=classifiers,
+        diagrams=diagrams,
     )
