@@ -13,6 +13,7 @@ from typing import Any
 from genfoundry.errors import Invalid, NotFound
 
 FAMILIES = ("sd15", "sdxl", "flux")
+TEXT_PROMPT_FORMATS = ("chat_template", "plain")
 TINY_REGISTRY_FILE = "registry.toml"
 TRAINED_REGISTRY_FILE = "registry.toml"  # under <home>/models/trained, written by services.trained_models
 
@@ -39,6 +40,18 @@ class BaseModelEntry:
     owner_id: str | None = None  # a trained model's owner; None: a public base everyone sees
     base_id: str | None = None  # the base a trained model was fine-tuned from
     created: int = 0  # unix seconds; 0 for catalog bases
+
+
+@dataclass(frozen=True)
+class TextModelEntry:
+    """A text base model (causal LM): where its weights come from and how its prompts are rendered."""
+
+    id: str
+    source: str
+    prompt_format: str  # "chat_template" | "plain" (see genfoundry.text.formats)
+    dtype: str = "auto"
+    description: str = ""
+    context_length: int | None = None  # None: the model config's max_position_embeddings
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,28 @@ def _entry(model_id: str, raw: dict[str, Any], *, relative_to: Path | None = Non
         dtype=str(raw.get("dtype", "auto")),
         description=str(raw.get("description", "")),
         defaults=GenerationDefaults(**raw.get("defaults", {})),
+    )
+
+
+def _text_entry(model_id: str, raw: dict[str, Any], *, relative_to: Path | None = None) -> TextModelEntry:
+    prompt_format = raw.get("prompt_format")
+    if prompt_format not in TEXT_PROMPT_FORMATS:
+        raise Invalid(
+            f"text model {model_id!r}: prompt_format must be one of {TEXT_PROMPT_FORMATS}, got {prompt_format!r}"
+        )
+    context_length = raw.get("context_length")
+    if context_length is not None and (not isinstance(context_length, int) or context_length < 2):
+        raise Invalid(f"text model {model_id!r}: context_length must be an integer >= 2, got {context_length!r}")
+    source = str(raw["source"])
+    if relative_to is not None and not Path(source).is_absolute():
+        source = str(relative_to / source)
+    return TextModelEntry(
+        id=model_id,
+        source=source,
+        prompt_format=prompt_format,
+        dtype=str(raw.get("dtype", "auto")),
+        description=str(raw.get("description", "")),
+        context_length=context_length,
     )
 
 
@@ -125,18 +160,36 @@ class Catalog:
         """Re-read the catalog; called after `build-tiny` registers new models."""
         raw = _read_toml(self._catalog_file, "catalog.toml").get("models", {})
         models = {model_id: _entry(model_id, entry) for model_id, entry in raw.items()}
+        # Text bases: the packaged list, then [text_models] tables of the settings' catalog file, then tiny ones.
+        raw_text = dict(_read_toml(None, "text_models.toml").get("text_models", {}))
+        if self._catalog_file is not None:
+            raw_text.update(_read_toml(self._catalog_file, "catalog.toml").get("text_models", {}))
+        text_models = {model_id: _text_entry(model_id, entry) for model_id, entry in raw_text.items()}
         registry = self._tiny_dir / TINY_REGISTRY_FILE
         if registry.exists():
             with registry.open("rb") as handle:
-                tiny = tomllib.load(handle).get("models", {})
-            for model_id, entry in tiny.items():
+                tiny_registry = tomllib.load(handle)
+            for model_id, entry in tiny_registry.get("models", {}).items():
                 models[model_id] = _entry(model_id, entry, relative_to=self._tiny_dir)
+            for model_id, entry in tiny_registry.get("text_models", {}).items():
+                text_models[model_id] = _text_entry(model_id, entry, relative_to=self._tiny_dir)
+        both = sorted(set(models) & set(text_models))
+        if both:
+            raise Invalid(f"catalog ids used for both an image and a text model: {', '.join(both)}")
         self.models = models
+        self.text_models = text_models
 
     def get(self, model_id: str) -> BaseModelEntry:
         """A public base model."""
         try:
             return self.models[model_id]
+        except KeyError:
+            raise NotFound(f"The model '{model_id}' does not exist", param="model") from None
+
+    def get_text(self, model_id: str) -> TextModelEntry:
+        """A text base model."""
+        try:
+            return self.text_models[model_id]
         except KeyError:
             raise NotFound(f"The model '{model_id}' does not exist", param="model") from None
 

@@ -77,6 +77,24 @@ class RouterSettings(BaseModel):
     max_loaded_heads: int = Field(default=64, ge=1)
 
 
+class TextSettings(BaseModel):
+    """Text generation (/v1/chat/completions, /v1/completions): caps on a request and the engine's batching."""
+
+    # A larger max_tokens is refused (422); the model's context length caps it further.
+    max_tokens: int = Field(default=4096, ge=1)
+    # Used when a request gives no max_tokens (OpenAI's default is "whatever fits"; this keeps replies bounded).
+    default_max_tokens: int = Field(default=512, ge=1)
+    # Characters of message / prompt text per request, checked before tokenizing (413 above it).
+    max_input_chars: int = Field(default=200_000, ge=1)
+    max_n: int = Field(default=8, ge=1)
+    # Sequences decoded together in one generate call (requests for one base, any adapters).
+    max_batch_size: int = Field(default=8, ge=1)
+    # PEFT adapters kept loaded per base; the least recently used is unloaded past this.
+    max_loaded_adapters: int = Field(default=32, ge=1)
+    # Bytes of loaded text bases; None: the top-level memory_budget_gb.
+    memory_budget_gb: float | None = Field(default=None, ge=0)
+
+
 class DiagramSettings(BaseModel):
     """PlantUML rendering (/v1/diagrams/render): a long-lived local PlantUML process, or a plantuml-server URL."""
 
@@ -134,6 +152,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
     diagrams: DiagramSettings = Field(default_factory=DiagramSettings)
+    text: TextSettings = Field(default_factory=TextSettings)
     captioners_file: Path | None = None
 
     @field_validator("home", mode="after")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from genfoundry.api.routes import (
+    chat,
     classify,
+    completions,
     datasets,
     diagrams,
     files,
@@ -30,3 +32,5 @@ api_router.include_router(jobs.router)
 api_router.include_router(fine_tuning.router)
 api_router.include_router(classify.router)
 api_router.include_router(diagrams.router)
+api_router.include_router(chat.router)
+api_router.include_router(completions.router)

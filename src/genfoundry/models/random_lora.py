@@ -28,3 +28,30 @@ def make_lora_file(pipeline_dir: Path, family: str, out_dir: Path, *, seed: int,
     key = "transformer_lora_layers" if family == "flux" else "unet_lora_layers"
     type(pipe).save_lora_weights(out_dir, **{key: layers}, weight_name="lora.safetensors")
     return out_dir / "lora.safetensors"
+
+
+def make_text_lora_dir(model_dir: Path, out_dir: Path, *, seed: int, rank: int = 4, scale: float = 0.5) -> Path:
+    """A PEFT LoRA folder (adapter_config.json + adapter_model.safetensors) with random non-zero weights on
+    every attention and MLP projection of the causal LM at `model_dir`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=rank,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        peft_model = get_peft_model(model, config)
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_" in name:
+                    param.normal_(0, scale)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    peft_model.save_pretrained(str(out_dir))
+    return out_dir

@@ -13,6 +13,7 @@ from genfoundry.db.session import make_engine, make_session_factory, upgrade_dat
 from genfoundry.diagrams.renderer import make_renderer
 from genfoundry.inference.caption import load_captioner_catalog
 from genfoundry.inference.image import ImageEngine
+from genfoundry.inference.text import TextEngine
 from genfoundry.jobs.executors import make_executor
 from genfoundry.jobs.runner import JobRunner
 from genfoundry.services.adapters import AdapterService
@@ -21,6 +22,7 @@ from genfoundry.services.dataset_jobs import CaptionerPool, DatasetJobs
 from genfoundry.services.datasets import DatasetService
 from genfoundry.services.diagrams import DiagramService
 from genfoundry.services.images import ImageService
+from genfoundry.services.text import TextService
 from genfoundry.services.trained_models import trained_models_dir
 from genfoundry.services.training import TrainingService
 from genfoundry.services.urls import UrlSigner, load_or_create_secret
@@ -43,11 +45,14 @@ class Services:
     training: TrainingService
     classifiers: ClassifierService
     diagrams: DiagramService
+    text_engine: TextEngine
+    text: TextService
 
     def close(self) -> None:
         self.jobs.shutdown()
         self.image_engine.close()
         self.diagrams.close()
+        self.text_engine.close()
         self.db_engine.dispose()
 
 
@@ -117,6 +122,17 @@ def build_services(settings: Settings) -> Services:
         device=device,
     )
     classifiers.register(jobs)
+    text_settings = settings.text
+    text_engine = TextEngine(
+        device=device,
+        dtype=settings.resolved_dtype(device),
+        memory_budget_bytes=int((text_settings.memory_budget_gb or settings.memory_budget_gb) * 1024**3),
+        max_queue=settings.queue_size,
+        max_batch_size=text_settings.max_batch_size,
+        batch_timeout_s=settings.batch_timeout_ms / 1000,
+        max_adapters_per_base=text_settings.max_loaded_adapters,
+    )
+    text = TextService(sessions=sessions, store=store, catalog=catalog, engine=text_engine, settings=text_settings)
     # PlantUML starts on the first check or render, not here.
     diagrams = DiagramService(
         renderer=make_renderer(settings.diagrams, work_dir=settings.home / "cache" / "plantuml"), store=store
@@ -136,4 +152,6 @@ def build_services(settings: Settings) -> Services:
         training=training,
         classifiers=classifiers,
         diagrams=diagrams,
+        text_engine=text_engine,
+        text=text,
     )

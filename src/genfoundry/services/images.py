@@ -194,9 +194,13 @@ class ImageService:
         entry = self.catalog.find_visible(model, owner_id)  # a base, or one of the caller's trained models
         if entry is not None:
             return entry, []
+        if model in self.catalog.text_models:
+            raise Invalid(f"'{model}' is a text model; use /v1/chat/completions", param="model")
         adapter = adapters_repo.get_adapter(session=session, owner_id=owner_id, adapter_id=model)
         if adapter is None:
             raise NotFound(f"The model '{model}' does not exist", param="model")
+        if adapter.family == "text":
+            raise Invalid(f"'{model}' is a text adapter; use /v1/chat/completions", param="model")
         return self.catalog.get(adapter.base_id), [(adapter, 1.0)]
 
     @staticmethod

@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import PrincipalDep, ServicesDep
-from genfoundry.catalog import BaseModelEntry
+from genfoundry.catalog import BaseModelEntry, TextModelEntry
 from genfoundry.db.tables import Adapter, Classifier
 from genfoundry.errors import Invalid, NotFound, TooLarge
 from genfoundry.repo import adapters as adapters_repo
@@ -32,6 +32,13 @@ def base_public(entry: BaseModelEntry) -> ModelPublic:
         family=entry.family,
         base=entry.base_id,
         description=entry.description or None,
+    )
+
+
+def text_base_public(entry: TextModelEntry) -> ModelPublic:
+    """A text base: family "text"; served by /v1/chat/completions and /v1/completions."""
+    return ModelPublic(
+        id=entry.id, created=0, owned_by="genfoundry", kind="base", family="text", description=entry.description or None
     )
 
 
@@ -79,6 +86,8 @@ def router_public(services: Services) -> ModelPublic:
 
 
 def _find(services: Services, owner_id: str, model_id: str) -> ModelPublic:
+    if model_id in services.catalog.text_models:
+        return text_base_public(services.catalog.text_models[model_id])
     if (entry := services.catalog.find_visible(model_id, owner_id)) is not None:
         return base_public(entry)
     if model_id == ROUTER_MODEL_ID:
@@ -95,6 +104,7 @@ async def read_models(services: ServicesDep, principal: PrincipalDep) -> ListPub
         with services.sessions() as session:
             adapters = adapters_repo.list_adapters(session=session, owner_id=principal.user_id)
             data = [base_public(entry) for entry in services.catalog.visible(principal.user_id)]
+            data += [text_base_public(entry) for entry in services.catalog.text_models.values()]
             data += [adapter_public(adapter) for adapter in adapters]
         classifiers = [classifier_public(row) for row in services.classifiers.list_models(principal.user_id)]
         return ListPublic(data=[*data, router_public(services), *classifiers])
@@ -171,7 +181,7 @@ async def read_model_content(
 
 @router.delete("/{model_id}")
 async def delete_model(model_id: str, services: ServicesDep, principal: PrincipalDep) -> DeletedPublic:
-    if model_id in services.catalog.models or model_id == ROUTER_MODEL_ID:
+    if model_id in services.catalog.models or model_id in services.catalog.text_models or model_id == ROUTER_MODEL_ID:
         raise Invalid("base models come from the catalog and cannot be deleted", param="model")
     if await run_in_threadpool(services.classifiers.get, principal.user_id, model_id) is not None:
         await run_in_threadpool(lambda: services.classifiers.delete(owner_id=principal.user_id, classifier_id=model_id))

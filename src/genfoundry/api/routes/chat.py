@@ -1,0 +1,58 @@
+"""OpenAI-compatible chat completions on text bases and the caller's text adapters, streamed (SSE) or not."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from genfoundry.api.deps import PrincipalDep, ServicesDep
+from genfoundry.api.sse import sse_block
+from genfoundry.errors import GenfoundryError
+from genfoundry.schemas import ChatCompletionRequest, ChatCompletionResponse
+
+router = APIRouter(prefix="/v1/chat", tags=["chat"])
+logger = logging.getLogger(__name__)
+
+
+class ErrorEnvelope(BaseModel):
+    error: dict[str, str | None]
+
+
+async def sse_chunks(chunks: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
+    """Each chunk as one `data:` block, then `data: [DONE]`; an error after the stream began is one last
+    `data: {"error": ...}` block (the status line has already gone out)."""
+    try:
+        async for chunk in chunks:
+            yield sse_block(data=chunk.model_dump_json(exclude_none=True))
+    except GenfoundryError as exc:
+        error = {"message": exc.message, "type": exc.error_type, "param": exc.param, "code": exc.code}
+        yield sse_block(data=ErrorEnvelope(error=error).model_dump_json())
+        return
+    except Exception:
+        logger.exception("a chat stream failed")
+        error = {"message": "internal server error", "type": "server_error", "param": None, "code": "internal_error"}
+        yield sse_block(data=ErrorEnvelope(error=error).model_dump_json())
+        return
+    yield sse_block(data="[DONE]")
+
+
+def sse_response(chunks: AsyncIterator[BaseModel]) -> StreamingResponse:
+    return StreamingResponse(
+        sse_chunks(chunks),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/completions", response_model=None)
+async def create_chat_completion(
+    body: ChatCompletionRequest, services: ServicesDep, principal: PrincipalDep
+) -> ChatCompletionResponse | StreamingResponse:
+    """`model` is a text base or your text adapter; `stream: true` answers with `chat.completion.chunk` events."""
+    if body.stream:
+        return sse_response(await services.text.open_chat_stream(principal.user_id, body))
+    return await services.text.chat(principal.user_id, body)

@@ -1,0 +1,175 @@
+"""Load a text base model (causal LM) and its tokenizer from a local folder, the HF cache, or the Hub.
+
+Offline like the image loader: with `HF_HUB_OFFLINE` set, or when the files are cached, nothing touches the
+network; a model that is neither local nor fetchable is a `ModelUnavailable` naming it, never a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from genfoundry.errors import Invalid, ModelUnavailable
+from genfoundry.inference.loader import DTYPES, hub_offline, resolve_torch_dtype
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+logger = logging.getLogger(__name__)
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+@dataclass(frozen=True)
+class TextModelSpec:
+    """A text base as the engine sees it: `source` is a HF repo id or a local folder."""
+
+    id: str
+    source: str
+    dtype: str = "auto"
+    context_length: int | None = None  # None: the config's max_position_embeddings
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise Invalid(f"model {self.id!r}: dtype must be one of {DTYPES}, got {self.dtype!r}")
+
+
+def _local_folder(spec: TextModelSpec) -> Path | None:
+    """The folder the spec's source names, or None when it reads as a Hub repo id ("owner/name")."""
+    source = spec.source
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_absolute() or source.startswith((".", "~")) or "\\" in source or source.count("/") > 1:
+        raise ModelUnavailable(
+            f"text model {spec.id!r}: folder {source!r} does not exist; build or copy the model there "
+            "(`genfoundry models build-tiny` for tiny-llm), or point the catalog source at another folder or a "
+            "Hugging Face repo id"
+        )
+    return None
+
+
+def _unavailable(spec: TextModelSpec, reason: str) -> ModelUnavailable:
+    return ModelUnavailable(
+        f"text model {spec.id!r} ({spec.source}) is not available locally and cannot be fetched: {reason}. "
+        f"Run `hf download {spec.source}` on a machine with network access (then copy the HF cache here), "
+        "or set the catalog source of this model to a local folder."
+    )
+
+
+def _cached_snapshot(repo_id: str) -> Path | None:
+    """The HF cache snapshot folder holding `repo_id`'s config.json, if any (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def _from_pretrained(spec: TextModelSpec, loader: Any, **kwargs: Any) -> Any:
+    """`loader.from_pretrained` on the folder, the HF cache, or (when allowed and reachable) the Hub."""
+    folder = _local_folder(spec)
+    if folder is not None:
+        try:
+            return loader.from_pretrained(folder, **kwargs)
+        except OSError as exc:
+            raise ModelUnavailable(f"text model {spec.id!r}: cannot load folder {folder}: {exc}") from exc
+    offline = hub_offline()
+    if offline or _cached_snapshot(spec.source) is not None:
+        try:
+            return loader.from_pretrained(spec.source, local_files_only=True, **kwargs)
+        except OSError as exc:
+            if offline:
+                raise _unavailable(spec, "HF_HUB_OFFLINE is set and the files are not in the HF cache") from exc
+            logger.info("cache for %s is incomplete, trying the Hub: %s", spec.source, exc)
+    try:
+        return loader.from_pretrained(spec.source, **kwargs)
+    except OSError as exc:  # huggingface_hub's HTTP, offline and not-found errors are all OSErrors
+        raise _unavailable(spec, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
+def load_tokenizer(spec: TextModelSpec) -> Any:
+    """The base's tokenizer (a fast one where the model has it)."""
+    from transformers import AutoTokenizer
+
+    return _from_pretrained(spec, AutoTokenizer)
+
+
+def load_causal_lm(spec: TextModelSpec, *, device: str, dtype: str) -> PreTrainedModel:
+    """The base's causal LM on `device` in eval mode; `dtype` is the engine default for `auto` specs."""
+    from transformers import AutoModelForCausalLM
+
+    torch_dtype = resolve_torch_dtype(spec.dtype, dtype, device)
+    model = _from_pretrained(spec, AutoModelForCausalLM, dtype=torch_dtype)
+    if device != "cpu":
+        model.to(device)
+    model.eval()
+    return model  # type: ignore[no-any-return]
+
+
+def load_context_length(spec: TextModelSpec) -> int:
+    """The catalog's context length, else the config's max_position_embeddings (or n_positions)."""
+    if spec.context_length is not None:
+        return spec.context_length
+    from transformers import AutoConfig
+
+    config = _from_pretrained(spec, AutoConfig)
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(text_config, name, None)
+        if isinstance(value, int) and value > 1:
+            return value
+    raise Invalid(f"text model {spec.id!r}: set context_length in the catalog; the config does not give it")
+
+
+def estimate_model_bytes(model: Any) -> int:
+    """Parameter + buffer bytes of a torch module; shared (tied) tensors count once."""
+    seen: set[int] = set()
+    total = 0
+    for tensor in (*model.parameters(), *model.buffers()):
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def estimate_weight_files_bytes(spec: TextModelSpec) -> int:
+    """Bytes of weight files on disk for `spec` (local folder or HF cache), 0 when unknown; no network."""
+    try:
+        folder = _local_folder(spec) or _cached_snapshot(spec.source)
+    except ModelUnavailable:
+        return 0
+    if folder is None:
+        return 0
+    files = [p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file()]
+    safetensors = [p for p in files if p.suffix == ".safetensors"]
+    return sum(p.stat().st_size for p in (safetensors or files))
+
+
+class TextTokenizer:
+    """A base's tokenizer for the request side (prompt rendering and counting), safe across threads.
+
+    Fast tokenizers can refuse concurrent use ("Already borrowed"), so calls are serialized by a lock; the
+    engine's worker thread decodes with its own instance.
+    """
+
+    def __init__(self, tokenizer: Any, *, context_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.context_length = context_length
+        self._lock = threading.Lock()
+
+    def encode(self, text: str, *, add_special_tokens: bool) -> list[int]:
+        """Token ids of `text`; False for chat-template output, which already holds its special tokens (BOS)."""
+        with self._lock:
+            return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def render(self, fn: Any, *args: Any, **kwargs: Any) -> str:
+        """Run a prompt renderer (chat template) with the tokenizer, under the same lock."""
+        with self._lock:
+            return str(fn(self.tokenizer, *args, **kwargs))

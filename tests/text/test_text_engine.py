@@ -1,0 +1,235 @@
+"""TextEngine on tiny-llm through the real loading code: greedy and seeded sampling, budgets, stop strings,
+micro-batches with mixed adapters, streaming, cancel, adapter isolation and unloading. All on CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genfoundry.errors import Invalid, ModelUnavailable
+from genfoundry.inference.text import (
+    SamplingParams,
+    TextAdapterSpec,
+    TextEngine,
+    TextJob,
+    TextModelSpec,
+    TextOutput,
+)
+
+
+def _engine(**overrides: Any) -> TextEngine:
+    options: dict[str, Any] = dict(
+        device="cpu", dtype="float32", memory_budget_bytes=2 * 1024**3, max_queue=16, max_batch_size=8,
+        batch_timeout_s=0.0,
+    )  # fmt: skip
+    options.update(overrides)
+    return TextEngine(**options)
+
+
+@pytest.fixture(scope="module")
+def spec(tiny_llm: Path) -> TextModelSpec:
+    return TextModelSpec(id="tiny-llm", source=str(tiny_llm), dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[TextEngine]:
+    eng = _engine()
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def prompt(engine: TextEngine, spec: TextModelSpec) -> tuple[int, ...]:
+    tokenizer = engine.tokenizer(spec)
+    return tuple(
+        tokenizer.encode(
+            "<|im_start|>user\nA class diagram<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def adapters(lora_dirs: dict[str, Path]) -> dict[str, TextAdapterSpec]:
+    return {name: TextAdapterSpec(id=f"lora-{name}", path=str(folder)) for name, folder in lora_dirs.items()}
+
+
+def run(engine: TextEngine, spec: TextModelSpec, prompt: tuple[int, ...], **kwargs: Any) -> TextOutput:
+    n = kwargs.pop("n", 1)
+    adapter = kwargs.pop("adapter", None)
+    sampling = SamplingParams(**{"max_tokens": 8, "temperature": 0.0, **kwargs})
+    return engine.generate_sync(TextJob(spec, (prompt,), sampling, n=n, adapter=adapter))
+
+
+def texts(output: TextOutput) -> list[str]:
+    return [choice.text for choice in output.choices]
+
+
+def test_greedy_is_repeatable_and_counts_tokens(
+    engine: TextEngine, spec: TextModelSpec, prompt: tuple[int, ...]
+) -> None:
+    first = run(engine, spec, prompt, max_tokens=6)
+    second = run(engine, spec, prompt, max_tokens=6)
+    assert texts(first) == texts(second)
+    assert first.choices[0].text.strip()
+    assert first.choices[0].finish_reason == "length"  # random weights never say <|im_end|> this early
+    assert first.prompt_tokens == len(prompt)
+    assert first.completion_tokens == first.choices[0].completion_tokens == 6
+    longer = run(engine, spec, prompt, max_tokens=10)
+    assert longer.choices[0].text.startswith(first.choices[0].text)
+
+
+def test_seeded_sampling_is_reproducible_and_choices_differ(
+    engine: TextEngine, spec: TextModelSpec, prompt: tuple[int, ...]
+) -> None:
+    one = run(engine, spec, prompt, temperature=1.0, seed=123, n=3)
+    two = run(engine, spec, prompt, temperature=1.0, seed=123, n=3)
+    other = run(engine, spec, prompt, temperature=1.0, seed=124, n=1)
+    assert texts(one) == texts(two)
+    assert len(set(texts(one))) == 3  # choice i samples with seed + i
+    assert texts(other)[0] == texts(one)[1]
+    assert [c.index for c in one.choices] == [0, 1, 2]
+    assert one.completion_tokens == 3 * 8
+
+
+def test_stop_string_is_trimmed(engine: TextEngine, spec: TextModelSpec, prompt: tuple[int, ...]) -> None:
+    full = run(engine, spec, prompt, max_tokens=12).choices[0].text
+    stop = full[len(full) // 2 : len(full) // 2 + 3]
+    first = full.index(stop)
+    cut = run(engine, spec, prompt, max_tokens=12, stop=(stop, "never-said")).choices[0]
+    assert cut.text == full[:first]
+    assert cut.finish_reason == "stop"
+    assert cut.completion_tokens < 12
+
+
+def test_adapters_change_output_and_never_leak_into_the_base(
+    engine: TextEngine, spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec]
+) -> None:
+    base = texts(run(engine, spec, prompt))
+    with_a = texts(run(engine, spec, prompt, adapter=adapters["a"]))
+    with_b = texts(run(engine, spec, prompt, adapter=adapters["b"]))
+    assert with_a != with_b
+    assert base not in (with_a, with_b)
+    assert texts(run(engine, spec, prompt)) == base  # the base after adapter requests: unchanged
+    assert texts(run(engine, spec, prompt, adapter=adapters["a"])) == with_a  # and the adapter is stable
+    assert set(engine.stats()["models"]["tiny-llm"]["adapters"]) >= {"lora-a", "lora-b"}
+
+
+def test_one_batch_mixes_adapters_and_matches_requests_run_alone(
+    spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec]
+) -> None:
+    engine = _engine(batch_timeout_s=0.3)
+    try:
+        choices = [None, adapters["a"], adapters["b"], None, adapters["a"]]
+        alone = [texts(run(engine, spec, prompt, adapter=a, temperature=0.8, seed=5)) for a in choices]
+        batches_before = engine.stats()["batches_served"]
+        with ThreadPoolExecutor(len(choices)) as pool:
+            futures = [pool.submit(run, engine, spec, prompt, adapter=a, temperature=0.8, seed=5) for a in choices]
+            together = [texts(f.result()) for f in futures]
+        assert together == alone
+        assert engine.stats()["batches_served"] - batches_before < len(choices)  # some shared a generate call
+    finally:
+        engine.close()
+
+
+def test_an_adapter_that_does_not_load_fails_only_its_request(
+    spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec], tmp_path: Path
+) -> None:
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    broken = TextAdapterSpec(id="broken", path=str(tmp_path))
+    engine = _engine(batch_timeout_s=0.3)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            good = pool.submit(run, engine, spec, prompt, adapter=adapters["a"])
+            bad = pool.submit(run, engine, spec, prompt, adapter=broken)
+            assert good.result().choices[0].text
+            with pytest.raises(Invalid, match="cannot load adapter 'broken'"):
+                bad.result()
+    finally:
+        engine.close()
+
+
+def test_adapters_past_the_cap_are_unloaded_and_reload_the_same(
+    spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec]
+) -> None:
+    engine = _engine(max_adapters_per_base=1)
+    try:
+        base = texts(run(engine, spec, prompt))
+        a = texts(run(engine, spec, prompt, adapter=adapters["a"]))
+        b = texts(run(engine, spec, prompt, adapter=adapters["b"]))
+        assert engine.stats()["models"]["tiny-llm"]["adapters"] == ["lora-b"]
+        assert texts(run(engine, spec, prompt, adapter=adapters["a"])) == a
+        engine.unload_adapter("lora-a", wait=True)
+        assert engine.stats()["models"]["tiny-llm"]["adapters"] == []
+        assert texts(run(engine, spec, prompt)) == base  # the last adapter gone: the plain base again
+        assert a != b
+    finally:
+        engine.close()
+
+
+def test_stream_deltas_add_up_to_the_output(
+    engine: TextEngine, spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec]
+) -> None:
+    job = TextJob(spec, (prompt,), SamplingParams(max_tokens=10, temperature=0.9, seed=9), n=2, adapter=adapters["b"])
+
+    async def consume() -> tuple[dict[int, str], dict[int, str], TextOutput | None]:
+        stream = engine.stream(job)
+        parts: dict[int, str] = {0: "", 1: ""}
+        reasons: dict[int, str] = {}
+        async for delta in stream:
+            parts[delta.index] += delta.text
+            if delta.finish_reason:
+                reasons[delta.index] = delta.finish_reason
+        return parts, reasons, stream.output
+
+    parts, reasons, output = asyncio.run(consume())
+    assert output is not None
+    assert parts == {c.index: c.text for c in output.choices}
+    assert reasons == {0: "length", 1: "length"}
+    assert output.choices == engine.generate_sync(job).choices  # streamed or not: the same text
+
+
+def test_cancelling_a_stream_stops_its_generation(
+    engine: TextEngine, spec: TextModelSpec, prompt: tuple[int, ...]
+) -> None:
+    job = TextJob(spec, (prompt,), SamplingParams(max_tokens=400, temperature=0.0))
+    served = threading.Event()
+
+    async def consume() -> int:
+        stream = engine.stream(job)
+        seen = 0
+        async for _delta in stream:
+            seen += 1
+            if seen == 2:
+                stream.cancel()
+                served.set()
+        return seen
+
+    seen = asyncio.run(consume())
+    assert served.is_set()
+    assert seen < 50  # ended soon after the cancel, not after 400 tokens
+
+
+def test_missing_model_folder_is_model_unavailable(engine: TextEngine, tmp_path: Path) -> None:
+    missing = TextModelSpec(id="gone", source=str(tmp_path / "nothing"))
+    with pytest.raises(ModelUnavailable, match="gone"):
+        engine.tokenizer(missing)
+    with pytest.raises(ModelUnavailable, match="gone"):
+        engine.generate_sync(TextJob(missing, ((1, 2),), SamplingParams(max_tokens=2)))
+
+
+def test_bad_jobs_are_refused_before_queueing(engine: TextEngine, spec: TextModelSpec) -> None:
+    for sampling, prompts, param in (
+        (SamplingParams(max_tokens=0), ((1,),), "max_tokens"),
+        (SamplingParams(max_tokens=2, temperature=-1), ((1,),), "temperature"),
+        (SamplingParams(max_tokens=2, top_p=1.5), ((1,),), "top_p"),
+        (SamplingParams(max_tokens=2), ((),), "prompt"),
+    ):
+        with pytest.raises(Invalid) as caught:
+            engine.generate_sync(TextJob(spec, prompts, sampling))
+        assert caught.value.param == param
