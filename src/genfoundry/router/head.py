@@ -1,20 +1,22 @@
 """A classifier head over sentence embeddings: a linear layer plus softmax, saved as safetensors + JSON metadata.
 
 `head.safetensors` holds `weight` [labels × dim] and `bias` [labels] (float32); `head.json` holds the labels in
-row order, the encoder, the data hash, the ambiguity margin and the recipe's measurements. Both are written with
+row order, the encoder, the data hash, the ambiguity margin and the recipe's measurements; a head trained on a
+contrastively tuned encoder names its LoRA file (beside it) under `encoder_lora`. Everything is written with
 fixed ordering so the same head is the same bytes.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from genfoundry.router.encoder import ENCODER_ID
+from genfoundry.router.encoder import ENCODER_ID, LoraSpec
 
 HEAD_WEIGHTS = "head.safetensors"
 HEAD_META = "head.json"
@@ -37,6 +39,7 @@ class ClassifierHead:
     ambiguity_margin: float = 0.1
     encoder: str = ENCODER_ID
     meta: dict[str, Any] = field(default_factory=dict)
+    encoder_lora: LoraSpec | None = None  # embed with the encoder plus this LoRA
 
     def __post_init__(self) -> None:
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
@@ -92,6 +95,11 @@ def save_head(head: ClassifierHead, directory: Path) -> None:
         "encoder": head.encoder,
         "ambiguity_margin": head.ambiguity_margin,
     }
+    if head.encoder_lora is not None:
+        target = directory / head.encoder_lora.path.name
+        if head.encoder_lora.path.resolve() != target.resolve():
+            shutil.copyfile(head.encoder_lora.path, target)
+        meta["encoder_lora"] = head.encoder_lora.to_meta()
     (directory / HEAD_META).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -110,6 +118,10 @@ def load_head(directory: Path) -> ClassifierHead:
     encoder = str(meta.pop("encoder"))
     margin = float(meta.pop("ambiguity_margin"))
     meta.pop("format_version")
+    lora = meta.pop("encoder_lora", None)
+    spec = LoraSpec.from_meta(lora, directory) if lora is not None else None
+    if spec is not None and not spec.path.exists():
+        raise ValueError(f"{meta_file} names the encoder LoRA {spec.path.name}, which is missing")
     return ClassifierHead(
         labels=labels,
         weight=tensors["weight"],
@@ -117,6 +129,7 @@ def load_head(directory: Path) -> ClassifierHead:
         ambiguity_margin=margin,
         encoder=encoder,
         meta=meta,
+        encoder_lora=spec,
     )
 
 

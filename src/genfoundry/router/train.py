@@ -1,6 +1,8 @@
-"""The classifier recipe: embed `{"text","label"}` examples with the shared encoder, fit a logistic-regression head.
+"""The classifier recipe: embed `{"text","label"}` examples with the encoder, fit a logistic-regression head.
 
-A plain function of (config, dataset file, output dir, callbacks): no FastAPI, no database. The regularisation
+A plain function of (config, dataset file, output dir, callbacks): no FastAPI, no database. With
+`encoder_tuning="contrastive_lora"` the encoder first gets a SetFit-style contrastive LoRA trained on the
+training part of the split (setfit.py); custom classifiers keep the shared, frozen encoder. The regularisation
 strength and the ambiguity margin are chosen on a validation split cut from the training file (stratified,
 seeded), then the head is refit on every training example. Same file and config, same bytes out.
 """
@@ -12,18 +14,20 @@ import json
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from genfoundry.errors import Unprocessable
 from genfoundry.router.encoder import ENCODER_ID, TextEncoder
 from genfoundry.router.head import ClassifierHead, save_head
+from genfoundry.router.setfit import ContrastiveConfig, contrastive_lora
 from genfoundry.training.callbacks import TrainingCallbacks
 
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+LORA_FILE = "encoder_lora.safetensors"
 MARGIN_GRID = tuple(round(0.05 * i, 2) for i in range(1, 11))  # 0.05 … 0.5
 MAX_LABEL_CHARS = 64
 
@@ -46,6 +50,8 @@ class ClassifierTrainingConfig:
     # The ambiguity margin is the smallest one above which this share of validation predictions is right.
     confident_accuracy: float = 0.99
     max_iter: int = 2000
+    encoder_tuning: Literal["frozen", "contrastive_lora"] = "frozen"
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
 
     def __post_init__(self) -> None:
         if self.c is not None and not (math.isfinite(self.c) and self.c > 0):
@@ -132,7 +138,7 @@ def fit_logistic(embeddings: np.ndarray, labels: Sequence[str], *, c: float, max
     """A multinomial logistic regression (L-BFGS, classes weighted to balance) as a head; labels sorted."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=c, class_weight="balanced", max_iter=max_iter, tol=1e-6)
+    model = LogisticRegression(C=c, class_weight="balanced", max_iter=max_iter)
     model.fit(embeddings.astype(np.float64), list(labels))
     classes = tuple(str(label) for label in model.classes_)
     weight = np.asarray(model.coef_, dtype=np.float64)
@@ -184,20 +190,42 @@ def train_classifier(
     """Fit a head on the examples of `dataset_path` and save it (head.safetensors + head.json) in `output_dir`."""
     callbacks = callbacks or TrainingCallbacks()
     encoder = encoder or TextEncoder()
-    # 1. Read and check the examples.
+    # 1. Read and check the examples; cut the validation split.
     examples = read_examples(dataset_path)
     counts = check_labels(examples, config)
     texts = [example.text for example in examples]
     labels = [example.label for example in examples]
+    train_idx, val_idx = stratified_split(labels, config.validation_fraction, config.seed)
+    train_labels = [labels[i] for i in train_idx]
+    val_labels = [labels[i] for i in val_idx]
     grid = (config.c,) if config.c is not None else C_GRID
+    tuning = config.contrastive.steps if config.encoder_tuning == "contrastive_lora" else 0
     batches = math.ceil(len(texts) / encoder.batch_size)
-    total = batches + len(grid) + 1
+    total = tuning + batches + len(grid) + 1
     callbacks.on_log(f"{len(examples)} examples, {len(counts)} labels: {counts}")
     result = ClassifierTrainingResult(head=None, output_dir=output_dir, stopped=False, label_counts=counts)
 
-    # 2. Embed every example (one forward pass per batch), stopping between batches if asked.
+    # 2. SetFit-style: tune the encoder (a LoRA) on the training part only, so validation stays unseen.
+    lora = None
+    if tuning:
+        tuned = contrastive_lora(
+            [texts[i] for i in train_idx],
+            train_labels,
+            output_dir / LORA_FILE,
+            replace(config.contrastive, seed=config.seed),
+            model_dir=encoder.model_dir,
+            on_step=lambda step, _total, loss: callbacks.on_step(step, total, {"contrastive_loss": loss}),
+            should_stop=callbacks.should_stop,
+        )
+        if tuned.spec is None:
+            result.stopped = True
+            return result
+        lora = tuned.spec
+        encoder = TextEncoder(encoder.model_dir, lora=lora, device=encoder.device, batch_size=encoder.batch_size)
+
+    # 3. Embed every example (one forward pass per batch), stopping between batches if asked.
     embedded: list[np.ndarray] = []
-    for index, start in enumerate(range(0, len(texts), encoder.batch_size), start=1):
+    for index, start in enumerate(range(0, len(texts), encoder.batch_size), start=tuning + 1):
         if callbacks.should_stop():
             result.stopped = True
             return result
@@ -205,13 +233,10 @@ def train_classifier(
         callbacks.on_step(index, total, {})
     embeddings = np.concatenate(embedded)
 
-    # 3. Choose C on the validation split.
-    train_idx, val_idx = stratified_split(labels, config.validation_fraction, config.seed)
-    train_labels = [labels[i] for i in train_idx]
-    val_labels = [labels[i] for i in val_idx]
+    # 4. Choose C on the validation split, then the ambiguity margin from the chosen head's validation margins.
     best: tuple[float, float, float] | None = None
     chosen_c, chosen_head = grid[0], None
-    for step, c in enumerate(grid, start=batches + 1):
+    for step, c in enumerate(grid, start=tuning + batches + 1):
         if callbacks.should_stop():
             result.stopped = True
             return result
@@ -219,9 +244,8 @@ def train_classifier(
         predicted = [p.label for p in head.predict(embeddings[val_idx])]
         measured = scores(val_labels, predicted)
         result.tried.append({"c": c, **measured})
-        callbacks.on_step(
-            step, total, {"c": c, "val_accuracy": measured["accuracy"], "val_macro_f1": measured["macro_f1"]}
-        )
+        metrics = {"c": c, "val_accuracy": measured["accuracy"], "val_macro_f1": measured["macro_f1"]}
+        callbacks.on_step(step, total, metrics)
         key = (measured["macro_f1"], measured["accuracy"], -c)  # ties go to the stronger regularisation
         if best is None or key > best:
             best, chosen_c, chosen_head = key, c, head
@@ -235,17 +259,21 @@ def train_classifier(
     )
     callbacks.on_log(f"chose C={chosen_c:g} (validation {result.validation}); ambiguity margin {margin:g}")
 
-    # 4. Refit on every example with the chosen C and save.
+    # 5. Refit the head on every example with the chosen C and save.
     final = fit_logistic(embeddings, labels, c=chosen_c, max_iter=config.max_iter)
+    recipe: dict[str, Any] = {"kind": "logistic_regression", "encoder_tuning": config.encoder_tuning}
+    if lora is not None:
+        recipe["contrastive"] = {k: v for k, v in asdict(config.contrastive).items() if k != "seed"}
     head = ClassifierHead(
         labels=final.labels,
         weight=final.weight,
         bias=final.bias,
         ambiguity_margin=margin,
         encoder=ENCODER_ID,
+        encoder_lora=lora,
         meta={
             **(meta or {}),
-            "kind": "logistic_regression",
+            **recipe,
             "c": chosen_c,
             "seed": config.seed,
             "validation_fraction": config.validation_fraction,

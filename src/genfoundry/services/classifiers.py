@@ -91,6 +91,7 @@ class ClassifierService:
         self.encoder = encoder or TextEncoder(device=device)
         self.head_dir = head_dir or default_head_dir()
         self._default: ClassifierHead | None = None
+        self._tuned: dict[Path, TextEncoder] = {}  # encoders with a head's LoRA merged in, one per LoRA file
         self._heads: OrderedDict[str, ClassifierHead] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -120,6 +121,18 @@ class ClassifierService:
                 self._heads.popitem(last=False)
         return head
 
+    def encoder_for(self, head: ClassifierHead) -> TextEncoder:
+        """The shared encoder, or for a head trained on a tuned encoder, that encoder (built once, kept)."""
+        if head.encoder_lora is None:
+            return self.encoder
+        with self._lock:
+            key = head.encoder_lora.path.resolve()
+            if key not in self._tuned:
+                self._tuned[key] = TextEncoder(
+                    self.encoder.model_dir, lora=head.encoder_lora, device=self.encoder.device
+                )
+            return self._tuned[key]
+
     def head_for(self, owner_id: str, model: str | None) -> tuple[str, ClassifierHead]:
         """The model id and head for `model` (None: the shipped router); another user's classifier is a 404."""
         if model is None or model == ROUTER_MODEL_ID:
@@ -141,7 +154,7 @@ class ClassifierService:
             if not text.strip():
                 raise Invalid(f"input[{index}] is empty or only whitespace", param="input")
         model_id, head = self.head_for(owner_id, model)
-        embeddings = self.encoder.encode(list(inputs))
+        embeddings = self.encoder_for(head).encode(list(inputs))
         return Classification(model_id, head.predict(embeddings, ambiguity_margin=self.settings.ambiguity_margin))
 
     def route(self, owner_id: str, messages: Sequence[RouteMessage], model: str | None = None) -> RouteDecision:
