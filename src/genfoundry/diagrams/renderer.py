@@ -189,9 +189,12 @@ class PlantUmlRenderer(ABC):
 class LocalRenderer(PlantUmlRenderer):
     """One long-lived PlantUML process on a loopback port, started on first use, restarted when it dies."""
 
-    def __init__(self, settings: DiagramSettings, *, work_dir: Path) -> None:
+    def __init__(
+        self, settings: DiagramSettings, *, work_dir: Path, warm_up_sources: tuple[str, ...] = _WARM_UP
+    ) -> None:
         super().__init__(settings)
         self.work_dir = work_dir
+        self.warm_up_sources = warm_up_sources
         self._process: PlantUmlProcess | None = None
         self._process_lock = threading.Lock()
         self._client = httpx.Client(
@@ -217,7 +220,7 @@ class LocalRenderer(PlantUmlRenderer):
 
     def _warm_up(self, url: str) -> None:
         with httpx.Client(timeout=self.settings.start_timeout_s, trust_env=False) as client:
-            for source in _WARM_UP:
+            for source in self.warm_up_sources:
                 client.post(f"{url}/render", content=_render_body(source, "svg")).raise_for_status()
 
     def _fetch(self, source: str, fmt: DiagramFormat) -> PlantUmlResponse:
@@ -232,12 +235,12 @@ class LocalRenderer(PlantUmlRenderer):
                 process.stop(running.generation)
                 raise self._timed_out() from exc
             except httpx.TransportError as exc:
-                # The process died, or was stopped for another render's timeout: renders are idempotent, so
-                # retry once, on a fresh process if this one is gone.
+                # The process is dying or gone (every connection is fresh, so a failure is never a stale one);
+                # renders are idempotent: replace the process (unless another caller already did) and retry once.
+                process.stop(running.generation)
                 if attempt == 2:
-                    process.stop(running.generation)
                     raise RendererUnavailable("PlantUML stopped while rendering; retry shortly") from exc
-                logger.warning("PlantUML connection failed (%s); retrying", exc)
+                logger.warning("PlantUML connection failed (%s); restarting it", exc)
                 running = process.running()
         raise AssertionError("unreachable")
 
@@ -270,7 +273,10 @@ class ServerRenderer(PlantUmlRenderer):
         if not settings.server_url:
             raise ValueError("ServerRenderer needs diagrams.server_url")
         self.server_url = settings.server_url.rstrip("/")
-        self._client = httpx.Client(timeout=httpx.Timeout(settings.timeout_s, connect=5.0), follow_redirects=False)
+        # The server is named in settings and usually internal: no proxy from the environment in between.
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(settings.timeout_s, connect=5.0), trust_env=False, follow_redirects=False
+        )
 
     def _fetch(self, source: str, fmt: DiagramFormat) -> PlantUmlResponse:
         url = f"{self.server_url}/{fmt}/{encode_source(source)}"
