@@ -111,12 +111,12 @@ def build_tiny_llm(out_dir: Path, *, seed: int = 0) -> Path:
         max_position_embeddings=_CONTEXT_LENGTH,
         # About 1M parameters: a few minutes of LoRA on a CPU learns the PlantUML pairs.
         hidden_size=128,
-        intermediate_size=352,
+        intermediate_size=384,  # a multiple of 64: bitsandbytes packs 4-bit CPU weights in blocks of 64
         num_hidden_layers=4,
         num_attention_heads=4,
         num_key_value_heads=2,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,
         bos_token_id=None,
         eos_token_id=eos_id,
         pad_token_id=pad_id,
@@ -124,6 +124,10 @@ def build_tiny_llm(out_dir: Path, *, seed: int = 0) -> Path:
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
+        # A trained LM's output head can make one token far likelier than the rest; at the usual 0.02 init the
+        # largest reachable logit is ~2.5, so no LoRA could push the loss much below log(vocab) / 1.5. Rows of
+        # norm ~1 let the final hidden state (norm ~sqrt(hidden)) reach logits of ~11.
+        torch.nn.init.normal_(model.lm_head.weight, std=config.hidden_size**-0.5)
     model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
