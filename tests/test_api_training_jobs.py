@@ -247,3 +247,63 @@ def test_training_bad_inputs(alice: httpx.Client, bob: httpx.Client, sampled_job
     assert_error(alice.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints", params={"after": "nope"}), 400)
     assert_error(alice.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints", params={"limit": 0}), 400)
     assert alice.get("/healthz").status_code == 200
+
+
+def test_dreambooth_lora_and_full_through_the_api(alice: httpx.Client, bob: httpx.Client) -> None:
+    dataset_id = red_dataset(alice, 2)
+
+    def dreambooth(**hyper: Any) -> dict[str, Any]:
+        body = {
+            "model": "tiny-sd15",
+            "training_file": dataset_id,
+            "seed": 2,
+            "method": {
+                "type": "dreambooth",
+                "dreambooth": {
+                    "hyperparameters": {
+                        "max_steps": 2,
+                        "resolution": 64,
+                        "class_word": "shoe",
+                        "num_class_images": 2,
+                        "class_image_steps": 2,
+                        **hyper,
+                    }
+                },
+            },
+        }
+        response = alice.post("/v1/fine_tuning/jobs", json=body)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    lora = dreambooth(rank=4)
+    full = dreambooth(train_mode="full")
+    assert lora["method"]["type"] == "dreambooth"
+    for job in (lora, full):
+        done = wait_until(alice, job["id"], finished)
+        assert done["status"] == "succeeded", done
+        made = alice.post(
+            "/v1/images/generations", json={"model": done["fine_tuned_model"], "prompt": "a shoe", "size": "64x64"}
+        )
+        assert made.status_code == 200, made.text
+        assert_error(
+            bob.post(
+                "/v1/images/generations", json={"model": done["fine_tuned_model"], "prompt": "a shoe", "size": "64x64"}
+            ),
+            404,
+        )
+    full_model = wait_until(alice, full["id"], finished)["fine_tuned_model"]
+    assert full_model in [m["id"] for m in alice.get("/v1/models").json()["data"]]
+    assert full_model not in [m["id"] for m in bob.get("/v1/models").json()["data"]]
+    log = " ".join(e["message"] for e in events(alice, lora["id"]))
+    assert "class" in log
+
+    def bad(**hyper: Any) -> httpx.Response:
+        method = {"type": "dreambooth", "dreambooth": {"hyperparameters": hyper}}
+        return alice.post(
+            "/v1/fine_tuning/jobs", json={"model": "tiny-flux", "training_file": dataset_id, "method": method}
+        )
+
+    assert_error(bad(train_mode="full"), 400, param="train_mode")
+    assert_error(bad(train_mode="banana"), 400, param="train_mode")
+    assert_error(bad(num_class_images=0, class_word="dog"), 400, param="num_class_images")
+    assert_error(bad(prior_loss_weight=-1, class_word="dog"), 400, param="prior_loss_weight")

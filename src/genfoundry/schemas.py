@@ -303,6 +303,25 @@ class MethodSettings(BaseModel):
     hyperparameters: ImageTrainingHyperparameters = Field(default_factory=ImageTrainingHyperparameters)
 
 
+class DreamBoothHyperparameters(ImageTrainingHyperparameters):
+    """The LoRA names plus DreamBooth's: instance prompt, prior preservation with class images, LoRA or full."""
+
+    train_mode: str | None = Field(default=None, max_length=20)  # "lora" (default) or "full" (the whole UNet)
+    instance_prompt: str | None = Field(default=None, max_length=1000)
+    class_word: str | None = Field(default=None, max_length=100)
+    class_prompt: str | None = Field(default=None, max_length=1000)
+    with_prior_preservation: bool | None = None
+    num_class_images: int | None = None
+    prior_loss_weight: float | None = None
+    class_image_steps: int | None = None
+
+
+class DreamBoothMethodSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hyperparameters: DreamBoothHyperparameters = Field(default_factory=DreamBoothHyperparameters)
+
+
 class ClassifierHyperparameters(BaseModel):
     """A custom prompt classifier (method.type "classifier"); OpenAI's names where they fit."""
 
@@ -328,7 +347,7 @@ class FineTuningMethod(BaseModel):
 
     type: Literal["lora", "dreambooth", "classifier"]
     lora: MethodSettings | None = None
-    dreambooth: MethodSettings | None = None
+    dreambooth: DreamBoothMethodSettings | None = None
     classifier: ClassifierMethodSettings | None = None
 
     def settings(self) -> ImageTrainingHyperparameters:
@@ -399,7 +418,7 @@ class FineTuningCheckpointPublic(BaseModel):
     id: str
     object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
     created_at: int
-    fine_tuned_model_checkpoint: str
+    fine_tuned_model_checkpoint: str | None  # an adapter id; None for a full fine-tune's checkpoint
     fine_tuning_job_id: str
     metrics: dict[str, float] = Field(default_factory=dict)
     step_number: int
@@ -505,6 +524,16 @@ class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ChatContentPart]
     name: str | None = Field(default=None, max_length=64)
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            for index, part in enumerate(value):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind != "text" or not isinstance(part.get("text"), str):
+                    raise ValueError(f"content[{index}]: only text parts ({{'type': 'text', 'text': ...}}) are served")
+        return value
 
     def text(self) -> str:
         return self.content if isinstance(self.content, str) else "".join(part.text for part in self.content)

@@ -110,6 +110,8 @@ def build_services(settings: Settings) -> Services:
         jobs=jobs,
         store=store,
         work_dir=settings.home / "training",
+        models_dir=settings.home / "models",
+        class_cache_dir=settings.home / "cache" / "class_images",
     )
     training.register(jobs)
     classifiers = ClassifierService(

@@ -19,6 +19,7 @@ from genfoundry.repo.ids import slug
 from genfoundry.schemas import FineTuningJobCreate
 from genfoundry.services.adapters import AdapterService
 from genfoundry.services.datasets import DatasetService
+from genfoundry.services.trained_models import register_trained_model
 from genfoundry.storage import ArtifactStore
 
 TRAINING_KIND = "fine_tune_lora"
@@ -75,9 +76,13 @@ class TrainingService:
         jobs: JobRunner,
         store: ArtifactStore,
         work_dir: Path,
+        models_dir: Path,
+        class_cache_dir: Path,
     ) -> None:
         self.sessions = sessions
         self.store = store
+        self.models_dir = models_dir  # full fine-tunes are registered under <models_dir>/trained
+        self.class_cache_dir = class_cache_dir  # DreamBooth class images, shared by runs with the same key
         self.catalog = catalog
         self.datasets = datasets
         self.adapters = adapters
@@ -88,8 +93,11 @@ class TrainingService:
         runner.register(TRAINING_KIND, self.run, resumable=True)
 
     def create(self, *, owner_id: str, body: FineTuningJobCreate) -> Job:
-        from genfoundry.training.config import LoraTrainingConfig
+        """Check everything (base, dataset, every hyperparameter) now, so a bad request is a 4xx, then queue."""
+        from genfoundry.training.registry import CONFIGS
 
+        if body.method.type not in CONFIGS:
+            raise Invalid(f"method.type {body.method.type!r} does not train an image model", param="method.type")
         if body.model not in self.catalog.models:
             raise NotFound(f"The model '{body.model}' does not exist", param="model")
         base = self.catalog.get(body.model)
@@ -98,7 +106,9 @@ class TrainingService:
                 session=session, owner_id=owner_id, dataset_id=body.training_file, param="training_file"
             )
             if dataset.kind != "image":
-                raise Invalid("a LoRA needs an image dataset; this one is text", param="training_file")
+                raise Invalid(
+                    f"{body.method.type} training needs an image dataset; this one is text", param="training_file"
+                )
             if dataset.status != "ready":
                 raise Conflict(f"dataset {dataset.id} is {dataset.status}; train on it when it is ready")
             if dataset.accepted == 0:
@@ -107,7 +117,7 @@ class TrainingService:
             params.setdefault("trigger_word", dataset.trigger_word)
             if body.seed is not None:
                 params["seed"] = body.seed
-            LoraTrainingConfig.from_params(base.family, base.source, params)  # every check, before queueing
+            CONFIGS[body.method.type].from_params(base.family, base.source, params)
             job = self.jobs.submit(
                 session=session,
                 owner_id=owner_id,
@@ -138,15 +148,15 @@ class TrainingService:
         """The job function, in the job's own process."""
         from genfoundry.training.callbacks import TrainingCallbacks
         from genfoundry.training.checkpoints import LORA_WEIGHT_NAME
-        from genfoundry.training.config import LoraTrainingConfig
-        from genfoundry.training.lora import train_lora
+        from genfoundry.training.registry import CONFIGS, RECIPES
 
         params = ctx.params
         base = self.catalog.get(params["base_id"])
         hyper = dict(params["hyperparameters"])
         if "validation_prompts" in hyper:
             hyper["validation_prompts"] = tuple(hyper["validation_prompts"])
-        config = LoraTrainingConfig.from_params(base.family, base.source, hyper)
+        method = str(params.get("method", "lora"))
+        config = CONFIGS[method].from_params(base.family, base.source, hyper)
         with self.sessions() as session:
             dataset = datasets_repo.get_dataset(session=session, dataset_id=params["dataset_id"])
             job = jobs_repo.get_job(session=session, job_id=ctx.job_id)
@@ -162,16 +172,19 @@ class TrainingService:
             last_loss["loss"] = metrics["loss"]
 
         def on_checkpoint(step: int, path: Path) -> None:
-            # Each checkpoint becomes an adapter at once, so it can be tried while training goes on.
-            adapter = self.adapters.import_upload(
-                owner_id=job.owner_id,
-                upload=path / LORA_WEIGHT_NAME,
-                base_id=base.id,
-                name=f"{name}-step-{step}",
-                trigger_word=config.trigger_word,
-                tags={"job": ctx.job_id, "checkpoint_step": str(step)},
-            )
-            ctx.checkpoint(step, str(path), adapter_id=adapter.id, loss=last_loss.get("loss"))
+            # A LoRA checkpoint becomes an adapter at once, so it can be tried while training goes on (a full
+            # fine-tune's checkpoint is a whole UNet: it only serves to resume).
+            adapter_id = None
+            if (path / LORA_WEIGHT_NAME).is_file():
+                adapter_id = self.adapters.import_upload(
+                    owner_id=job.owner_id,
+                    upload=path / LORA_WEIGHT_NAME,
+                    base_id=base.id,
+                    name=f"{name}-step-{step}",
+                    trigger_word=config.trigger_word,
+                    tags={"job": ctx.job_id, "checkpoint_step": str(step)},
+                ).id
+            ctx.checkpoint(step, str(path), adapter_id=adapter_id, loss=last_loss.get("loss"))
 
         def on_sample(step: int, prompt: str, path: Path) -> None:
             self.store.put_file(sample_key(ctx.job_id, path.name), path)
@@ -184,16 +197,32 @@ class TrainingService:
             should_stop=ctx.cancel_requested,
             on_log=ctx.log,
         )
-        result = train_lora(
+        extra = {"class_cache_dir": self.class_cache_dir} if method == "dreambooth" else {}
+        result = RECIPES[method](
             config,
             self.datasets.image_dir(dataset),
             output_dir,
             callbacks,
             resume_from=Path(ctx.resume_from) if ctx.resume_from else None,
+            **extra,
         )
-        if result.stopped or result.adapter_path is None:
+        if result.stopped or (result.adapter_path is None and result.model_path is None):
             ctx.check_cancelled()
             raise Conflict("training stopped before the end")
+        if result.model_path is not None:
+            model_id = register_trained_model(
+                models_dir=self.models_dir,
+                owner_id=job.owner_id,
+                family=base.family,
+                source_dir=result.model_path,
+                model_id=f"{name}-{ctx.job_id.removeprefix('job_')[:8]}",
+                description=f"{method} fine-tune of {base.id} (job {ctx.job_id})",
+                base_id=base.id,
+                defaults=base.defaults,
+                move=True,
+            )
+            return {"fine_tuned_model": model_id, "steps": result.step}
+        assert result.adapter_path is not None
         adapter = self.adapters.import_upload(
             owner_id=job.owner_id,
             upload=result.adapter_path,

@@ -76,7 +76,7 @@ def checkpoint_public(event: JobEvent) -> FineTuningCheckpointPublic:
     return FineTuningCheckpointPublic(
         id=f"ftckpt_{event.seq}",
         created_at=int(event.created_at.timestamp()),
-        fine_tuned_model_checkpoint=str(event.data.get("adapter_id", "")),
+        fine_tuned_model_checkpoint=event.data.get("adapter_id"),
         fine_tuning_job_id=event.job_id,
         step_number=step,
         metrics={"step": float(step), **({"train_loss": float(loss)} if loss is not None else {})},
@@ -100,12 +100,13 @@ def _job(services: Any, owner_id: str, job_id: str) -> Job:
 async def create_fine_tuning_job(
     body: FineTuningJobCreate, services: ServicesDep, principal: PrincipalDep
 ) -> FineTuningJobPublic:
-    """`method.type` `lora`: `model` is an image base id, `training_file` an image dataset. `classifier`: `model` is
+    """`method.type` `lora` or `dreambooth`: `model` is an image base id, `training_file` an image dataset (a
+    DreamBooth `train_mode: "full"` yields a private model id instead of an adapter). `classifier`: `model` is
     the router's encoder, `training_file` a JSONL file of {"text", "label"} lines; the result is a classifier for
     /v1/classify."""
 
     def create() -> Job:
-        if body.method.type == "lora":
+        if body.method.type in ("lora", "dreambooth"):
             return services.training.create(owner_id=principal.user_id, body=body)
         if body.method.type == "classifier":
             return services.classifiers.create_job(owner_id=principal.user_id, body=body)
