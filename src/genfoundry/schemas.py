@@ -345,10 +345,11 @@ class ClassifierMethodSettings(BaseModel):
 class FineTuningMethod(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["lora", "dreambooth", "classifier"]
+    type: Literal["lora", "dreambooth", "classifier", "sft"]
     lora: MethodSettings | None = None
     dreambooth: DreamBoothMethodSettings | None = None
     classifier: ClassifierMethodSettings | None = None
+    sft: SftMethodSettings | None = None
 
     def settings(self) -> ImageTrainingHyperparameters:
         """The image recipes' hyperparameters (lora, dreambooth)."""
@@ -357,6 +358,9 @@ class FineTuningMethod(BaseModel):
 
     def classifier_settings(self) -> ClassifierHyperparameters:
         return self.classifier.hyperparameters if self.classifier is not None else ClassifierHyperparameters()
+
+    def sft_settings(self) -> SftHyperparameters:
+        return self.sft.hyperparameters if self.sft is not None else SftHyperparameters()
 
 
 class FineTuningJobCreate(BaseModel):
@@ -746,3 +750,34 @@ class DiagramRenderPublic(BaseModel):
     url: str | None = None  # signed, expiring; the owner's key also opens it without the signature
     b64_json: str | None = None
     render_time_s: float
+
+
+class SftHyperparameters(BaseModel):
+    """Supervised fine-tuning of a text model (method.type "sft"): LoRA, or QLoRA with quantization "4bit".
+
+    OpenAI's names where they fit; ranges are checked by the recipe's config, which names the field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_epochs: int | Literal["auto"] | None = None
+    batch_size: int | Literal["auto"] | None = None
+    learning_rate_multiplier: float | Literal["auto"] | None = None
+    max_steps: int | None = None
+    learning_rate: float | None = None
+    rank: int | None = None
+    alpha: float | None = None
+    lora_dropout: float | None = None
+    target_modules: list[str] | None = Field(default=None, max_length=64)  # or ["all-linear"], the default
+    max_seq_length: int | None = None
+    packing: bool | None = None
+    quantization: str | None = None  # "none" | "4bit"
+    gradient_accumulation_steps: int | None = None
+    validation_fraction: float | None = None
+    checkpoint_every_n_steps: int | None = None
+    eval_every_n_steps: int | None = None
+
+
+class SftMethodSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hyperparameters: SftHyperparameters = Field(default_factory=SftHyperparameters)

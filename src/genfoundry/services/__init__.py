@@ -22,6 +22,7 @@ from genfoundry.services.dataset_jobs import CaptionerPool, DatasetJobs
 from genfoundry.services.datasets import DatasetService
 from genfoundry.services.diagrams import DiagramService
 from genfoundry.services.images import ImageService
+from genfoundry.services.sft import SftService
 from genfoundry.services.text import TextService
 from genfoundry.services.trained_models import trained_models_dir
 from genfoundry.services.training import TrainingService
@@ -47,6 +48,7 @@ class Services:
     diagrams: DiagramService
     text_engine: TextEngine
     text: TextService
+    sft: SftService
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -135,6 +137,10 @@ def build_services(settings: Settings) -> Services:
         max_adapters_per_base=text_settings.max_loaded_adapters,
     )
     text = TextService(sessions=sessions, store=store, catalog=catalog, engine=text_engine, settings=text_settings)
+    sft = SftService(
+        sessions=sessions, catalog=catalog, store=store, jobs=jobs, work_dir=settings.home / "training", device=device
+    )
+    sft.register(jobs)
     # PlantUML starts on the first check or render, not here.
     diagrams = DiagramService(
         renderer=make_renderer(settings.diagrams, work_dir=settings.home / "cache" / "plantuml"), store=store
@@ -156,4 +162,5 @@ def build_services(settings: Settings) -> Services:
         diagrams=diagrams,
         text_engine=text_engine,
         text=text,
+        sft=sft,
     )
