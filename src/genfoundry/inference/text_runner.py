@@ -2,8 +2,9 @@
 
 Every method runs on the base's worker thread (see batching.py), so the model and its adapter state are
 never touched by two threads at once. Rows of one batch may use different adapters: PEFT's `adapter_names`
-applies each row's LoRA (or none, "__base__") inside the same forward pass, so no adapter state is switched
-between requests and none can leak from one request into another.
+applies each row's LoRA (or none, "__base__") inside the same forward pass. Every generate call states its
+adapters afresh (set active, disabled for the call, or per row), so none can leak from one request into
+another.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid
@@ -111,6 +113,27 @@ class TextRunner:
         self.adapter_ids = tuple(self._adapters)
         return True
 
+    @contextmanager
+    def _adapters_for(self, names: list[str], kwargs: dict[str, Any]) -> Iterator[None]:
+        """Apply each row's adapter for one generate call, and nothing after it.
+
+        One adapter for every row: PEFT's plain path with that adapter set active (no per-layer row
+        indexing); no adapter: the base with adapters disabled for the call; a mix: `adapter_names`, which
+        PEFT applies per row inside each LoRA layer.
+        """
+        distinct = set(names)
+        if not self.has_peft:
+            yield
+        elif distinct == {BASE_ADAPTER}:
+            with self.model.disable_adapter():
+                yield
+        elif len(distinct) == 1:
+            self.model.set_adapter(names[0])
+            yield
+        else:
+            kwargs["adapter_names"] = names
+            yield
+
     # -- generation --------------------------------------------------------------------------------
 
     def _rows(self, job: TextJob, on_delta: Any) -> list[RowState]:
@@ -198,9 +221,7 @@ class TextRunner:
                 "logits_processor": LogitsProcessorList([RowSampler(rows)]),
                 "stopping_criteria": StoppingCriteriaList([BatchDecoder(rows, row_done)]),
             }
-            if self.has_peft:
-                kwargs["adapter_names"] = names
-            with torch.inference_mode():
+            with torch.inference_mode(), self._adapters_for(names, kwargs):
                 self.model.generate(**kwargs)
             for row in rows:  # generate ended every row through BatchDecoder; this is a safety net
                 if not row.finished:
