@@ -113,7 +113,7 @@ def test_both_loss_terms_are_reported(lora_run: Run) -> None:
         assert math.isfinite(metrics["instance_loss"]) and metrics["instance_loss"] > 0
         assert math.isfinite(metrics["prior_loss"]) and metrics["prior_loss"] > 0
         assert metrics["loss"] == pytest.approx(metrics["instance_loss"] + 0.5 * metrics["prior_loss"], rel=1e-5)
-    assert any("DreamBooth (LoRA rank 4, prior preservation x0.5)" in line for line in lora_run.recorder.logs)
+    assert any("DreamBooth sd15 (LoRA rank 4, prior preservation x0.5)" in line for line in lora_run.recorder.logs)
 
 
 def test_class_images_are_generated_once_and_reused(
@@ -243,7 +243,7 @@ def test_full_mode_writes_a_loadable_pipeline_with_the_trained_unet(full_run: Ru
     tuned = generate(pipe, "a photo of sks square", range(2), steps=2)
     plain = generate(base, "a photo of sks square", range(2), steps=2)
     assert np.abs(tuned - plain).mean() > 0.1
-    assert any("DreamBooth (full fine-tune, prior preservation x0.5)" in line for line in full_run.recorder.logs)
+    assert any("DreamBooth sd15 (full fine-tune, prior preservation x0.5)" in line for line in full_run.recorder.logs)
 
 
 def test_pipeline_saved_around_a_trained_unet(full_run: Run, tiny_dir: Path, tmp_path: Path) -> None:

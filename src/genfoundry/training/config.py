@@ -214,7 +214,8 @@ class DreamBoothTrainingConfig(LoraTrainingConfig):
     `instance_prompt` replaces every caption; it defaults to "a photo of <trigger_word> <class_word>" when
     `class_word` is set, else the captions train as in the LoRA recipe. `class_prompt` defaults to
     "a photo of <class_word>"; prior preservation is on when there is a class prompt unless turned off.
-    The LoRA fields (rank, alpha, target_modules) are unused with train_mode "full".
+    `epochs` count passes over the instance images. The LoRA fields (rank, alpha, target_modules) are
+    unused with train_mode "full".
     """
 
     train_mode: str = "lora"

@@ -84,7 +84,7 @@ class DreamBoothRun(LoraRun):
         config = self.config
         mode = "full fine-tune" if self.full else f"LoRA rank {config.rank}"
         prior = f", prior preservation x{config.prior_loss_weight:g}" if config.with_prior_preservation else ""
-        return f"DreamBooth ({mode}{prior})"
+        return f"DreamBooth {config.family} ({mode}{prior})"
 
     def load_items(self, dataset_dir: Path) -> list[DatasetItem]:
         from genfoundry.training.data import load_dataset_items

@@ -98,8 +98,8 @@ class LoraRun:
         output_dir.mkdir(parents=True, exist_ok=True)
         checkpoints.remove_stale_temp_dirs(output_dir)
         callbacks.on_log(
-            f"{self.describe()} {config.family}: {len(items)} images in {len(groups)} buckets, {self.total_steps} "
-            f"steps, device {device}, mixed precision {self.accelerator.mixed_precision}"
+            f"{self.describe()}: {len(items)} images in {len(groups)} buckets, {self.total_steps} steps, "
+            f"device {device}, mixed precision {self.accelerator.mixed_precision}"
         )
 
         # 2. Load the base model.
@@ -138,8 +138,8 @@ class LoraRun:
     # Hooks a subclass replaces.
 
     def describe(self) -> str:
-        """The run's first log words."""
-        return f"LoRA rank {self.config.rank},"
+        """What the run trains, for its first log line."""
+        return f"LoRA {self.config.family}, rank {self.config.rank}"
 
     def load_items(self, dataset_dir: Path) -> list[DatasetItem]:
         """The training examples: the dataset's images with their captions (trigger word added)."""
