@@ -24,10 +24,14 @@ from genfoundry.inference.text import (
 
 
 def _engine(**overrides: Any) -> TextEngine:
-    options: dict[str, Any] = dict(
-        device="cpu", dtype="float32", memory_budget_bytes=2 * 1024**3, max_queue=16, max_batch_size=8,
-        batch_timeout_s=0.0,
-    )  # fmt: skip
+    options: dict[str, Any] = {
+        "device": "cpu",
+        "dtype": "float32",
+        "memory_budget_bytes": 2 * 1024**3,
+        "max_queue": 16,
+        "max_batch_size": 8,
+        "batch_timeout_s": 0.0,
+    }
     options.update(overrides)
     return TextEngine(**options)
 
@@ -233,3 +237,20 @@ def test_bad_jobs_are_refused_before_queueing(engine: TextEngine, spec: TextMode
         with pytest.raises(Invalid) as caught:
             engine.generate_sync(TextJob(spec, prompts, sampling))
         assert caught.value.param == param
+
+
+def test_rendered_prompts_get_one_leading_bos_like_sft_examples(tiny_llm: Path) -> None:
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
+
+    from genfoundry.inference.text_loader import TextTokenizer
+
+    raw = AutoTokenizer.from_pretrained(tiny_llm, bos_token="<|endoftext|>")
+    bos = raw.convert_tokens_to_ids("<|endoftext|>")
+    raw._tokenizer.post_processor = TemplateProcessing(
+        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", bos)]
+    )
+    tokenizer = TextTokenizer(raw, context_length=2048)
+    text_ids = tokenizer.encode("Alice -> Bob", add_special_tokens=False)
+    assert tokenizer.encode_rendered("Alice -> Bob") == [bos, *text_ids]
+    assert tokenizer.encode_rendered("<|endoftext|>Alice -> Bob") == [bos, *text_ids]  # the template wrote it

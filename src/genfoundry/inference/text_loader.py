@@ -165,9 +165,20 @@ class TextTokenizer:
         self._lock = threading.Lock()
 
     def encode(self, text: str, *, add_special_tokens: bool) -> list[int]:
-        """Token ids of `text`; False for chat-template output, which already holds its special tokens (BOS)."""
+        """Token ids of `text`, with or without the tokenizer's own special tokens."""
         with self._lock:
             return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def encode_rendered(self, text: str) -> list[int]:
+        """A rendered prompt (chat template or plain format) tokenized the way SFT tokenizes its examples:
+        the tokenizer's leading special tokens (a BOS) unless the text already starts with one, then the
+        text without special tokens."""
+        with self._lock:
+            leading = list(self.tokenizer("", add_special_tokens=True)["input_ids"])
+            bos = getattr(self.tokenizer, "bos_token", None)
+            if bos and text.startswith(bos):
+                leading = []
+            return leading + list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def render(self, fn: Any, *args: Any, **kwargs: Any) -> str:
         """Run a prompt renderer (chat template) with the tokenizer, under the same lock."""

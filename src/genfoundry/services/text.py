@@ -240,8 +240,7 @@ class TextService:
         else:  # a plain-format model's next instruction header means its reply is over
             extra_stops = (text_format.plain_template.split("{prompt}")[0].strip(),)
         prompt = tokenizer.render(partial(render_messages, text_format), messages, add_generation_prompt=True)
-        # A chat template writes its own special tokens (BOS included); plain text gets the tokenizer's.
-        ids = tokenizer.encode(prompt, add_special_tokens=text_format.prompt_format == "plain")
+        ids = tokenizer.encode_rendered(prompt)  # exactly as SFT tokenized the prompts it trained on
         if not ids:
             raise Invalid("the rendered prompt is empty", param="messages")
         max_tokens = self._fit_context(
