@@ -35,7 +35,7 @@ def build(data: Path, out: Path, *, seed: int, frozen: bool = False) -> dict[str
             config,
             data,
             Path(tmp),
-            TrainingCallbacks(on_log=lambda message: print(message, file=sys.stderr)),
+            TrainingCallbacks(on_step=show_progress, on_log=lambda message: print(message, file=sys.stderr)),
             meta={"data": data.name, "built_by": "scripts/build_router.py"},
         )
         out.mkdir(parents=True, exist_ok=True)
@@ -45,6 +45,12 @@ def build(data: Path, out: Path, *, seed: int, frozen: bool = False) -> dict[str
         if frozen and stale.exists():
             stale.unlink()
     return dict(result.validation)
+
+
+def show_progress(step: int, total: int, metrics: dict[str, float]) -> None:
+    if metrics and ("contrastive_loss" not in metrics or step % 25 == 0):
+        shown = ", ".join(f"{key} {value:.4g}" for key, value in metrics.items())
+        print(f"step {step}/{total}: {shown}", file=sys.stderr)
 
 
 def head_files(directory: Path) -> list[str]:

@@ -43,7 +43,8 @@ def test_classify_one_text(alice: httpx.Client) -> None:
 
 def test_classify_a_list_in_one_batch(live: LiveServer, alice: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
     # The server runs in this process, so its encoder can be watched: a list must be one forward pass.
-    encoder = cast(Any, live.server.config.app).state.services.classifiers.encoder
+    classifiers = cast(Any, live.server.config.app).state.services.classifiers
+    encoder = classifiers.encoder_for(classifiers.default_head())
     encoder.load()
     calls: list[int] = []
     original = encoder._encode_batch

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genfoundry.config import RouterSettings
@@ -50,10 +51,22 @@ def classifier_prefix(classifier_id: str) -> str:
     return f"classifiers/{classifier_id}"
 
 
-def last_user_text(messages: Sequence[RouteMessage]) -> tuple[int, str]:
+def as_route_message(message: object) -> RouteMessage:
+    """A chat message from another schema (or a plain dict) in the router's shape."""
+    if isinstance(message, RouteMessage):
+        return message
+    if isinstance(message, BaseModel):
+        message = message.model_dump()
+    try:
+        return RouteMessage.model_validate(message)
+    except ValidationError as exc:
+        raise Invalid(f"not a chat message: {exc.errors()[0]['msg']}", param="messages") from None
+
+
+def last_user_text(messages: Sequence[object]) -> tuple[int, str]:
     """Index and text of the last user message (text parts joined); Invalid when there is none."""
     for index in range(len(messages) - 1, -1, -1):
-        message = messages[index]
+        message = as_route_message(messages[index])
         if message.role != "user":
             continue
         if isinstance(message.content, str):
@@ -157,8 +170,9 @@ class ClassifierService:
         embeddings = self.encoder_for(head).encode(list(inputs))
         return Classification(model_id, head.predict(embeddings, ambiguity_margin=self.settings.ambiguity_margin))
 
-    def route(self, owner_id: str, messages: Sequence[RouteMessage], model: str | None = None) -> RouteDecision:
-        """Which capability (the router's label) answers the last user message."""
+    def route(self, owner_id: str, messages: Sequence[object], model: str | None = None) -> RouteDecision:
+        """Which capability (the router's label) answers the last user message; `messages` are RouteMessage,
+        another chat-message model or dicts with `role` and `content` (a string or content parts)."""
         index, text = last_user_text(messages)
         result = self.classify(owner_id, [text], model)
         return RouteDecision(result.model, result.predictions[0], index)
