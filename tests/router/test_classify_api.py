@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import Keys, LiveServer
 from tests.test_api_bad_input import assert_error
 
 LABELS = {"image", "diagram", "chat"}
@@ -165,3 +166,23 @@ def test_router_is_listed_as_a_classifier(alice: httpx.Client) -> None:
     assert set(router["labels"]) == LABELS
     assert alice.get("/v1/models/router-default").json()["kind"] == "classifier"
     assert_error(alice.delete("/v1/models/router-default"), 400, param="model")
+
+
+def test_concurrent_requests_share_the_encoder(live: LiveServer, keys: Keys) -> None:
+    texts = [text for text, _ in CLEAR] + ["a banner for a spring sale", "er diagram of a school", "hola, qué tal?"]
+    with live.client(keys.alice) as client:
+        expected = [client.post("/v1/classify", json={"input": t}).json()["data"][0] for t in texts]
+
+    def classify(text: str) -> dict[str, Any]:
+        with live.client(keys.alice) as client:
+            response = client.post("/v1/classify", json={"input": text})
+            assert response.status_code == 200, response.text
+            item: dict[str, Any] = response.json()["data"][0]
+            return item
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(classify, texts * 4))
+    for index, item in enumerate(results):
+        want = expected[index % len(texts)]
+        assert item["label"] == want["label"]
+        assert item["scores"] == pytest.approx(want["scores"], abs=1e-5)

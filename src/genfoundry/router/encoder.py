@@ -141,14 +141,15 @@ class TextEncoder:
         import torch
 
         keep = self._window * CHARS_PER_TOKEN_KEPT
-        batch = self._tokenizer(
-            [text[:keep] for text in texts],
-            padding=True,
-            truncation=True,
-            max_length=self._window,
-            return_tensors="pt",
-        ).to(self.device)
+        # The fast tokenizer sets its truncation and padding state per call, so it is not safe across threads.
         with self._run_lock, torch.inference_mode():
+            batch = self._tokenizer(
+                [text[:keep] for text in texts],
+                padding=True,
+                truncation=True,
+                max_length=self._window,
+                return_tensors="pt",
+            ).to(self.device)
             tokens = self._model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
             pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
