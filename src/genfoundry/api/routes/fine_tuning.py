@@ -24,11 +24,12 @@ from genfoundry.schemas import (
     ListPublic,
 )
 from genfoundry.services.classifiers import CLASSIFIER_KIND
+from genfoundry.services.sft import SFT_KIND
 from genfoundry.services.training import TRAINING_KIND
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 
-FINE_TUNING_KINDS = (TRAINING_KIND, CLASSIFIER_KIND)
+FINE_TUNING_KINDS = (TRAINING_KIND, CLASSIFIER_KIND, SFT_KIND)
 
 
 def fine_tuning_public(job: Job, *, estimated_finish: int | None = None) -> FineTuningJobPublic:
@@ -103,13 +104,16 @@ async def create_fine_tuning_job(
     """`method.type` `lora` or `dreambooth`: `model` is an image base id, `training_file` an image dataset (a
     DreamBooth `train_mode: "full"` yields a private model id instead of an adapter). `classifier`: `model` is
     the router's encoder, `training_file` a JSONL file of {"text", "label"} lines; the result is a classifier for
-    /v1/classify."""
+    /v1/classify. `sft`: `model` is a text base id, `training_file` a JSONL file of {"prompt", "completion"} or
+    {"messages"} lines; the result is a text adapter for /v1/chat/completions."""
 
     def create() -> Job:
         if body.method.type in ("lora", "dreambooth"):
             return services.training.create(owner_id=principal.user_id, body=body)
         if body.method.type == "classifier":
             return services.classifiers.create_job(owner_id=principal.user_id, body=body)
+        if body.method.type == "sft":
+            return services.sft.create_job(owner_id=principal.user_id, body=body)
         raise Invalid(f"method.type {body.method.type!r} is not available yet", param="method.type")
 
     return fine_tuning_public(await run_in_threadpool(create))
