@@ -44,6 +44,8 @@ FORMATS: tuple[DiagramFormat, ...] = ("png", "svg")
 _BASE64 = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
 _PLANTUML64 = string.digits + string.ascii_uppercase + string.ascii_lowercase + "-_"
 _TO_PLANTUML64 = bytes.maketrans(_BASE64.encode(), _PLANTUML64.encode())
+# PlantUML's server closes every connection after its answer; a pooled connection would fail on its next use.
+_RENDER_HEADERS = {"Content-Type": "application/json", "Connection": "close"}
 _WARM_UP = (
     "@startuml\nclass Order {\n  +id: int\n}\nclass Item\nOrder *-- Item\n@enduml",
     "@startuml\nAlice -> Bob: hello\nBob --> Alice: hi\n@enduml",
@@ -221,7 +223,9 @@ class LocalRenderer(PlantUmlRenderer):
     def _warm_up(self, url: str) -> None:
         with httpx.Client(timeout=self.settings.start_timeout_s, trust_env=False) as client:
             for source in self.warm_up_sources:
-                client.post(f"{url}/render", content=_render_body(source, "svg")).raise_for_status()
+                client.post(
+                    f"{url}/render", content=_render_body(source, "svg"), headers=_RENDER_HEADERS
+                ).raise_for_status()
 
     def _fetch(self, source: str, fmt: DiagramFormat) -> PlantUmlResponse:
         process = self.process
@@ -246,9 +250,7 @@ class LocalRenderer(PlantUmlRenderer):
 
     def _post(self, url: str, source: str, fmt: DiagramFormat) -> PlantUmlResponse:
         body = _render_body(source, fmt)
-        # PlantUML's server closes every connection after its answer; a pooled connection would fail next time.
-        headers = {"Content-Type": "application/json", "Connection": "close"}
-        with self._client.stream("POST", f"{url}/render", content=body, headers=headers) as response:
+        with self._client.stream("POST", f"{url}/render", content=body, headers=_RENDER_HEADERS) as response:
             content = read_capped(response, self.settings.max_output_bytes)
             if response.status_code >= 400:
                 # PlantUML threw on this input; its answer is a stack trace, which stays in our log.
@@ -280,14 +282,21 @@ class ServerRenderer(PlantUmlRenderer):
 
     def _fetch(self, source: str, fmt: DiagramFormat) -> PlantUmlResponse:
         url = f"{self.server_url}/{fmt}/{encode_source(source)}"
-        try:
-            with self._client.stream("GET", url) as response:
-                content = read_capped(response, self.settings.max_output_bytes)
-                headers = {k.lower(): v for k, v in response.headers.items()}
-        except httpx.TimeoutException as exc:
-            raise self._timed_out() from exc
-        except httpx.TransportError as exc:
-            raise RendererUnavailable(f"the PlantUML server at {self.server_url} did not answer") from exc
+        for attempt in (1, 2):
+            try:
+                with self._client.stream("GET", url) as response:
+                    content = read_capped(response, self.settings.max_output_bytes)
+                    headers = {k.lower(): v for k, v in response.headers.items()}
+                break
+            except httpx.TimeoutException as exc:
+                raise self._timed_out() from exc
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                # A kept-alive connection the server had closed (PlantUML's own server closes every one): a GET
+                # is safe to send again, once, on a new connection.
+                if attempt == 2:
+                    raise RendererUnavailable(f"the PlantUML server at {self.server_url} did not answer") from exc
+            except httpx.TransportError as exc:
+                raise RendererUnavailable(f"the PlantUML server at {self.server_url} did not answer") from exc
         # plantuml-server answers a syntax error with 400 and the error headers; anything else non-2xx is its fault.
         if response.status_code >= 300 and "x-plantuml-diagram-error" not in headers:
             raise RendererUnavailable(f"the PlantUML server at {self.server_url} answered {response.status_code}")
