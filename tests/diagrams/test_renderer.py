@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +48,24 @@ def test_missing_enduml_is_an_error_not_a_crash(plantuml: LocalRenderer) -> None
     report = plantuml.check("@startuml\nAlice -> Bob : hello\n")
     assert not report.valid
     assert report.errors[0].line == 3 and "@end" in report.errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("@startuml\n@enduml", "empty"),
+        ("@startuml\n' only a comment\n\n@enduml", "empty"),
+        ("@startfoo\nx\n@endfoo", "could not render"),  # PlantUML's server throws on an unknown @start
+        ("@startuml\nA -> B : " + "x" * 30_000 + "\n@enduml", "failed while drawing"),  # it draws a crash report
+    ],
+)
+def test_sources_plantuml_cannot_draw_are_invalid_not_errors(
+    plantuml: LocalRenderer, source: str, message: str
+) -> None:
+    report = plantuml.check(source)
+    assert not report.valid and message in report.errors[0].message
+    with pytest.raises(Unprocessable):
+        plantuml.render(source, "svg")
 
 
 def test_render_png_and_svg(plantuml: LocalRenderer) -> None:
@@ -178,6 +198,23 @@ def test_a_dead_process_is_restarted(quick: LocalRenderer) -> None:
     os.kill(pid, signal.SIGKILL)
     assert quick.check(SEQUENCE).valid
     assert quick.process.pid != pid and quick.process.starts == 2
+
+
+def test_the_jvm_ends_with_the_interpreter_that_started_it(tmp_path: Path) -> None:
+    """A renderer never closed (a crash, a forgotten close) leaves no PlantUML process behind."""
+    code = (
+        "from pathlib import Path\n"
+        "from genfoundry.config import DiagramSettings\n"
+        "from genfoundry.diagrams.renderer import LocalRenderer\n"
+        f"renderer = LocalRenderer(DiagramSettings(), work_dir=Path({str(tmp_path)!r}), warm_up_sources=())\n"
+        f"assert renderer.check({SEQUENCE!r}).valid\n"
+        "print(renderer.process.pid)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split()[-1])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
 
 def test_server_renderer_speaks_the_plantuml_server_protocol(plantuml: LocalRenderer) -> None:

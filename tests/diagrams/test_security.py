@@ -39,6 +39,7 @@ def screen(source: str, *, max_chars: int = 10_000, max_lines: int = 100) -> str
         ("Alice -> Bob : <img:/etc/passwd>", "<img:...>"),
         ("Alice -> Bob : < IMG : http://example.com/a.png>", "<img:...>"),
         ("class A [[javascript:alert(1)]]", "a javascript: link"),
+        ("class A [[{tip} JavaScript:alert(1)]]", "a javascript: link"),
     ],
 )
 def test_refused_constructs_name_the_directive_and_line(line: str, directive: str) -> None:

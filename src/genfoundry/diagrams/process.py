@@ -4,13 +4,12 @@ whenever it has died or been stopped (a render past its time limit stops it, whi
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import os
-import signal
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +57,7 @@ class PlantUmlProcess:
         self._process: subprocess.Popen[str] | None = None
         self._running: Running | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._reaper: weakref.finalize[[subprocess.Popen[str]], PlantUmlProcess] | None = None
         self._closed = False
 
     @property
@@ -111,15 +111,19 @@ class PlantUmlProcess:
                 text=True,
                 encoding="utf-8",
                 errors="replace",
-                start_new_session=True,
             )
         except OSError as exc:
             raise RendererUnavailable(f"could not start Java for PlantUML: {exc}") from exc
         self._process = process
+        # Should the owner never be closed (a crash, a forgotten close), the JVM still ends with this interpreter.
+        self._reaper = weakref.finalize(self, _kill, process)
         port_found = threading.Event()
         port: list[int] = []
         threading.Thread(
-            target=self._read_stderr, args=(process, port, port_found), name="plantuml-stderr", daemon=True
+            target=_read_stderr,
+            args=(process, port, port_found, self._stderr_tail),
+            name="plantuml-stderr",
+            daemon=True,
         ).start()
         while not port_found.wait(0.05):
             if process.poll() is not None or time.monotonic() - started > self.start_timeout_s:
@@ -138,20 +142,31 @@ class PlantUmlProcess:
         logger.info("PlantUML started (pid %d, port %d) in %.2f s", process.pid, port[0], time.monotonic() - started)
         return Running(url=url, generation=self.starts)
 
-    def _read_stderr(self, process: subprocess.Popen[str], port: list[int], found: threading.Event) -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            text = line.rstrip()
-            if not found.is_set() and text.startswith(_PORT_PREFIX) and text[len(_PORT_PREFIX) :].isdigit():
-                port.append(int(text[len(_PORT_PREFIX) :]))
-                found.set()
-            elif text:
-                self._stderr_tail.append(text[:500])
-
     def _stop_locked(self) -> None:
         process, self._process, self._running = self._process, None, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        if self._reaper is not None:
+            self._reaper.detach()
+            self._reaper = None
+        if process is not None:
+            _kill(process)
+
+
+def _read_stderr(
+    process: subprocess.Popen[str], port: list[int], found: threading.Event, tail: collections.deque[str]
+) -> None:
+    """The port line, then the rest kept for error messages; holds no reference to the owner, so it can be
+    collected (and its JVM ended) while this thread still runs."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        text = line.rstrip()
+        if not found.is_set() and text.startswith(_PORT_PREFIX) and text[len(_PORT_PREFIX) :].isdigit():
+            port.append(int(text[len(_PORT_PREFIX) :]))
+            found.set()
+        elif text:
+            tail.append(text[:500])
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
         process.wait(timeout=10)

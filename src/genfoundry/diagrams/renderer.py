@@ -31,8 +31,8 @@ from genfoundry.diagrams.report import (
     declared_size,
     diagram_type,
     image_size,
+    structure_error,
     syntax_errors,
-    unclosed_start,
 )
 from genfoundry.diagrams.runtime import LAYOUT_PRAGMA, find_java, find_plantuml_jar
 from genfoundry.diagrams.security import ScreenedSource, screen_source
@@ -94,10 +94,15 @@ class PlantUmlRenderer(ABC):
     def check(self, plantuml: str) -> SyntaxReport:
         """PlantUML's own verdict on `plantuml`: valid or not, the diagram type, the errors with their line."""
         screened = self._screen(plantuml)
-        unclosed = unclosed_start(screened.text, line_offset=screened.line_offset)
-        if unclosed is not None:
-            return SyntaxReport(valid=False, diagram_type=None, errors=[unclosed])
-        response = self._run(screened, "svg")
+        broken = structure_error(screened.text, line_offset=screened.line_offset)
+        if broken is not None:
+            return SyntaxReport(valid=False, diagram_type=None, errors=[broken])
+        try:
+            response = self._run(screened, "svg")
+        except Unprocessable as exc:
+            if exc.code != "render_failed":
+                raise
+            return SyntaxReport(valid=False, diagram_type=None, errors=[DiagramError(None, exc.message)])
         errors = syntax_errors(response.headers, line_offset=screened.line_offset, line_count=screened.caller_lines)
         kind = None if errors else diagram_type(response.content, "svg")
         return SyntaxReport(valid=not errors, diagram_type=kind, errors=errors)
@@ -112,9 +117,9 @@ class PlantUmlRenderer(ABC):
             raise Unprocessable(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", param="format")
         started = time.perf_counter()
         screened = self._screen(plantuml)
-        unclosed = unclosed_start(screened.text, line_offset=screened.line_offset)
-        if unclosed is not None:
-            raise _invalid([unclosed])
+        broken = structure_error(screened.text, line_offset=screened.line_offset)
+        if broken is not None:
+            raise _invalid([broken])
         kind: str | None = None
         if fmt == "png":
             # The SVG pass is cheap: it finds errors, the type and the size before any pixels are drawn.

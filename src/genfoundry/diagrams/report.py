@@ -107,6 +107,9 @@ def syntax_errors(headers: Mapping[str, str], *, line_offset: int, line_count: i
     if message is None:
         if headers.get("x-plantuml-diagram-description", "").strip().lower() == "(error)":
             return [DiagramError(line=None, message="PlantUML could not read this diagram")]
+        if headers.get("x-plantuml-diagram-width") == "0" and headers.get("x-plantuml-diagram-height") == "0":
+            # PlantUML failed while drawing and drew its crash report instead (an empty diagram is 6×6).
+            return [DiagramError(line=None, message="PlantUML failed while drawing this diagram")]
         return []
     raw_line = headers.get("x-plantuml-diagram-error-line", "")
     line: int | None = None
@@ -116,11 +119,17 @@ def syntax_errors(headers: Mapping[str, str], *, line_offset: int, line_count: i
     return [DiagramError(line=line, message=message.strip() or "syntax error")]
 
 
-def unclosed_start(text: str, *, line_offset: int) -> DiagramError | None:
-    """The error for a source whose first `@start...` line no `@end...` line follows (PlantUML's server fails on it)."""
+def structure_error(text: str, *, line_offset: int) -> DiagramError | None:
+    """The error for a first `@start...` block that no `@end...` line closes (PlantUML's server fails on it) or
+    that holds nothing (PlantUML draws an empty 6×6 image and calls it valid)."""
     lines = [line.strip().lower() for line in text.split("\n")]
     start = next((number for number, line in enumerate(lines) if line.startswith("@start")), None)
-    if start is None or any(line.startswith("@end") for line in lines[start + 1 :]):
+    if start is None:
         return None
-    last = max(1, len(lines) - 2 * line_offset)
-    return DiagramError(line=last, message=f"no @end line closes the @start on line {start + 1 - line_offset}")
+    end = next((number for number in range(start + 1, len(lines)) if lines[number].startswith("@end")), None)
+    if end is None:
+        last = max(1, len(lines) - 2 * line_offset)
+        return DiagramError(line=last, message=f"no @end line closes the @start on line {start + 1 - line_offset}")
+    if not any(line and not line.startswith("'") for line in lines[start + 1 : end]):
+        return DiagramError(line=start + 1 - line_offset or 1, message="the diagram is empty")
+    return None

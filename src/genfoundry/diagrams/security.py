@@ -74,7 +74,7 @@ _REFUSED_FUNCTIONS = re.compile(
     re.IGNORECASE,
 )
 _EMBEDDED_IMAGE = re.compile(r"<\s*img\s*:", re.IGNORECASE)
-_SCRIPT_LINK = re.compile(r"\[\[\s*[\"']?\s*javascript\s*:", re.IGNORECASE)
+_SCRIPT_LINK = re.compile(r"\[\[[^\]]*\b(javascript|vbscript)\s*:", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029]")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
