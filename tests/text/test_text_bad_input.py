@@ -36,6 +36,7 @@ BAD_CHAT = [
     ({"n": 0}, 400, "n"),
     ({"n": 100}, 400, "n"),
     ({"stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
+    ({"stop": "x" * 1000}, 400, "stop"),
     ({"seed": "lucky"}, 400, "seed"),
     ({"model": "no-such-adapter"}, 404, "model"),
     ({"model": ""}, 400, "model"),

@@ -247,9 +247,8 @@ def test_rendered_prompts_get_one_leading_bos_like_sft_examples(tiny_llm: Path) 
 
     raw = AutoTokenizer.from_pretrained(tiny_llm, bos_token="<|endoftext|>")
     bos = raw.convert_tokens_to_ids("<|endoftext|>")
-    raw._tokenizer.post_processor = TemplateProcessing(
-        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", bos)]
-    )
+    backend: Any = raw._tokenizer
+    backend.post_processor = TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", bos)])
     tokenizer = TextTokenizer(raw, context_length=2048)
     text_ids = tokenizer.encode("Alice -> Bob", add_special_tokens=False)
     assert tokenizer.encode_rendered("Alice -> Bob") == [bos, *text_ids]
