@@ -97,7 +97,7 @@ def measure_quality(data_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
     shipped_predicted = next(iter(results.values()))[0]
     probabilities = shipped.predict(tuned.encode(texts))
     wrong = [
-        f"{t!r:>10} -> {p.label:<8} ({', '.join(f'{k} {v:.2f}' for k, v in p.scores.items())})  {text}"
+        f"{t:>7} -> {p.label:<7} ({', '.join(f'{k} {v:.2f}' for k, v in p.scores.items())})  {text}"
         for text, t, predicted, p in zip(texts, truth, shipped_predicted, probabilities, strict=True)
         if predicted != t
     ]
