@@ -78,6 +78,12 @@ def test_render_png_and_svg(plantuml: LocalRenderer) -> None:
     assert image_size(svg, "svg")[0] > 0
 
 
+def test_unknown_format_is_400(plantuml: LocalRenderer) -> None:
+    with pytest.raises(Invalid) as caught:
+        plantuml.render(SEQUENCE, "gif")  # type: ignore[arg-type]
+    assert caught.value.param == "format"
+
+
 def test_unicode_text_survives(plantuml: LocalRenderer) -> None:
     svg = plantuml.render("@startuml\nAlice -> Bob : héllo ✓\n@enduml", "svg").decode()
     assert "h&#233;llo &#10003;" in svg or "héllo ✓" in svg

@@ -36,7 +36,7 @@ from genfoundry.diagrams.report import (
 )
 from genfoundry.diagrams.runtime import LAYOUT_PRAGMA, find_java, find_plantuml_jar
 from genfoundry.diagrams.security import ScreenedSource, screen_source
-from genfoundry.errors import Overloaded, TooLarge, Unprocessable
+from genfoundry.errors import Invalid, Overloaded, TooLarge, Unprocessable
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class PlantUmlRenderer(ABC):
     def render_diagram(self, plantuml: str, fmt: DiagramFormat = "png") -> RenderedDiagram:
         """Like `render`, with the image's size, the diagram type and the time it took."""
         if fmt not in FORMATS:
-            raise Unprocessable(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", param="format")
+            raise Invalid(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", param="format")
         started = time.perf_counter()
         screened = self._screen(plantuml)
         broken = structure_error(screened.text, line_offset=screened.line_offset)
