@@ -95,6 +95,17 @@ class TextSettings(BaseModel):
     memory_budget_gb: float | None = Field(default=None, ge=0)
 
 
+class AssistantSettings(BaseModel):
+    """Which models answer when the caller leaves the choice to us: `model="auto"` chat and `POST /v1/diagrams`."""
+
+    # Defaults are the tiny models `models build-tiny` makes (the quickstart); point them at real ones.
+    image_model: str = "tiny-sd15"
+    text_model: str = "tiny-llm"
+    diagram_model: str = "tiny-llm"  # best a text adapter fine-tuned on scenario -> PlantUML pairs
+    diagram_attempts: int = Field(default=3, ge=1, le=10)  # generations per diagram until PlantUML's check passes
+    max_diagram_attempts: int = Field(default=10, ge=1)  # the most a request may ask for
+
+
 class DiagramSettings(BaseModel):
     """PlantUML rendering (/v1/diagrams/render): a long-lived local PlantUML process, or a plantuml-server URL."""
 
@@ -153,6 +164,7 @@ class Settings(BaseSettings):
     router: RouterSettings = Field(default_factory=RouterSettings)
     diagrams: DiagramSettings = Field(default_factory=DiagramSettings)
     text: TextSettings = Field(default_factory=TextSettings)
+    assistant: AssistantSettings = Field(default_factory=AssistantSettings)
     captioners_file: Path | None = None
 
     @field_validator("home", mode="after")

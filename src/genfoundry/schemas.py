@@ -624,9 +624,19 @@ class ChatCompletionRequest(TextSamplingOptions):
     service_tier: str | None = None
 
 
+class Attachment(BaseModel):
+    """What a `model="auto"` answer made besides text: an image or a diagram, with a signed URL."""
+
+    type: Literal["image", "diagram"]
+    id: str
+    url: str
+    plantuml: str | None = None
+
+
 class ChatCompletionMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
+    attachments: list[Attachment] | None = None  # ours: set by model="auto" when it made an image or a diagram
 
 
 class ChatCompletionChoice(BaseModel):
@@ -650,11 +660,13 @@ class ChatCompletionResponse(BaseModel):
     choices: list[ChatCompletionChoice]
     usage: CompletionUsage
     system_fingerprint: str | None = None
+    route: RoutePublic | None = None  # ours: set when model="auto" (the router's decision, as /v1/route gives it)
 
 
 class ChatCompletionDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    attachments: list[Attachment] | None = None  # ours: model="auto" answers with an image or a diagram
 
 
 class ChatCompletionChunkChoice(BaseModel):
@@ -672,6 +684,7 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChatCompletionChunkChoice]
     usage: CompletionUsage | None = None
     system_fingerprint: str | None = None
+    route: RoutePublic | None = None  # ours: on the first chunk when model="auto"
 
 
 class CompletionRequest(TextSamplingOptions):
@@ -783,3 +796,43 @@ class SftMethodSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hyperparameters: SftHyperparameters = Field(default_factory=SftHyperparameters)
+
+
+class DiagramGenerateRequest(BaseModel):
+    """`POST /v1/diagrams`: a scenario in words; a text model writes PlantUML, checked and retried, then drawn."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"prompt": "A sequence diagram of a user logging in", "format": "png"}]},
+    )
+
+    prompt: str = Field(min_length=1, max_length=20_000)
+    model: str | None = Field(default=None, max_length=120)  # a text base or adapter; default: assistant settings
+    format: Literal["png", "svg"] = "png"
+    max_attempts: int | None = Field(default=None, ge=1)  # capped by assistant.max_diagram_attempts
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    response_format: Literal["url", "b64_json"] = "url"
+
+
+class DiagramAttemptPublic(BaseModel):
+    seed: int
+    temperature: float
+    valid: bool
+    errors: list[DiagramErrorPublic]
+
+
+class DiagramGeneratePublic(BaseModel):
+    id: str | None  # the rendered diagram's id; None when no attempt was valid
+    object: Literal["diagram"] = "diagram"
+    created: int
+    model: str
+    plantuml: str  # the valid attempt's, else the last one's
+    valid: bool
+    attempts: int
+    errors: list[DiagramErrorPublic]  # the last attempt's (empty when valid)
+    tries: list[DiagramAttemptPublic]
+    diagram_type: str | None = None
+    format: Literal["png", "svg"]
+    url: str | None = None
+    b64_json: str | None = None

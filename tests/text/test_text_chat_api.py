@@ -176,10 +176,11 @@ def test_models_list_text_bases_and_adapters(
     assert_error(alice.delete("/v1/models/tiny-llm"), 400, param="model")
 
 
-def test_auto_model_is_a_clear_400_until_routing_is_enabled(alice: httpx.Client) -> None:
-    response = alice.post("/v1/chat/completions", json={"model": "auto", "messages": MESSAGES})
+def test_auto_model_routes_chat_completions_only(alice: httpx.Client) -> None:
+    """`model="auto"` is routed on /v1/chat/completions (tests/assistant); elsewhere it is a clear 400."""
+    response = alice.post("/v1/completions", json={"model": "auto", "prompt": "hello"})
     error = assert_error(response, 400, param="model")
-    assert "auto" in error["message"] and "not enabled" in error["message"]
+    assert "auto" in error["message"] and "chat completions only" in error["message"]
 
 
 def test_the_service_is_callable_in_process(live: LiveServer, alice: httpx.Client) -> None:

@@ -9,6 +9,7 @@ from genfoundry.api.routes import (
     classify,
     completions,
     datasets,
+    diagram_generation,
     diagrams,
     files,
     fine_tuning,
@@ -32,5 +33,6 @@ api_router.include_router(jobs.router)
 api_router.include_router(fine_tuning.router)
 api_router.include_router(classify.router)
 api_router.include_router(diagrams.router)
+api_router.include_router(diagram_generation.router)
 api_router.include_router(chat.router)
 api_router.include_router(completions.router)

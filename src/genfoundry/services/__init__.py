@@ -17,9 +17,11 @@ from genfoundry.inference.text import TextEngine
 from genfoundry.jobs.executors import make_executor
 from genfoundry.jobs.runner import JobRunner
 from genfoundry.services.adapters import AdapterService
+from genfoundry.services.auto_chat import AutoChat
 from genfoundry.services.classifiers import ClassifierService
 from genfoundry.services.dataset_jobs import CaptionerPool, DatasetJobs
 from genfoundry.services.datasets import DatasetService
+from genfoundry.services.diagram_generation import DiagramGenerator
 from genfoundry.services.diagrams import DiagramService
 from genfoundry.services.images import ImageService
 from genfoundry.services.sft import SftService
@@ -49,6 +51,8 @@ class Services:
     text_engine: TextEngine
     text: TextService
     sft: SftService
+    diagram_generator: DiagramGenerator
+    auto_chat: AutoChat
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -145,6 +149,15 @@ def build_services(settings: Settings) -> Services:
     diagrams = DiagramService(
         renderer=make_renderer(settings.diagrams, work_dir=settings.home / "cache" / "plantuml"), store=store
     )
+    diagram_generator = DiagramGenerator(text=text, diagrams=diagrams, settings=settings.assistant)
+    auto_chat = AutoChat(
+        classifiers=classifiers,
+        text=text,
+        images=images,
+        diagrams=diagram_generator,
+        signer=signer,
+        settings=settings.assistant,
+    )
     return Services(
         settings=settings,
         db_engine=db_engine,
@@ -163,4 +176,6 @@ def build_services(settings: Settings) -> Services:
         text_engine=text_engine,
         text=text,
         sft=sft,
+        diagram_generator=diagram_generator,
+        auto_chat=auto_chat,
     )

@@ -116,11 +116,10 @@ class TextService:
     # -- resolving ---------------------------------------------------------------------------------
 
     def resolve(self, *, owner_id: str, model: str) -> ResolvedTextModel:
-        """A text base, or a text adapter of `owner_id`; image models and "auto" are a 400, others a 404."""
+        """A text base, or a text adapter of `owner_id`; image models and "auto" (routed before this, on chat
+        completions) are a 400, others a 404."""
         if model == AUTO_MODEL:
-            raise Invalid(
-                'model "auto" routing is not enabled on this server; name a text model or adapter', param="model"
-            )
+            raise Invalid('model "auto" routes chat completions only; name a text model or adapter', param="model")
         entry = self.catalog.text_models.get(model)
         if entry is not None:
             return ResolvedTextModel(entry, None, TextFormat(base_id=entry.id, prompt_format=entry.prompt_format))

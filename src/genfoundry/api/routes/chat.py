@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -13,6 +13,7 @@ from genfoundry.api.deps import PrincipalDep, ServicesDep
 from genfoundry.api.sse import sse_block
 from genfoundry.errors import GenfoundryError
 from genfoundry.schemas import ChatCompletionRequest, ChatCompletionResponse
+from genfoundry.services.text import AUTO_MODEL
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 logger = logging.getLogger(__name__)
@@ -50,9 +51,18 @@ def sse_response(chunks: AsyncIterator[BaseModel]) -> StreamingResponse:
 
 @router.post("/completions", response_model=None)
 async def create_chat_completion(
-    body: ChatCompletionRequest, services: ServicesDep, principal: PrincipalDep
+    body: ChatCompletionRequest, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> ChatCompletionResponse | StreamingResponse:
-    """`model` is a text base or your text adapter; `stream: true` answers with `chat.completion.chunk` events."""
+    """`model` is a text base or your text adapter; `stream: true` answers with `chat.completion.chunk` events.
+
+    `model: "auto"`: the prompt router picks who answers the last user message: the default image model (its URL
+    in the message and in `attachments`), the diagram generator (PlantUML and its drawing), or the default text
+    model; `route` says which and why."""
+    if body.model == AUTO_MODEL:
+        base_url = str(request.base_url)
+        if body.stream:
+            return sse_response(await services.auto_chat.stream(principal.user_id, body, base_url))
+        return await services.auto_chat.answer(principal.user_id, body, base_url)
     if body.stream:
         return sse_response(await services.text.open_chat_stream(principal.user_id, body))
     return await services.text.chat(principal.user_id, body)

@@ -1,0 +1,160 @@
+"""`model="auto"` on chat completions: the router picks who answers the last user message — the default image
+model (an image URL in the message and in `attachments`), the diagram generator (PlantUML and its drawing), or
+the default text model (a normal chat completion)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from genfoundry.config import AssistantSettings
+from genfoundry.schemas import (
+    Attachment,
+    ChatCompletionChoice,
+    ChatCompletionChunk,
+    ChatCompletionChunkChoice,
+    ChatCompletionDelta,
+    ChatCompletionMessage,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionUsage,
+    ImageGenerationRequest,
+    RoutePublic,
+)
+from genfoundry.services.classifiers import ClassifierService
+from genfoundry.services.diagram_generation import DiagramGenerator
+from genfoundry.services.images import ImageService
+from genfoundry.services.text import TextService
+from genfoundry.services.urls import UrlSigner
+
+ROUTES = ("image", "diagram", "chat")
+
+
+def diagram_path(diagram_id: str) -> str:
+    return f"/v1/diagrams/{diagram_id}/content"
+
+
+class AutoChat:
+    def __init__(
+        self,
+        *,
+        classifiers: ClassifierService,
+        text: TextService,
+        images: ImageService,
+        diagrams: DiagramGenerator,
+        signer: UrlSigner,
+        settings: AssistantSettings,
+    ) -> None:
+        self.classifiers = classifiers
+        self.text = text
+        self.images = images
+        self.diagrams = diagrams
+        self.signer = signer
+        self.settings = settings
+
+    def decide(self, owner_id: str, request: ChatCompletionRequest) -> RoutePublic:
+        """The default router's label for the last user message (a label outside image/diagram is chat)."""
+        decision = self.classifiers.route(owner_id, request.messages)
+        label = decision.prediction.label
+        return RoutePublic(
+            model=decision.model,
+            route=label if label in ROUTES else "chat",
+            label=label,
+            scores=decision.prediction.scores,
+            ambiguous=decision.prediction.ambiguous,
+            margin=decision.prediction.margin,
+            message_index=decision.message_index,
+        )
+
+    async def answer(self, owner_id: str, request: ChatCompletionRequest, base_url: str) -> ChatCompletionResponse:
+        route = await asyncio.to_thread(self.decide, owner_id, request)
+        if route.route == "chat":
+            response = await self.text.chat(owner_id, self._chat_request(request))
+            return response.model_copy(update={"route": route})
+        model, message = await self._make(owner_id, request, route, base_url)
+        return ChatCompletionResponse(
+            id=f"chatcmpl-{secrets.token_hex(12)}",
+            created=int(time.time()),
+            model=model,
+            choices=[ChatCompletionChoice(index=0, message=message, finish_reason="stop")],
+            usage=CompletionUsage(prompt_tokens=0, completion_tokens=0, total_tokens=0),
+            route=route,
+        )
+
+    async def stream(
+        self, owner_id: str, request: ChatCompletionRequest, base_url: str
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """Chunks as for a named model; an image or a diagram arrives whole in one content chunk."""
+        route = await asyncio.to_thread(self.decide, owner_id, request)
+        if route.route == "chat":
+            chunks = await self.text.open_chat_stream(owner_id, self._chat_request(request))
+            return _with_route(chunks, route)
+        model, message = await self._make(owner_id, request, route, base_url)
+        return _single(model, message, route)
+
+    def _chat_request(self, request: ChatCompletionRequest) -> ChatCompletionRequest:
+        return request.model_copy(update={"model": self.settings.text_model})
+
+    async def _make(
+        self, owner_id: str, request: ChatCompletionRequest, route: RoutePublic, base_url: str
+    ) -> tuple[str, ChatCompletionMessage]:
+        prompt = request.messages[route.message_index].text()
+        if route.route == "image":
+            return await self._image(owner_id, request, prompt, base_url)
+        return await asyncio.to_thread(self._diagram, owner_id, request, prompt, base_url)
+
+    async def _image(
+        self, owner_id: str, request: ChatCompletionRequest, prompt: str, base_url: str
+    ) -> tuple[str, ChatCompletionMessage]:
+        options = ImageGenerationRequest(model=self.settings.image_model, prompt=prompt, seed=request.seed)
+        planned = await asyncio.to_thread(self.images.plan, owner_id=owner_id, options=options)
+        results = await self.images.run(planned)
+        recorded = await asyncio.to_thread(self.images.record, planned, results)
+        row = recorded[0].row
+        url = self.signer.image_url(base_url, row.id)
+        message = ChatCompletionMessage(
+            content=f"Here is your image: {url}", attachments=[Attachment(type="image", id=row.id, url=url)]
+        )
+        return self.settings.image_model, message
+
+    def _diagram(
+        self, owner_id: str, request: ChatCompletionRequest, prompt: str, base_url: str
+    ) -> tuple[str, ChatCompletionMessage]:
+        made = self.diagrams.generate(owner_id=owner_id, prompt=prompt, seed=request.seed)
+        code = f"```plantuml\n{made.final.plantuml}\n```"
+        if made.stored is None:
+            errors = "; ".join(str(getattr(e, "message", e)) for e in made.final.errors) or "invalid PlantUML"
+            content = f"I could not write valid PlantUML in {len(made.attempts)} tries ({errors}). My last try:\n{code}"
+            return made.model, ChatCompletionMessage(content=content)
+        url = self.signer.path_url(base_url, diagram_path(made.stored.id))
+        attachment = Attachment(type="diagram", id=made.stored.id, url=url, plantuml=made.final.plantuml)
+        content = f"{code}\n\nRendered diagram: {url}"
+        return made.model, ChatCompletionMessage(content=content, attachments=[attachment])
+
+
+async def _with_route(chunks: AsyncIterator[ChatCompletionChunk], route: RoutePublic) -> AsyncIterator[Any]:
+    first = True
+    async for chunk in chunks:
+        yield chunk.model_copy(update={"route": route}) if first else chunk
+        first = False
+
+
+async def _single(model: str, message: ChatCompletionMessage, route: RoutePublic) -> AsyncIterator[Any]:
+    chunk_id, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+    delta = ChatCompletionDelta(role="assistant", content=message.content, attachments=message.attachments)
+    yield ChatCompletionChunk(
+        id=chunk_id,
+        created=created,
+        model=model,
+        choices=[ChatCompletionChunkChoice(index=0, delta=delta)],
+        route=route,
+    )
+    yield ChatCompletionChunk(
+        id=chunk_id,
+        created=created,
+        model=model,
+        choices=[ChatCompletionChunkChoice(index=0, delta=ChatCompletionDelta(), finish_reason="stop")],
+    )
