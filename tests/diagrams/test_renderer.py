@@ -23,6 +23,7 @@ SEQUENCE = "@startuml\nAlice -> Bob : hello\nBob --> Alice : hi\n@enduml"
 CLASSES = "@startuml\nclass Order {\n  +total : float\n}\nclass Item\nOrder *-- Item\n@enduml"
 INVALID = "@startuml\nAlice -> Bob : hello\nthis is not ((( plantuml\n@enduml"
 WIDE = "@startuml\n" + "\n".join(f"participant P{i}" for i in range(300)) + "\n@enduml"
+VERY_WIDE = "@startuml\n" + "\n".join(f"participant P{i}" for i in range(1500)) + "\n@enduml"
 
 
 def test_check_reports_type_and_no_errors(plantuml: LocalRenderer) -> None:
@@ -190,7 +191,7 @@ def test_timeout_stops_the_render_and_the_next_one_works(quick: LocalRenderer) -
     quick.check(SEQUENCE)  # started and warm
     first_pid = quick.process.pid
     with pytest.raises(TooLarge) as caught:
-        quick.render(WIDE, "svg")
+        quick.render(VERY_WIDE, "svg")  # seconds of layout here; far over 0.5 s on any CPU
     assert caught.value.code == "render_timeout"
     assert quick.process.pid is None  # the JVM doing the slow work was stopped
     assert quick.check(SEQUENCE).valid
