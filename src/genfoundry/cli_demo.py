@@ -1,0 +1,227 @@
+"""`genfoundry demo diagrams`: fine-tune tiny-llm on the shipped scenario -> PlantUML pairs on this machine, then
+turn a scenario it has not seen into a rendered diagram. In-process (no server), through the same services the
+API uses: a JSONL dataset, an SFT job in its own process, a text adapter, chat completions, PlantUML's check."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from genfoundry.config import Settings
+
+app = typer.Typer(help="Offline demos on tiny models.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+DEMO_BASE = "tiny-llm"
+DEMO_SUFFIX = "demo-diagrams"
+DEMO_ADAPTER_NAME = f"ft-{DEMO_BASE}-{DEMO_SUFFIX}"  # what SftService names the result
+# Measured on a 2-core CPU (bench/bench_sft.py): a couple of minutes of training, after which most held-out
+# scenarios get valid PlantUML within a few tries.
+DEMO_HYPERPARAMETERS: dict[str, Any] = {
+    "n_epochs": 2,
+    "batch_size": 2,
+    "packing": True,
+    "max_seq_length": 512,
+    "rank": 16,
+    "learning_rate": 3e-3,
+    "validation_fraction": 0.05,
+    "eval_every_n_steps": 25,
+    "checkpoint_every_n_steps": 50,
+}
+MAX_REPLY_TOKENS = 320
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(code=1)
+
+
+def _packaged_lines(name: str) -> list[str]:
+    text = files("genfoundry.data").joinpath("diagrams", name).read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def heldout_scenario(index: int) -> str:
+    """The `index`-th held-out scenario (none of them is in the training pairs)."""
+    import json
+
+    lines = _packaged_lines("plantuml_pairs_heldout.jsonl")
+    return str(json.loads(lines[index % len(lines)])["prompt"])
+
+
+def _demo_adapter(local: Any, owner: str) -> str | None:
+    """The newest adapter an earlier run of the demo trained for `owner`."""
+    from genfoundry.repo import adapters as adapters_repo
+
+    with local.services.sessions() as session:
+        mine = adapters_repo.list_adapters(session=session, owner_id=owner)
+    found = [a for a in mine if a.name == DEMO_ADAPTER_NAME and a.base_id == DEMO_BASE and a.family == "text"]
+    return found[-1].id if found else None
+
+
+def _train(local: Any, owner: str, steps: int | None) -> str:
+    """Upload the pairs, run the SFT job with a progress bar; returns the adapter id."""
+    from genfoundry.repo import jobs as jobs_repo
+    from genfoundry.schemas import FineTuningJobCreate
+
+    services = local.services
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "plantuml_pairs.jsonl"
+        source = files("genfoundry.data").joinpath("diagrams", "plantuml_pairs.jsonl")
+        with source.open("rb") as src, copy.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        dataset = services.datasets.create_from_jsonl(
+            owner_id=owner, name="plantuml-pairs", path=copy, filename=copy.name
+        )
+    hyper = dict(DEMO_HYPERPARAMETERS)
+    if steps is not None:
+        hyper.pop("n_epochs")
+        hyper["max_steps"] = steps
+    body = FineTuningJobCreate.model_validate(
+        {
+            "model": DEMO_BASE,
+            "training_file": dataset.id,
+            "suffix": DEMO_SUFFIX,
+            "seed": 0,
+            "method": {"type": "sft", "sft": {"hyperparameters": hyper}},
+        }
+    )
+    job = services.sft.create_job(owner_id=owner, body=body)
+    err_console.print(f"fine-tuning {DEMO_BASE} on {dataset.accepted} scenario -> PlantUML pairs (job {job.id})")
+    columns = (
+        TextColumn("[bold]SFT[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    try:
+        with Progress(*columns, console=err_console) as progress:
+            task = progress.add_task("sft", total=None, metrics="starting…")
+            while True:
+                with services.sessions() as session:
+                    row = jobs_repo.get_job(session=session, job_id=job.id)
+                    assert row is not None
+                    last = jobs_repo.latest_event(session=session, job_id=job.id, type="metrics")
+                    status, error, result = row.status, row.error, dict(row.result)
+                    step, total = row.progress_step, row.progress_total
+                shown = _metrics_text(last.data if last is not None else {})
+                progress.update(task, completed=step, total=total or None, metrics=shown)
+                if status not in jobs_repo.ACTIVE_STATUSES:
+                    break
+                time.sleep(0.3)
+    except KeyboardInterrupt:
+        services.jobs.cancel(job.id)
+        raise _fail(f"interrupted; job {job.id} cancelled (resume it with `genfoundry jobs resume {job.id}`)") from None
+    if status != "succeeded":
+        raise _fail(f"the fine-tuning job {status}: {error}")
+    adapter_id = str(result["fine_tuned_model"])
+    accuracy = result.get("token_accuracy")
+    note = f", validation token accuracy {accuracy:.0%}" if isinstance(accuracy, int | float) else ""
+    err_console.print(f"adapter [bold]{adapter_id}[/bold]{note}")
+    return adapter_id
+
+
+def _metrics_text(data: dict[str, Any]) -> str:
+    parts = []
+    if "loss" in data:
+        parts.append(f"loss {data['loss']:.3f}")
+    if "eval_loss" in data:
+        parts.append(f"eval {data['eval_loss']:.3f}")
+    if "tokens_per_s" in data:
+        parts.append(f"{data['tokens_per_s']:.0f} tok/s")
+    return ", ".join(parts) or "loading…"
+
+
+@app.command("diagrams")
+def diagrams(
+    scenario: Annotated[
+        str | None, typer.Option(help="A scenario in words (default: one of the held-out scenarios)")
+    ] = None,
+    pick: Annotated[int, typer.Option(help="Which held-out scenario, when --scenario is not given")] = 0,
+    steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: 2 epochs)")] = None,
+    tries: Annotated[int, typer.Option(min=1, max=20, help="Generations before giving up")] = 4,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="png or svg")] = "png",
+    out: Annotated[Path | None, typer.Option(help="Where to write the image (default: <home>/demo/)")] = None,
+    retrain: Annotated[bool, typer.Option(help="Train again even if an earlier run left an adapter")] = False,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="GENFOUNDRY_API_KEY", help="Owner (default: local user)")
+    ] = None,
+) -> None:
+    """Fine-tune tiny-llm on the shipped PlantUML pairs (a couple of minutes on a CPU), then turn a scenario it
+    has not seen into PlantUML, check it with PlantUML (retrying with new seeds) and render it."""
+    from genfoundry.errors import GenfoundryError
+    from genfoundry.models.tiny_registry import build_and_register_tiny
+    from genfoundry.schemas import ChatCompletionRequest
+    from genfoundry.services.local import open_local
+    from genfoundry.text.plantuml import generate_until_valid
+
+    if fmt not in ("png", "svg"):
+        raise _fail("--format must be png or svg")
+    settings = Settings()
+    with err_console.status("checking the tiny models…"):
+        for model_id, built in build_and_register_tiny(settings.tiny_models_dir):
+            if built:
+                err_console.print(f"built {model_id}")
+    prompt = scenario or heldout_scenario(pick)
+    try:
+        with open_local(settings) as local:
+            owner = local.owner_id(api_key)
+            adapter_id = None if retrain else _demo_adapter(local, owner)
+            if adapter_id is not None:
+                err_console.print(f"using adapter {adapter_id} from an earlier run (--retrain trains again)")
+            else:
+                adapter_id = _train(local, owner, steps)
+            console.print(f"[bold]scenario:[/bold] {escape(prompt)}")
+
+            def generate(attempt_seed: int, temperature: float) -> str:
+                request = ChatCompletionRequest.model_validate(
+                    {
+                        "model": adapter_id,
+                        "messages": [{"role": "user", "content": prompt}],
+                        "max_tokens": MAX_REPLY_TOKENS,
+                        "temperature": temperature,
+                        "seed": attempt_seed,
+                    }
+                )
+                return str(local.services.text.chat_sync(owner, request).choices[0].message.content or "")
+
+            renderer = local.services.diagrams.renderer
+            with err_console.status("generating and checking PlantUML…"):
+                attempts = generate_until_valid(generate, renderer.check, tries=tries, seed=seed)
+            for number, attempt in enumerate(attempts, 1):
+                verdict = "valid" if attempt.valid else f"invalid: {_first_error(attempt.errors)}"
+                err_console.print(f"try {number} (seed {attempt.seed}, temperature {attempt.temperature}): {verdict}")
+            final = attempts[-1]
+            console.print(escape(final.plantuml), highlight=False)
+            if not final.valid:
+                raise _fail(f"no valid PlantUML in {tries} tries; train longer (--steps) or allow more --tries")
+            image = renderer.render(final.plantuml, fmt)  # type: ignore[arg-type]
+    except GenfoundryError as exc:
+        raise _fail(exc.message) from None
+    target = out or settings.home / "demo" / f"{adapter_id}-{int(time.time())}.{fmt}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(image)
+    err_console.print(f"diagram written to [bold]{escape(str(target))}[/bold]")
+    print(target)
+
+
+def _first_error(errors: Any) -> str:
+    if not errors:
+        return "unknown"
+    first = errors[0]
+    line = getattr(first, "line", None)
+    message = getattr(first, "message", str(first))
+    return f"line {line}: {message}" if line is not None else str(message)
