@@ -14,14 +14,16 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
 
 
-def test_readme_python_example_runs(live: LiveServer, keys: Keys) -> None:
+def test_readme_python_examples_run(live: LiveServer, keys: Keys) -> None:
+    """The blocks run in order in one namespace, as a reader pastes them (later ones reuse `client`)."""
     blocks = python_blocks()
     assert blocks, "README has no python example"
+    namespace: dict[str, object] = {}
     for block in blocks:
         code = block.replace("http://127.0.0.1:8000", live.url).replace('"gf-..."', repr(keys.alice))
-        namespace: dict[str, object] = {}
         exec(compile(code, str(README), "exec"), namespace)
-        assert namespace["png"][:8] == b"\x89PNG\r\n\x1a\n"  # type: ignore[index]
+    assert namespace["png"][:8] == b"\x89PNG\r\n\x1a\n"  # type: ignore[index]
+    assert namespace["reply"].model_dump()["route"]["route"] == "image"  # type: ignore[attr-defined]
 
 
 def test_readme_names_the_commands_that_exist() -> None:
