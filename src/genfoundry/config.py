@@ -55,6 +55,7 @@ class JobSettings(BaseModel):
     # "thread": in this process (fast start, for tests); a crash there takes the server down.
     executor: Literal["subprocess", "thread"] = "subprocess"
     device_slots: int = Field(default=1, ge=1)
+    cpu_slots: int = Field(default=2, ge=1)  # jobs of kinds that use no device (URL downloads) run beside those
     max_attempts: int = Field(default=3, ge=1)
     heartbeat_s: float = Field(default=5.0, gt=0)
     stale_after_s: float = Field(default=30.0, gt=0)

@@ -99,6 +99,7 @@ def make_runner(settings: Settings) -> Harness:
     for name in ("count", "stubborn", "boom", "exit_hard"):
         runner.register(name, f"{HERE}:{name}", on_finish=f"{HERE}:record_finish")
     runner.register("missing", "tests.jobs.no_such_module:run", on_finish=f"{HERE}:record_finish")
+    runner.register("download", f"{HERE}:count", on_finish=f"{HERE}:record_finish", uses_device=False)
     return Harness(runner, engine)
 
 

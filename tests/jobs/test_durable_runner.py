@@ -376,3 +376,18 @@ def test_thread_executor_runs_jobs_in_process(home: Path, out: Path) -> None:
         assert wait_final(harness, slow).status == "cancelled"
     finally:
         harness.close()
+
+
+def test_a_job_that_needs_no_device_does_not_wait_behind_device_jobs(home: Path, out: Path) -> None:
+    harness = make_runner(job_settings(home, device_slots=1, cpu_slots=1))
+    try:
+        training = submit(harness, "count", {"out": str(out), "n": 200, "step_s": 0.05})
+        queued = submit(harness, "count", {"out": str(out), "n": 1})
+        download = submit(harness, "download", {"out": str(out), "n": 2})
+        assert wait_final(harness, download).status == "succeeded"
+        assert load(harness, training).status == "running"  # the device slot is still taken...
+        assert load(harness, queued).status == "queued"  # ...so the second device job waits
+        harness.runner.cancel(training)
+        assert wait_final(harness, queued).status == "succeeded"
+    finally:
+        harness.close()

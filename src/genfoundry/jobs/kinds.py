@@ -40,6 +40,7 @@ class JobKind:
     function: JobFunction | str
     on_finish: Finisher | str | None = None
     resumable: bool = False  # a cancelled or failed job may be re-queued to go on from its last checkpoint
+    uses_device: bool = True  # False: network or disk work (downloads) that takes a CPU slot, not a device slot
 
     @property
     def importable(self) -> bool:

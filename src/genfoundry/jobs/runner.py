@@ -54,7 +54,8 @@ class _Active:
 
 
 class JobRunner:
-    """Claims queued jobs of the registered kinds and runs up to `device_slots` of them at once."""
+    """Claims queued jobs of the registered kinds and runs up to `device_slots` of them at once (plus up to
+    `cpu_slots` jobs of kinds that use no device)."""
 
     def __init__(
         self, *, sessions: sessionmaker[Session], settings: JobSettings, executor: Executor, poll_s: float = 0.5
@@ -78,15 +79,22 @@ class JobRunner:
     # -- kinds and submission ----------------------------------------------------------------------
 
     def register(
-        self, kind: str, fn: JobFunction | str, *, on_finish: Finisher | str | None = None, resumable: bool = False
+        self,
+        kind: str,
+        fn: JobFunction | str,
+        *,
+        on_finish: Finisher | str | None = None,
+        resumable: bool = False,
+        uses_device: bool = True,
     ) -> None:
         """`fn` is a callable (rebuilt in the job's process by `build_services`) or a "module:function" string.
 
         `on_finish` runs once the job reached a final state, whatever it is (to release what it held); it may
         run twice (in the job's process and in the runner's), so it must be idempotent. `resumable` kinds can be
-        re-queued after they were cancelled or failed (`resume`), going on from their last checkpoint.
+        re-queued after they were cancelled or failed (`resume`), going on from their last checkpoint. Kinds with
+        `uses_device=False` (downloads) run in `cpu_slots`, so they never wait behind a long training job.
         """
-        self._kinds[kind] = JobKind(kind, fn, on_finish, resumable)
+        self._kinds[kind] = JobKind(kind, fn, on_finish, resumable, uses_device)
 
     def kind(self, name: str) -> JobKind:
         if name not in self._kinds:
@@ -304,16 +312,20 @@ class JobRunner:
             serving, own = self._serving, sorted(self._own)
         if not serving and not own:
             return
-        while len(self._active) < self.settings.device_slots and not self._stop.is_set():
-            free = self.settings.device_slots - len(self._active)
-            with self.sessions() as session:
-                candidates = jobs_repo.queued_jobs(
-                    session=session, kinds=sorted(self._kinds), limit=free, only=None if serving else own
-                )
-            if not candidates:
-                return
-            for job_id, kind in candidates:  # a candidate another worker wins drops out of the next query
-                self._claim_one(job_id, kind)
+        for uses_device, slots in ((True, self.settings.device_slots), (False, self.settings.cpu_slots)):
+            kinds = sorted(name for name, kind in self._kinds.items() if kind.uses_device == uses_device)
+            while kinds and not self._stop.is_set():
+                free = slots - sum(1 for a in self._active.values() if a.run.kind.uses_device == uses_device)
+                if free <= 0:
+                    break
+                with self.sessions() as session:
+                    candidates = jobs_repo.queued_jobs(
+                        session=session, kinds=kinds, limit=free, only=None if serving else own
+                    )
+                if not candidates:
+                    break
+                for job_id, kind in candidates:  # a candidate another worker wins drops out of the next query
+                    self._claim_one(job_id, kind)
 
     def _claim_one(self, job_id: str, kind: str) -> None:
         with self.sessions() as session:

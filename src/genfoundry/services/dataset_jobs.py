@@ -64,7 +64,7 @@ class DatasetJobs:
         self.caption_cache_dir = caption_cache_dir
 
     def register(self, runner: JobRunner) -> None:
-        runner.register("dataset_urls", self.download_urls, on_finish=self.finish)
+        runner.register("dataset_urls", self.download_urls, on_finish=self.finish, uses_device=False)
         runner.register("dataset_caption", self.caption, on_finish=self.finish)
 
     # -- URL downloads -----------------------------------------------------------------------------
