@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -111,6 +112,7 @@ def measure_latency(requests: int, list_requests: int, list_size: int, data_dir:
     held = [e.text for e in read_examples(data_dir / "heldout.jsonl")]
     batch = (held * (list_size // len(held) + 1))[:list_size]
     rows = [
+        ("load average (1 min) before the run", f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"),
         ("encoder start-up, fresh process", f"{startup['load_s'] * 1000:.0f} ms import + load (LoRA merged)"),
         ("first classification after that", f"{startup['first_s'] * 1000:.0f} ms"),
     ]
@@ -133,6 +135,19 @@ def measure_latency(requests: int, list_requests: int, list_size: int, data_dir:
             response.raise_for_status()
             lists.append(time.perf_counter() - start)
             assert len(response.json()["data"]) == list_size
+    # The same work in this process, without HTTP, right after: how much of the above is the model itself.
+    head = load_head(default_head_dir())
+    encoder = TextEncoder(lora=head.encoder_lora)
+    head.predict(encoder.encode(list(SHORT_PROMPTS)))
+    local_single, local_lists = [], []
+    for i in range(requests):
+        start = time.perf_counter()
+        head.predict(encoder.encode([SHORT_PROMPTS[i % len(SHORT_PROMPTS)]]))
+        local_single.append(time.perf_counter() - start)
+    for _ in range(list_requests):
+        start = time.perf_counter()
+        head.predict(encoder.encode(batch))
+        local_lists.append(time.perf_counter() - start)
     rows.append(
         (
             f"one short prompt, HTTP ({requests} requests)",
@@ -145,6 +160,14 @@ def measure_latency(requests: int, list_requests: int, list_size: int, data_dir:
             f"p50 {statistics.median(lists) * 1000:.1f} ms  p95 {percentile(lists, 95) * 1000:.1f} ms",
         )
     )
+    for name, samples in (("one short prompt", local_single), (f"a list of {list_size}", local_lists)):
+        rows.append(
+            (
+                f"{name}, in-process encode + head",
+                f"p50 {statistics.median(samples) * 1000:.1f} ms  p95 {percentile(samples, 95) * 1000:.1f} ms",
+            )
+        )
+    rows.append(("load average (1 min) after the run", f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"))
     return rows
 
 

@@ -76,6 +76,9 @@ class RouterSettings(BaseModel):
     max_inputs: int = Field(default=256, ge=1)
     # Custom classifier heads kept in memory (they are a few KB each; the encoder is shared).
     max_loaded_heads: int = Field(default=64, ge=1)
+    # Torch threads per encoder call (the calling thread's setting only; other engines keep theirs). One thread
+    # kept a 2-core machine shared with other work at ~10 ms per short prompt, where two took up to 0.7 s.
+    encoder_threads: int | None = Field(default=1, ge=1)
 
 
 class TextSettings(BaseModel):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,13 @@ class TextEncoder:
         lora: LoraSpec | None = None,
         device: str = "cpu",
         batch_size: int = 64,
+        threads: int | None = 1,
     ) -> None:
         self.model_dir = model_dir
         self.lora = lora
+        # Torch threads for this encoder's forwards (None: torch's default). Set on the calling thread only, for
+        # the call: on a small shared CPU, two threads waiting on each other made a forward 70x slower here.
+        self.threads = threads
         self.device = device
         self.batch_size = batch_size
         self.load_seconds: float | None = None
@@ -142,7 +147,7 @@ class TextEncoder:
 
         keep = self._window * CHARS_PER_TOKEN_KEPT
         # The fast tokenizer sets its truncation and padding state per call, so it is not safe across threads.
-        with self._run_lock, torch.inference_mode():
+        with self._run_lock, torch.inference_mode(), _torch_threads(self.threads):
             batch = self._tokenizer(
                 [text[:keep] for text in texts],
                 padding=True,
@@ -155,6 +160,22 @@ class TextEncoder:
             pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
             embeddings = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return embeddings.float().cpu().numpy()
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with `threads` intra-op threads on this thread (OpenMP's setting is per calling thread)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is None or threads == previous:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def merge_lora(model: Any, spec: LoraSpec) -> Any:

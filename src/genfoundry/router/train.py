@@ -221,7 +221,9 @@ def train_classifier(
             result.stopped = True
             return result
         lora = tuned.spec
-        encoder = TextEncoder(encoder.model_dir, lora=lora, device=encoder.device, batch_size=encoder.batch_size)
+        encoder = TextEncoder(
+            encoder.model_dir, lora=lora, device=encoder.device, batch_size=encoder.batch_size, threads=encoder.threads
+        )
 
     # 3. Embed every example (one forward pass per batch), stopping between batches if asked.
     embedded: list[np.ndarray] = []

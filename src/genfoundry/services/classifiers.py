@@ -101,7 +101,7 @@ class ClassifierService:
         self.datasets = datasets
         self.jobs = jobs
         self.work_dir = work_dir
-        self.encoder = encoder or TextEncoder(device=device)
+        self.encoder = encoder or TextEncoder(device=device, threads=settings.encoder_threads)
         self.head_dir = head_dir or default_head_dir()
         self._default: ClassifierHead | None = None
         self._tuned: dict[Path, TextEncoder] = {}  # encoders with a head's LoRA merged in, one per LoRA file
@@ -142,7 +142,10 @@ class ClassifierService:
             key = head.encoder_lora.path.resolve()
             if key not in self._tuned:
                 self._tuned[key] = TextEncoder(
-                    self.encoder.model_dir, lora=head.encoder_lora, device=self.encoder.device
+                    self.encoder.model_dir,
+                    lora=head.encoder_lora,
+                    device=self.encoder.device,
+                    threads=self.encoder.threads,
                 )
             return self._tuned[key]
 
