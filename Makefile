@@ -35,6 +35,7 @@ bench: setup  ## tiny models on this machine (LoRA training: a medium SD 1.5-sha
 	$(BIN)/python -m bench.bench_captioning
 	$(BIN)/python -m bench.bench_lora_training
 	$(BIN)/python -m bench.bench_plantuml_render
+	$(BIN)/python -m bench.bench_router
 
 bench-gpu: setup  ## the same on SD 1.5-sized random weights (fp16, 512x512); LoRA training also FLUX-sized, 512 and 1024
 	$(BIN)/python -m bench.bench_api_overhead --sized
