@@ -147,7 +147,7 @@ class TextEncoder:
 
         keep = self._window * CHARS_PER_TOKEN_KEPT
         # The fast tokenizer sets its truncation and padding state per call, so it is not safe across threads.
-        with self._run_lock, torch.inference_mode(), _torch_threads(self.threads):
+        with self._run_lock, torch.inference_mode(), torch_threads(self.threads):
             batch = self._tokenizer(
                 [text[:keep] for text in texts],
                 padding=True,
@@ -163,7 +163,7 @@ class TextEncoder:
 
 
 @contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
+def torch_threads(threads: int | None) -> Iterator[None]:
     """Run the block with `threads` intra-op threads on this thread (OpenMP's setting is per calling thread)."""
     import torch
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from genfoundry.router.encoder import LoraSpec, encoder_dir
+from genfoundry.router.encoder import LoraSpec, encoder_dir, torch_threads
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class ContrastiveConfig:
     target_modules: tuple[str, ...] = ("query", "key", "value", "dense")
     max_tokens: int = 64  # training window; prompts are short, and the serving window stays the encoder's own
     seed: int = 0
+    threads: int | None = 1  # torch threads for the training loop (one: no stalls on a shared CPU, same sums anywhere)
 
     @property
     def steps(self) -> int:
@@ -96,20 +97,21 @@ def contrastive_lora(
         return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
     result = ContrastiveResult(spec=None)
-    for step, start in enumerate(range(0, len(pairs), config.batch_size), start=1):
-        if should_stop is not None and should_stop():
-            return result
-        chunk = pairs[start : start + config.batch_size]
-        first = embed([texts[i] for i, _, _ in chunk])
-        second = embed([texts[j] for _, j, _ in chunk])
-        target = torch.tensor([t for _, _, t in chunk], dtype=first.dtype)
-        loss = torch.nn.functional.mse_loss((first * second).sum(dim=1), target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        result.losses.append(float(loss.detach()))
-        if on_step is not None:
-            on_step(step, config.steps, result.losses[-1])
+    with torch_threads(config.threads):
+        for step, start in enumerate(range(0, len(pairs), config.batch_size), start=1):
+            if should_stop is not None and should_stop():
+                return result
+            chunk = pairs[start : start + config.batch_size]
+            first = embed([texts[i] for i, _, _ in chunk])
+            second = embed([texts[j] for _, j, _ in chunk])
+            target = torch.tensor([t for _, _, t in chunk], dtype=first.dtype)
+            loss = torch.nn.functional.mse_loss((first * second).sum(dim=1), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            result.losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(step, config.steps, result.losses[-1])
     state = {key: value.detach().contiguous() for key, value in get_peft_model_state_dict(model).items()}
     output_file.parent.mkdir(parents=True, exist_ok=True)
     save_file(dict(sorted(state.items())), str(output_file))

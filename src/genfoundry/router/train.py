@@ -265,7 +265,7 @@ def train_classifier(
     final = fit_logistic(embeddings, labels, c=chosen_c, max_iter=config.max_iter)
     recipe: dict[str, Any] = {"kind": "logistic_regression", "encoder_tuning": config.encoder_tuning}
     if lora is not None:
-        recipe["contrastive"] = {k: v for k, v in asdict(config.contrastive).items() if k != "seed"}
+        recipe["contrastive"] = {k: v for k, v in asdict(config.contrastive).items() if k not in ("seed", "threads")}
     head = ClassifierHead(
         labels=final.labels,
         weight=final.weight,
