@@ -33,7 +33,7 @@ bench: setup  ## tiny models on this machine (LoRA training: a medium SD 1.5-sha
 	$(BIN)/python -m bench.bench_concurrency
 	$(BIN)/python -m bench.bench_zip_ingest
 	$(BIN)/python -m bench.bench_captioning
-	$(BIN)/python -m bench.bench_lora_training
+	$(BIN)/python -m bench.bench_lora_training --threads 1
 	$(BIN)/python -m bench.bench_plantuml_render
 	$(BIN)/python -m bench.bench_router
 
