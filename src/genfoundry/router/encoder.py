@@ -130,16 +130,24 @@ class TextEncoder:
             self._model = model
             self.load_seconds = time.perf_counter() - start
 
-    def encode(self, texts: Sequence[str], *, on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """Unit-length float32 embeddings, one row per text; a list up to `batch_size` is one forward pass."""
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Unit-length float32 embeddings, one row per text; each `batch_size` texts (default: the encoder's)
+        are one forward pass."""
         self.load()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        size = batch_size or self.batch_size
         rows = []
-        for start in range(0, len(texts), self.batch_size):
-            rows.append(self._encode_batch(texts[start : start + self.batch_size]))
+        for start in range(0, len(texts), size):
+            rows.append(self._encode_batch(texts[start : start + size]))
             if on_batch is not None:
-                on_batch(min(start + self.batch_size, len(texts)), len(texts))
+                on_batch(min(start + size, len(texts)), len(texts))
         return np.concatenate(rows)
 
     def _encode_batch(self, texts: Sequence[str]) -> np.ndarray:

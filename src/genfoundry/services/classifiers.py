@@ -170,7 +170,8 @@ class ClassifierService:
             if not text.strip():
                 raise Invalid(f"input[{index}] is empty or only whitespace", param="input")
         model_id, head = self.head_for(owner_id, model)
-        embeddings = self.encoder_for(head).encode(list(inputs))
+        # One forward pass for the whole request (at most max_inputs texts).
+        embeddings = self.encoder_for(head).encode(list(inputs), batch_size=len(inputs))
         return Classification(model_id, head.predict(embeddings, ambiguity_margin=self.settings.ambiguity_margin))
 
     def route(self, owner_id: str, messages: Sequence[object], model: str | None = None) -> RouteDecision:
