@@ -25,18 +25,18 @@ err_console = Console(stderr=True)
 DEMO_BASE = "tiny-llm"
 DEMO_SUFFIX = "demo-diagrams"
 DEMO_ADAPTER_NAME = f"ft-{DEMO_BASE}-{DEMO_SUFFIX}"  # what SftService names the result
-# Measured on a 2-core CPU (bench/bench_sft.py): a couple of minutes of training, after which most held-out
-# scenarios get valid PlantUML within a few tries.
+# tiny-llm starts from random weights: on the shipped pairs the loss keeps falling for a few hundred steps (six
+# epochs, ~290 steps of ~1,000 tokens). bench/bench_sft.py measures these settings on a 2-core CPU.
 DEMO_HYPERPARAMETERS: dict[str, Any] = {
-    "n_epochs": 2,
+    "n_epochs": 6,
     "batch_size": 2,
     "packing": True,
     "max_seq_length": 512,
     "rank": 16,
     "learning_rate": 3e-3,
     "validation_fraction": 0.05,
-    "eval_every_n_steps": 25,
-    "checkpoint_every_n_steps": 50,
+    "eval_every_n_steps": 50,
+    "checkpoint_every_n_steps": 100,
 }
 MAX_REPLY_TOKENS = 320
 
@@ -150,8 +150,8 @@ def diagrams(
         str | None, typer.Option(help="A scenario in words (default: one of the held-out scenarios)")
     ] = None,
     pick: Annotated[int, typer.Option(help="Which held-out scenario, when --scenario is not given")] = 0,
-    steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: 2 epochs)")] = None,
-    tries: Annotated[int, typer.Option(min=1, max=20, help="Generations before giving up")] = 4,
+    steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: 6 epochs)")] = None,
+    tries: Annotated[int, typer.Option(min=1, max=10, help="Generations before giving up")] = 8,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     fmt: Annotated[str, typer.Option("--format", help="png or svg")] = "png",
     out: Annotated[Path | None, typer.Option(help="Where to write the image (default: <home>/demo/)")] = None,
@@ -164,9 +164,7 @@ def diagrams(
     has not seen into PlantUML, check it with PlantUML (retrying with new seeds) and render it."""
     from genfoundry.errors import GenfoundryError
     from genfoundry.models.tiny_registry import build_and_register_tiny
-    from genfoundry.schemas import ChatCompletionRequest
     from genfoundry.services.local import open_local
-    from genfoundry.text.plantuml import generate_until_valid
 
     if fmt not in ("png", "svg"):
         raise _fail("--format must be png or svg")
@@ -185,36 +183,33 @@ def diagrams(
             else:
                 adapter_id = _train(local, owner, steps)
             console.print(f"[bold]scenario:[/bold] {escape(prompt)}")
-
-            def generate(attempt_seed: int, temperature: float) -> str:
-                request = ChatCompletionRequest.model_validate(
-                    {
-                        "model": adapter_id,
-                        "messages": [{"role": "user", "content": prompt}],
-                        "max_tokens": MAX_REPLY_TOKENS,
-                        "temperature": temperature,
-                        "seed": attempt_seed,
-                    }
+            # The same generate -> check -> retry -> render as POST /v1/diagrams.
+            with err_console.status("generating PlantUML and checking it with PlantUML…"):
+                generated = local.services.diagram_generator.generate(
+                    owner_id=owner,
+                    prompt=prompt,
+                    model=adapter_id,
+                    fmt=fmt,  # type: ignore[arg-type]
+                    max_attempts=tries,
+                    seed=seed,
+                    max_tokens=MAX_REPLY_TOKENS,
                 )
-                return str(local.services.text.chat_sync(owner, request).choices[0].message.content or "")
-
-            renderer = local.services.diagrams.renderer
-            with err_console.status("generating and checking PlantUML…"):
-                attempts = generate_until_valid(generate, renderer.check, tries=tries, seed=seed)
-            for number, attempt in enumerate(attempts, 1):
+            for number, attempt in enumerate(generated.attempts, 1):
                 verdict = "valid" if attempt.valid else f"invalid: {_first_error(attempt.errors)}"
                 err_console.print(f"try {number} (seed {attempt.seed}, temperature {attempt.temperature}): {verdict}")
-            final = attempts[-1]
-            console.print(escape(final.plantuml), highlight=False)
-            if not final.valid:
+            console.print(escape(generated.final.plantuml), highlight=False)
+            if generated.stored is None:
                 raise _fail(f"no valid PlantUML in {tries} tries; train longer (--steps) or allow more --tries")
-            image = renderer.render(final.plantuml, fmt)  # type: ignore[arg-type]
+            image = generated.stored.diagram.data
     except GenfoundryError as exc:
         raise _fail(exc.message) from None
     target = out or settings.home / "demo" / f"{adapter_id}-{int(time.time())}.{fmt}"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(image)
-    err_console.print(f"diagram written to [bold]{escape(str(target))}[/bold]")
+    err_console.print(
+        f"diagram written to [bold]{escape(str(target))}[/bold]; POST /v1/diagrams draws with this adapter when "
+        f"GENFOUNDRY_ASSISTANT__DIAGRAM_MODEL={adapter_id}"
+    )
     print(target)
 
 

@@ -36,6 +36,7 @@ class DiagramAttempt:
     plantuml: str
     valid: bool
     errors: Sequence[Any] = field(default_factory=list)
+    diagram_type: str | None = None  # PlantUML's name for a valid diagram's type (sequence, class...)
 
 
 def generate_until_valid(
@@ -58,15 +59,15 @@ def generate_until_valid(
     for index in range(tries):
         this_temperature = 0.0 if index == 0 else temperature
         plantuml = extract_plantuml(generate(seed + index, this_temperature))
-        valid, errors = False, ["the reply holds no PlantUML"]
+        valid, errors, kind = False, ["the reply holds no PlantUML"], None
         if plantuml:
             try:
                 report = check(plantuml)
             except GenfoundryError as exc:  # refused by the screening (an !include), too large, too slow
                 errors = [exc.message]
             else:
-                valid, errors = bool(report.valid), list(report.errors)
-        attempts.append(DiagramAttempt(seed + index, this_temperature, plantuml, valid, errors))
+                valid, errors, kind = bool(report.valid), list(report.errors), report.diagram_type
+        attempts.append(DiagramAttempt(seed + index, this_temperature, plantuml, valid, errors, kind))
         if valid:
             break
     return attempts
