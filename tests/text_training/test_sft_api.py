@@ -41,12 +41,6 @@ def file_id(
     return str(response.json()["id"])
 
 
-def require_sft_route(response: httpx.Response) -> None:
-    """The lead wires method "sft" into POST /v1/fine_tuning/jobs; until then this file has nothing to test."""
-    if response.status_code == 400 and "not available yet" in response.json()["error"]["message"]:
-        pytest.skip("POST /v1/fine_tuning/jobs does not dispatch method 'sft' yet")
-
-
 def test_a_line_without_completion_is_refused_at_upload(alice: httpx.Client) -> None:
     lines = [json.dumps({"prompt": "a", "completion": "@startuml\nA -> B\n@enduml"}), json.dumps({"prompt": "b"})]
     error = assert_error(upload_jsonl(alice, ("\n".join(lines) + "\n").encode()), 422, param="file")
@@ -55,8 +49,9 @@ def test_a_line_without_completion_is_refused_at_upload(alice: httpx.Client) -> 
 
 
 def test_jsonl_to_adapter_to_chat(live: LiveServer, alice: httpx.Client, file_id: str) -> None:
-    response = alice.post("/v1/fine_tuning/jobs", json=sft_body(file_id, validation_fraction=0.25))
-    require_sft_route(response)
+    response = alice.post(
+        "/v1/fine_tuning/jobs", json=sft_body(file_id, validation_fraction=0.25, checkpoint_every_n_steps=2)
+    )
     assert response.status_code == 200, response.text
     job = response.json()
     assert job["method"]["type"] == "sft" and job["model"] == "tiny-llm"
@@ -69,6 +64,9 @@ def test_jsonl_to_adapter_to_chat(live: LiveServer, alice: httpx.Client, file_id
     events = alice.get(f"/v1/fine_tuning/jobs/{job['id']}/events", params={"limit": 1000}).json()["data"]
     metrics = [e["data"] for e in events if e["type"] == "metrics"]
     assert metrics and "eval_loss" in metrics[-1] and "token_accuracy" in metrics[-1]
+    checkpoints = alice.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
+    assert [c["step_number"] for c in checkpoints] == [2]
+    assert checkpoints[0]["fine_tuned_model_checkpoint"].startswith("ft-tiny-llm-step-2-")
     answer = alice.post(
         "/v1/chat/completions",
         json={"model": adapter_id, "messages": [{"role": "user", "content": "A user logs in"}], "max_tokens": 8},
@@ -90,7 +88,6 @@ def test_bad_sft_requests(
     alice: httpx.Client, file_id: str, model: str, hyper: dict[str, Any], status: int, param: str
 ) -> None:
     response = alice.post("/v1/fine_tuning/jobs", json=sft_body(file_id, model=model, **hyper))
-    require_sft_route(response)
     assert_error(response, status, param=param)
 
 
