@@ -9,11 +9,15 @@ steps/s counts the training steps after --warmup only (no model load, no caching
 caching (encode_dataset) and both loops' end-to-end times (load, caching, all steps, saving) are reported
 next to it, with the run length after which caching has paid for itself.
 
-Sizes: "tiny" (models/tiny.py; per-call overhead dominates), "medium" (the CPU default: SD 1.5's layout with
-channel widths /5 in the UNet and /4 in the VAE and a 6-layer CLIP 192 wide, at 256 px; there the VAE encoder
-and text encoder take about the share of a LoRA step they take in real SD 1.5 at 512 px, where torch's FLOP
-counter gives VAE ~39%, text ~0.5%, UNet forward + backward ~60%; both shares are printed each run), "sd15"
-(SD 1.5-sized, for a GPU) and "flux" (FLUX.1-dev-sized, ~34 GB in bf16, for a GPU).
+Sizes: "tiny" (models/tiny.py; per-call overhead dominates, says little), "medium" (the CPU default: SD 1.5's
+layout with channel widths /5 in the UNet and /4 in the VAE and a 6-layer CLIP text tower 192 wide, at 256 px,
+43M parameters; on a 2-core x86 CPU its VAE encode + text encode take ~30% of a reference step's time, against
+31-35% for an SD 1.5-sized pipeline at 512 px on the same CPU, so its ratio if anything understates SD 1.5's), "sd15"
+(SD 1.5-sized: on a GPU; on a CPU only as a few-step one-off) and "flux" (FLUX.1-dev-sized, ~34 GB in bf16, GPU).
+Each run prints the reference step's time and FLOP shares, and the SD 1.5-sized FLOP shares for comparison.
+
+On a CPU shared with other work, pass --threads 1: with torch's default of one thread per core, every parallel
+region waits for a descheduled thread and steps slowed ~20x (unevenly) under a load of 8 on 2 cores.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class RunSpec:
     output_dir: str
     params: dict[str, Any]
     warmup: int
+    threads: int | None = None  # torch intra-op threads; None keeps torch's default (one per core)
 
 
 def make_dataset(folder: Path, count: int, resolution: int, *, seed: int = 0) -> Path:
@@ -80,19 +85,19 @@ def build_model(size: str, family: str, out_dir: Path) -> Path:
     if size == "tiny":
         from genfoundry.models.tiny import build_tiny_pipeline
 
-        return build_tiny_pipeline(family, out_dir)
+        return Path(build_tiny_pipeline(family, out_dir))
     if size == "medium":
         from genfoundry.models.sized import build_sd15_medium_pipeline
 
-        return build_sd15_medium_pipeline(out_dir)
+        return Path(build_sd15_medium_pipeline(out_dir))
     if size == "sd15":
         from genfoundry.models.sized import build_sd15_sized_pipeline
 
         # fp16 on disk like the published weights; float32 on a CPU, which has no fast half-precision kernels.
-        return build_sd15_sized_pipeline(out_dir, dtype="float16" if cuda else "float32")
+        return Path(build_sd15_sized_pipeline(out_dir, dtype="float16" if cuda else "float32"))
     from genfoundry.models.sized import build_flux_sized_pipeline
 
-    return build_flux_sized_pipeline(out_dir, dtype="bfloat16" if cuda else "float32")
+    return Path(build_flux_sized_pipeline(out_dir, dtype="bfloat16" if cuda else "float32"))
 
 
 def lora_params(resolution: int, steps: int, batch_size: int, rank: int | None) -> dict[str, Any]:
@@ -133,6 +138,7 @@ def run_pairs(
     params: dict[str, Any],
     warmup: int,
     repeats: int,
+    threads: int | None = None,
 ) -> list[dict[str, dict[str, Any]]]:
     """`repeats` rounds of both loops, alternating which goes first so drift and warm caches favour neither."""
     rounds = []
@@ -148,6 +154,7 @@ def run_pairs(
                 output_dir=str(work_dir / f"{kind}-{repeat}"),
                 params=params,
                 warmup=warmup,
+                threads=threads,
             )
             results[kind] = run_child(spec)
         rounds.append(results)
@@ -178,13 +185,13 @@ def _current_memory_mib() -> float:
     return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _training_rate(step_ends: list[float], warmup: int) -> float:
-    """Steps per second between the end of step `warmup` and the end of the last step."""
-    warmup = min(warmup, len(step_ends) - 1)
-    start = step_ends[warmup - 1] if warmup > 0 else None
-    if start is None:
-        raise ValueError("need at least one warmup step to time from")
-    return (len(step_ends) - warmup) / (step_ends[-1] - start)
+def _training_rates(step_ends: list[float], warmup: int) -> tuple[float, float]:
+    """Steps per second after the first `warmup` steps: over their wall time, and from the median step time
+    (which a burst of load from other processes on a shared machine barely moves)."""
+    if not 1 <= warmup < len(step_ends):
+        raise ValueError(f"need 1 <= warmup < steps; got warmup {warmup} for {len(step_ends)} steps")
+    durations = [b - a for a, b in zip(step_ends[warmup - 1 :], step_ends[warmup:], strict=False)]
+    return len(durations) / sum(durations), 1 / statistics.median(durations)
 
 
 def child_main(spec: RunSpec) -> dict[str, Any]:
@@ -193,10 +200,19 @@ def child_main(spec: RunSpec) -> dict[str, Any]:
 
     from genfoundry.training.config import LoraTrainingConfig
 
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
     config = LoraTrainingConfig.from_params(spec.family, spec.base, spec.params)
     baseline = _current_memory_mib()  # after the imports, before any model
     step_ends: list[float] = []
     losses: list[float] = []
+    peak = [0.0]  # read at each step's end: what runs after the last step (FLOP counting) is not training
+
+    def record(loss: float) -> None:
+        step_ends.append(time.perf_counter())
+        losses.append(loss)
+        peak[0] = _peak_memory_mib()
+
     extra: dict[str, Any] = {}
     began = time.perf_counter()
     if spec.kind == "recipe":
@@ -215,29 +231,29 @@ def child_main(spec: RunSpec) -> dict[str, Any]:
                 caching[0] += time.perf_counter() - start
 
         cache.encode_dataset = timed_encode
-
-        def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
-            step_ends.append(time.perf_counter())
-            losses.append(metrics["loss"])
-
-        train_lora(config, Path(spec.dataset), Path(spec.output_dir), TrainingCallbacks(on_step=on_step))
+        callbacks = TrainingCallbacks(on_step=lambda _step, _total, metrics: record(metrics["loss"]))
+        train_lora(config, Path(spec.dataset), Path(spec.output_dir), callbacks)
         extra["caching_s"] = caching[0]
     else:
         from bench.reference_lora_loop import run_reference_loop
 
-        result = run_reference_loop(config, Path(spec.dataset), count_flops=True)
-        step_ends, losses = result.step_ends, result.losses
+        result = run_reference_loop(
+            config, Path(spec.dataset), count_flops=True, on_step=lambda _step, loss: record(loss)
+        )
         extra["phase_seconds"] = result.phase_seconds
         extra["phase_flops"] = result.phase_flops
+        began += result.flop_count_s  # counting FLOPs is the bench's extra, not the loop's
     ended = time.perf_counter()
+    rate, median_rate = _training_rates(step_ends, spec.warmup)
     return {
         "kind": spec.kind,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "steps": len(step_ends),
-        "steps_per_s": _training_rate(step_ends, spec.warmup),
+        "steps_per_s": rate,
+        "steps_per_s_median": median_rate,
         "end_to_end_s": ended - began,
         "first_step_done_s": step_ends[0] - began,
-        "peak_mib": _peak_memory_mib(),
+        "peak_mib": peak[0],
         "baseline_mib": baseline,
         "loss_mean": statistics.fmean(losses),
         **extra,
@@ -282,6 +298,7 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], steps: int, warmup: int) 
     reference = [r["reference"] for r in rounds]
     memory = "peak CUDA allocated" if recipe[0]["device"] == "cuda" else "peak RSS"
     rate_ratio = [a["steps_per_s"] / b["steps_per_s"] for a, b in zip(recipe, reference, strict=True)]
+    median_ratio = [a["steps_per_s_median"] / b["steps_per_s_median"] for a, b in zip(recipe, reference, strict=True)]
     memory_ratio = [a["peak_mib"] / b["peak_mib"] for a, b in zip(recipe, reference, strict=True)]
     phase_time = {k: statistics.fmean(r["phase_seconds"][k] for r in reference) for k in reference[0]["phase_seconds"]}
     caching = statistics.median(r["caching_s"] for r in recipe)
@@ -296,6 +313,7 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], steps: int, warmup: int) 
         ),
         ("reference (encodes every step), steps/s", _spread([r["steps_per_s"] for r in reference], ".3f")),
         ("steps/s ratio (recipe / reference)", f"{_spread(rate_ratio, '.2f')}  (target >= 1.3)"),
+        ("  same, from median step times", _spread(median_ratio, ".2f")),
         (f"recipe {memory}, MiB", _spread([r["peak_mib"] for r in recipe], ".0f")),
         (f"reference {memory}, MiB", _spread([r["peak_mib"] for r in reference], ".0f")),
         (f"{memory} ratio (recipe / reference)", f"{_spread(memory_ratio, '.2f')}  (target <= 1.0)"),
@@ -320,6 +338,10 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], steps: int, warmup: int) 
         ),
         ("caching pays for itself after", break_even),
         ("reference step shares, time", _share_text(_shares(phase_time))),
+        (
+            "  steps/s ratio those shares imply (1 / denoiser share)",
+            f"{sum(phase_time.values()) / phase_time['denoiser']:.2f}  (same process, immune to load drift)",
+        ),
         ("reference step shares, FLOPs", _share_text(_shares(reference[0]["phase_flops"]))),
         (
             "mean loss (recipe, reference)",
@@ -353,6 +375,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-dir", type=Path, help="build the pipeline here, or reuse the one already here")
     parser.add_argument("--no-sd15-flops", action="store_true", help="skip the SD 1.5-sized FLOP shares")
     parser.add_argument("--json", type=Path, help="also write every run's raw measurements here")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads per run (default: one per core); 1 keeps a CPU shared with other work from "
+        "stalling each step's parallel regions",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -379,6 +407,7 @@ def main(argv: list[str] | None = None) -> None:
                 params=params,
                 warmup=args.warmup,
                 repeats=args.repeats,
+                threads=args.threads,
             )
             raw["runs"][str(resolution)] = rounds
             if args.json:
@@ -393,7 +422,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
             report(
                 f"LoRA training, {args.size} {args.family}, {resolution}x{resolution}, batch {args.batch_size}, "
-                f"{args.images} images, {args.steps} steps, {args.repeats} rounds; fresh process per run "
+                f"{args.images} images, {args.steps} steps, {args.repeats} rounds, "
+                f"{args.threads or 'default'} torch threads; fresh process per run "
                 f"(model built in {built_s:.0f} s; load average {os.getloadavg()[0]:.1f})",
                 rows,
             )

@@ -57,10 +57,10 @@ def test_bench_runs_both_loops_in_fresh_processes_and_reports(
 ) -> None:
     raw_path = tmp_path / "raw.json"
     args = ["--size", "tiny", "--model-dir", str(tiny_dir / "sd15"), "--steps", "3", "--warmup", "1"]
-    main([*args, "--repeats", "1", "--images", "2", "--batch-size", "2", "--json", str(raw_path)])
+    main([*args, "--repeats", "1", "--images", "2", "--batch-size", "2", "--threads", "1", "--json", str(raw_path)])
 
     out = capsys.readouterr().out
-    assert "LoRA training, tiny sd15, 64x64, batch 2, 2 images, 3 steps, 1 rounds" in out
+    assert "LoRA training, tiny sd15, 64x64, batch 2, 2 images, 3 steps, 1 rounds, 1 torch threads" in out
     for row in ("steps/s ratio (recipe / reference)", "peak RSS ratio (recipe / reference)", "SD 1.5-sized"):
         assert row in out
     ((pair,),) = json.loads(raw_path.read_text(encoding="utf-8"))["runs"].values()
