@@ -35,6 +35,7 @@ bench: setup  ## tiny models on this machine (LoRA training: a medium SD 1.5-sha
 	$(BIN)/python -m bench.bench_captioning
 	$(BIN)/python -m bench.bench_lora_training --threads 1
 	$(BIN)/python -m bench.bench_plantuml_render
+	$(BIN)/python -m bench.bench_chat
 	$(BIN)/python -m bench.bench_router
 	$(BIN)/python -m bench.bench_sft
 
@@ -46,6 +47,7 @@ bench-gpu: setup  ## the same on SD 1.5-sized random weights (fp16, 512x512); Lo
 	$(BIN)/python -m bench.bench_lora_training --size sd15 --resolution 512 1024
 	$(BIN)/python -m bench.bench_lora_training --family flux --size flux --resolution 512 1024 --repeats 2
 	$(BIN)/python -m bench.bench_sft --sized
+	$(BIN)/python -m bench.bench_chat --sized
 
 clean:
 	rm -rf $(VENV) genfoundry-data .pytest_cache .mypy_cache .ruff_cache
