@@ -207,7 +207,10 @@ def cpu_bench(args: argparse.Namespace) -> None:
         pairs = heldout()[: args.scenarios]
         before = validity(services, owner, "tiny-llm", pairs, tries=1)  # random weights: one greedy try each
 
-        hyper = {**DEMO_HYPERPARAMETERS, **({"max_steps": args.steps} if args.steps else {})}
+        hyper = dict(DEMO_HYPERPARAMETERS)
+        if args.steps:
+            hyper.pop("n_epochs")
+            hyper["max_steps"] = args.steps
         config = SftTrainingConfig.from_params(base.source, hyper, base_id=base.id, prompt_format=base.prompt_format)
         last: dict[str, float] = {}
         began = time.perf_counter()

@@ -31,10 +31,10 @@ def run_demo(home: Path, *args: str, timeout: float = 600) -> subprocess.Complet
 def test_demo_trains_then_generates_checks_and_retries(tiny_dir: Path, tmp_path: Path) -> None:
     home = make_home(tmp_path, tiny_dir)
     # Two steps leave tiny-llm's output random: the demo must say that no try was valid, not crash.
-    first = run_demo(home, "--steps", "2", "--tries", "2")
+    first = run_demo(home, "--steps", "2", "--tries", "2", "--scenario", "Draw a sequence diagram: a user logs in.")
     output = first.stdout + first.stderr
     assert "fine-tuning tiny-llm on 320 scenario -> PlantUML pairs" in output
-    assert "try 1 (seed 0, temperature 0.0)" in output
+    assert "try 1 (seed 0, temperature 0.0)" in output and "a user logs in" in first.stdout
     with open_database(Settings(home=home)) as session:
         jobs = jobs_repo.list_jobs(session=session, owner_id="user_local", kinds=None, limit=10)[0]
         adapters = adapters_repo.list_adapters(session=session, owner_id="user_local")
@@ -45,6 +45,7 @@ def test_demo_trains_then_generates_checks_and_retries(tiny_dir: Path, tmp_path:
         assert Path(first.stdout.strip().splitlines()[-1]).read_bytes().startswith(b"\x89PNG")
     else:
         assert first.returncode == 1 and "no valid PlantUML in 2 tries" in first.stderr
+        assert "train longer (--steps) or allow more --tries" in first.stderr
 
     # A second run reuses the adapter and takes the caller's scenario.
     again = run_demo(home, "--scenario", "Draw a sequence diagram: Alice greets Bob.", "--tries", "1")
@@ -60,7 +61,7 @@ def test_demo_refuses_a_bad_format(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_with_its_defaults_renders_a_diagram(tiny_dir: Path, tmp_path: Path) -> None:
-    """The README's command: six epochs on the CPU (several minutes), then a held-out scenario drawn."""
+    """The README's command: twelve epochs on the CPU (minutes), then a held-out scenario drawn."""
     out = tmp_path / "diagram.png"
     result = run_demo(make_home(tmp_path, tiny_dir), "--out", str(out), timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
