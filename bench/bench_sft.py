@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -270,6 +271,7 @@ def cpu_bench(args: argparse.Namespace) -> None:
         report(f"SFT of tiny-llm on scenario -> PlantUML ({len(pairs)} held-out scenarios)", rows)
     finally:
         services.close()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def build_sized(folder: Path) -> Path:
