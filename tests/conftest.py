@@ -22,6 +22,15 @@ from genfoundry.models.random_lora import make_lora_file
 from genfoundry.services.local import open_database
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One ONNX export of the router's encoder for the whole session, every home and CLI subprocess included."""
+    cache = tmp_path_factory.mktemp("encoders")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENFOUNDRY_ROUTER__ENCODER_CACHE_DIR", str(cache))
+        yield cache
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tiny-sd15 / tiny-sdxl / tiny-flux built once, plus the registry the catalog reads."""

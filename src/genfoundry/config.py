@@ -76,9 +76,14 @@ class RouterSettings(BaseModel):
     max_inputs: int = Field(default=256, ge=1)
     # Custom classifier heads kept in memory (they are a few KB each; the encoder is shared).
     max_loaded_heads: int = Field(default=64, ge=1)
-    # Torch threads per encoder call (the calling thread's setting only; other engines keep theirs). One thread
-    # kept a 2-core machine shared with other work at ~10 ms per short prompt, where two took up to 0.7 s.
-    encoder_threads: int | None = Field(default=1, ge=1)
+    # "onnx": ONNX Runtime on the CPU (exported from the torch weights once, cached under home/cache/encoders);
+    # "torch": the reference; "auto": onnx on a CPU, torch on a GPU.
+    encoder_backend: Literal["auto", "onnx", "torch"] = "auto"
+    # Where ONNX exports are cached, by the hash of the weights they came from; None: home/cache/encoders.
+    encoder_cache_dir: Path | None = None
+    # Threads per encoder forward; None: one per core on ONNX Runtime (idle threads sleep), one on torch (two torch
+    # threads on a 2-core machine shared with other work took up to 0.7 s per short prompt, against ~10 ms on one).
+    encoder_threads: int | None = Field(default=None, ge=1)
 
 
 class TextSettings(BaseModel):

@@ -13,15 +13,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+from genfoundry.router.onnx_encoder import OnnxEncoderModel, export_key, load_or_export
 
 ENCODER_ID = "all-MiniLM-L6-v2"
 ENCODER_ALIASES = frozenset({ENCODER_ID, "sentence-transformers/all-MiniLM-L6-v2", "all-minilm-l6-v2"})
 # Characters kept before tokenising: far more than the token window holds, so the tokenizer's own truncation
 # decides, but a 100,000-character input costs no more than a long paragraph.
 CHARS_PER_TOKEN_KEPT = 16
+# Rows per ONNX run after sorting a batch by token count: fewer padded tokens, still large enough matrix products.
+ONNX_CHUNK_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ class TextEncoder:
     """Embeds lists of texts in one forward pass per batch; loads on first use (thread-safe), then stays loaded.
 
     With `lora`, the LoRA is merged into this encoder's own copy of the weights once, at load: no per-call cost.
+    `backend="onnx"` runs the same model on ONNX Runtime (CPU only), exported once and cached in `cache_dir`
+    (`onnx_encoder.py`); a batch is then sorted by token count and run in chunks of `ONNX_CHUNK_ROWS`, so short
+    prompts do not pay for a long one's padding. `backend="torch"` is the reference the shipped head is built with.
     """
 
     def __init__(
@@ -73,26 +80,35 @@ class TextEncoder:
         lora: LoraSpec | None = None,
         device: str = "cpu",
         batch_size: int = 64,
-        threads: int | None = 1,
+        threads: int | None = None,
+        backend: Literal["torch", "onnx"] = "torch",
+        cache_dir: Path | None = None,
     ) -> None:
+        if backend == "onnx" and device != "cpu":
+            raise ValueError(f"the ONNX encoder runs on the CPU only, not {device}")
         self.model_dir = model_dir
         self.lora = lora
-        # Torch threads for this encoder's forwards (None: torch's default). Set on the calling thread only, for
-        # the call: on a small shared CPU, two threads waiting on each other made a forward 70x slower here.
+        # Threads per forward. None: torch one (set on the calling thread only, for the call: on a small shared
+        # CPU, two torch threads waiting on each other made a forward 70x slower here); ONNX Runtime one per core
+        # (its idle threads sleep, so a busy machine slows it down gracefully instead).
         self.threads = threads
         self.device = device
         self.batch_size = batch_size
+        self.backend = backend
+        self.cache_dir = cache_dir
         self.load_seconds: float | None = None
         self._model: Any = None
+        self._onnx: OnnxEncoderModel | None = None
         self._tokenizer: Any = None
         self._window = 0
+        self._dimension = 0
         self._load_lock = threading.Lock()
         # One forward at a time: on a small CPU, concurrent forwards only fight over the same cores.
         self._run_lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._tokenizer is not None
 
     @property
     def window(self) -> int:
@@ -103,32 +119,48 @@ class TextEncoder:
     @property
     def dimension(self) -> int:
         self.load()
-        return int(self._model.config.hidden_size)
+        return self._dimension
 
     def load(self) -> None:
-        if self._model is not None:
+        if self._tokenizer is not None:
             return
         with self._load_lock:
-            if self._model is not None:
+            if self._tokenizer is not None:
                 return
             start = time.perf_counter()
-            from transformers import AutoModel, AutoTokenizer
-            from transformers.utils import logging as hf_logging
+            from transformers import AutoTokenizer
 
-            hf_logging.disable_progress_bar()
             folder = self.model_dir or encoder_dir()
             _check_pooling(folder)
+            config = json.loads((folder / "config.json").read_text())
+            sentence_config = folder / "sentence_bert_config.json"
+            window = int(json.loads(sentence_config.read_text())["max_seq_length"]) if sentence_config.exists() else 256
+            self._window = min(window, int(config["max_position_embeddings"]))
+            self._dimension = int(config["hidden_size"])
             tokenizer = AutoTokenizer.from_pretrained(folder)
-            model = AutoModel.from_pretrained(folder)
-            if self.lora is not None:
-                model = merge_lora(model, self.lora)
-            model = model.to(self.device).eval()
-            config_file = folder / "sentence_bert_config.json"
-            window = int(json.loads(config_file.read_text())["max_seq_length"]) if config_file.exists() else 256
-            self._window = min(window, int(model.config.max_position_embeddings))
+            if self.backend == "onnx":
+                self._onnx = self._load_onnx(folder, tokenizer)
+            else:
+                self._model = self._load_torch(folder)
             self._tokenizer = tokenizer
-            self._model = model
             self.load_seconds = time.perf_counter() - start
+
+    def _load_torch(self, folder: Path) -> Any:
+        from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        model = AutoModel.from_pretrained(folder)
+        if self.lora is not None:
+            model = merge_lora(model, self.lora)
+        return model.to(self.device).eval()
+
+    def _load_onnx(self, folder: Path, tokenizer: Any) -> OnnxEncoderModel:
+        key = export_key(folder, self.lora.path if self.lora is not None else None)
+        # Short, long (cut at the window) and one-token inputs, padded together: the export must match all.
+        check_texts = ["draw a cat", "what is a sequence diagram and when do I use one? " * 60, "hi"]
+        check_ids = tokenizer(check_texts, truncation=True, max_length=self._window)["input_ids"]
+        return load_or_export(key, self.cache_dir, lambda: self._load_torch(folder), check_ids, threads=self.threads)
 
     def encode(
         self,
@@ -138,7 +170,7 @@ class TextEncoder:
         on_batch: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
         """Unit-length float32 embeddings, one row per text; each `batch_size` texts (default: the encoder's)
-        are one forward pass."""
+        are one batch."""
         self.load()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -151,23 +183,44 @@ class TextEncoder:
         return np.concatenate(rows)
 
     def _encode_batch(self, texts: Sequence[str]) -> np.ndarray:
+        keep = self._window * CHARS_PER_TOKEN_KEPT
+        kept = [text[:keep] for text in texts]
+        # The fast tokenizer sets its truncation and padding state per call, so it is not safe across threads.
+        with self._run_lock:
+            if self._onnx is not None:
+                return self._encode_onnx(self._onnx, kept)
+            return self._encode_torch(kept)
+
+    def _encode_torch(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        keep = self._window * CHARS_PER_TOKEN_KEPT
-        # The fast tokenizer sets its truncation and padding state per call, so it is not safe across threads.
-        with self._run_lock, torch.inference_mode(), torch_threads(self.threads):
+        with torch.inference_mode(), torch_threads(1 if self.threads is None else self.threads):
             batch = self._tokenizer(
-                [text[:keep] for text in texts],
-                padding=True,
-                truncation=True,
-                max_length=self._window,
-                return_tensors="pt",
+                texts, padding=True, truncation=True, max_length=self._window, return_tensors="pt"
             ).to(self.device)
             tokens = self._model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
             pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
             embeddings = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return embeddings.float().cpu().numpy()
+
+    def _encode_onnx(self, runtime: OnnxEncoderModel, texts: list[str]) -> np.ndarray:
+        token_ids = self._tokenizer(texts, truncation=True, max_length=self._window)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda index: len(token_ids[index]))
+        out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        for start in range(0, len(order), ONNX_CHUNK_ROWS):
+            rows = order[start : start + ONNX_CHUNK_ROWS]
+            width = len(token_ids[rows[-1]])  # sorted: the chunk's last row is its longest
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, index in enumerate(rows):
+                ids[row, : len(token_ids[index])] = token_ids[index]
+                mask[row, : len(token_ids[index])] = 1
+            tokens = runtime.hidden_states(ids, mask)
+            weights = mask[..., None].astype(np.float32)
+            pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            out[rows] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return out
 
 
 @contextmanager

@@ -222,7 +222,13 @@ def train_classifier(
             return result
         lora = tuned.spec
         encoder = TextEncoder(
-            encoder.model_dir, lora=lora, device=encoder.device, batch_size=encoder.batch_size, threads=encoder.threads
+            encoder.model_dir,
+            lora=lora,
+            device=encoder.device,
+            batch_size=encoder.batch_size,
+            threads=encoder.threads,
+            backend=encoder.backend,
+            cache_dir=encoder.cache_dir,
         )
 
     # 3. Embed every example (one forward pass per batch), stopping between batches if asked.

@@ -128,6 +128,7 @@ def build_services(settings: Settings) -> Services:
         jobs=jobs,
         work_dir=settings.home / "training",
         device=device,
+        encoder_cache_dir=settings.router.encoder_cache_dir or settings.home / "cache" / "encoders",
     )
     classifiers.register(jobs)
     text_settings = settings.text

@@ -93,6 +93,7 @@ class ClassifierService:
         work_dir: Path,
         device: str = "cpu",
         encoder: TextEncoder | None = None,
+        encoder_cache_dir: Path | None = None,
         head_dir: Path | None = None,
     ) -> None:
         self.sessions = sessions
@@ -101,7 +102,12 @@ class ClassifierService:
         self.datasets = datasets
         self.jobs = jobs
         self.work_dir = work_dir
-        self.encoder = encoder or TextEncoder(device=device, threads=settings.encoder_threads)
+        backend = settings.encoder_backend
+        if backend == "auto":
+            backend = "onnx" if device == "cpu" else "torch"
+        self.encoder = encoder or TextEncoder(
+            device=device, threads=settings.encoder_threads, backend=backend, cache_dir=encoder_cache_dir
+        )
         self.head_dir = head_dir or default_head_dir()
         self._default: ClassifierHead | None = None
         self._tuned: dict[Path, TextEncoder] = {}  # encoders with a head's LoRA merged in, one per LoRA file
@@ -146,6 +152,8 @@ class ClassifierService:
                     lora=head.encoder_lora,
                     device=self.encoder.device,
                     threads=self.encoder.threads,
+                    backend=self.encoder.backend,
+                    cache_dir=self.encoder.cache_dir,
                 )
             return self._tuned[key]
 

@@ -1,0 +1,163 @@
+"""The encoder on ONNX Runtime, for serving on a CPU: exported once from the torch model (LoRA merged), checked
+against it, cached on disk by the hash of the weights, then loaded without torch on every later start.
+
+On a 2-core CPU, ONNX Runtime runs a short prompt through all-MiniLM-L6-v2 in about a third of torch's time, and
+its threads sleep when idle instead of spinning, so a second thread helps a busy machine rather than stalling it
+(`bench/RESULTS.md`, prompt router).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# Bump when the export below changes what it writes, so older cached files are not reused.
+EXPORT_FORMAT = 1
+# The largest difference allowed between the exported model's token embeddings and torch's on the check inputs.
+MAX_EXPORT_DIFFERENCE = 1e-3
+_MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
+
+
+def export_key(model_dir: Path, lora_file: Path | None) -> str:
+    """A hash of everything the exported model depends on: the weights and config, the LoRA, the export format."""
+    digest = hashlib.sha256(f"genfoundry-encoder-onnx-{EXPORT_FORMAT}".encode())
+    for path in [model_dir / name for name in _MODEL_FILES] + ([lora_file] if lora_file is not None else []):
+        if not path.exists():
+            continue
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:32]
+
+
+class OnnxEncoderModel:
+    """An ONNX Runtime session of the encoder: (input_ids, attention_mask) → token embeddings, on the CPU."""
+
+    def __init__(self, model: bytes | Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        # Idle pool threads sleep: spinning ones take the cores other work on a small machine is waiting for.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        source = str(model) if isinstance(model, Path) else model
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+    def hidden_states(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)}
+        return np.asarray(self.session.run(None, feed)[0])
+
+
+def load_or_export(
+    key: str,
+    cache_dir: Path | None,
+    load_torch_model: Callable[[], Any],
+    check_ids: list[list[int]],
+    *,
+    threads: int | None,
+) -> OnnxEncoderModel:
+    """The cached export for `key` when there is one (torch is not touched); else export the model that
+    `load_torch_model` loads, check it against torch on `check_ids` and cache it. Raises ValueError when the export
+    does not reproduce torch."""
+    cached = cache_dir / f"{key}.onnx" if cache_dir is not None else None
+    if cached is not None and cached.exists():
+        try:
+            return OnnxEncoderModel(cached, threads=threads)
+        except Exception as exc:  # a truncated or foreign file: export it again
+            logger.warning("cached encoder export %s does not load (%s); exporting again", cached, exc)
+    model = load_torch_model()
+    data = export(model)
+    runtime = OnnxEncoderModel(data, threads=threads)
+    difference = max_difference(model, runtime, check_ids)
+    if difference > MAX_EXPORT_DIFFERENCE:
+        raise ValueError(
+            f"the ONNX export of the encoder differs from torch by {difference:.2e} (at most "
+            f"{MAX_EXPORT_DIFFERENCE} allowed); set router.encoder_backend to 'torch' to serve it with torch"
+        )
+    if cached is not None:
+        write_atomically(cached, data)
+    return runtime
+
+
+def export(model: Any) -> bytes:
+    """The encoder as an ONNX model (torch.export based exporter), batch and sequence length dynamic."""
+    import torch
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self, encoder: Any) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden: torch.Tensor = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return hidden
+
+    wrapper = TokenEmbeddings(model).eval()
+    example = (torch.tensor([[101, 7592, 2045, 102], [101, 1037, 102, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]))
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=model.config.max_position_embeddings)
+    # The exporter logs a warning per torchvision operator it cannot register; torchvision is not used here.
+    exporter_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        # Its deprecation and axis-naming warnings are about the exporter's internals, not this model.
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                wrapper,
+                example,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["last_hidden_state"],
+                dynamic_shapes=({0: batch, 1: sequence}, {0: batch, 1: sequence}),
+                dynamo=True,
+                optimize=True,
+                verbose=False,
+            )
+    finally:
+        exporter_log.setLevel(level)
+    assert program is not None
+    data: bytes = program.model_proto.SerializeToString()
+    return data
+
+
+def max_difference(model: Any, runtime: OnnxEncoderModel, batches: Iterable[list[int]]) -> float:
+    """The largest absolute difference between torch's and the export's embeddings of real (unpadded) tokens."""
+    import torch
+
+    ids_list = list(batches)
+    width = max(len(ids) for ids in ids_list)
+    ids = np.zeros((len(ids_list), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, tokens in enumerate(ids_list):
+        ids[row, : len(tokens)] = tokens
+        mask[row, : len(tokens)] = 1
+    with torch.inference_mode():
+        expected = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
+    got = runtime.hidden_states(ids, mask)
+    return float((np.abs(got - expected.float().numpy()) * mask[..., None]).max())
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder: a reader sees the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,100 @@
+"""The router's encoder on ONNX Runtime: the same embeddings as torch, exported once and reused from the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from genfoundry.router import onnx_encoder
+from genfoundry.router.encoder import ONNX_CHUNK_ROWS, TextEncoder
+from genfoundry.router.head import default_head_dir, load_head
+
+TEXTS = [
+    "draw a cat",
+    "a sequence diagram of a customer checking out, with the payment service and the warehouse " * 3,
+    "hi",
+    "¿puedes hacer un logo para mi panadería?",
+    "x " * 5000,  # past the window: truncated
+    *[f"prompt number {i} about a {'very ' * (i % 7)}long subject" for i in range(40)],  # several length chunks
+]
+
+
+@pytest.fixture(scope="module")
+def tuned_pair(shared_encoder_cache: Path) -> tuple[TextEncoder, TextEncoder]:
+    """The shipped router's encoder (LoRA merged) on torch and on ONNX Runtime."""
+    lora = load_head(default_head_dir()).encoder_lora
+    assert lora is not None
+    onnx = TextEncoder(lora=lora, backend="onnx", cache_dir=shared_encoder_cache)
+    reference = TextEncoder(lora=lora)
+    return reference, onnx
+
+
+def test_onnx_embeds_like_torch(tuned_pair: tuple[TextEncoder, TextEncoder]) -> None:
+    reference, onnx = tuned_pair
+    expected, got = reference.encode(TEXTS), onnx.encode(TEXTS)
+    assert len(TEXTS) > 2 * ONNX_CHUNK_ROWS
+    assert got.shape == expected.shape == (len(TEXTS), 384)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    # Row order survives the sort by length, and every row is torch's to float precision.
+    assert float((got * expected).sum(axis=1).min()) > 0.99999
+    assert float(np.abs(got - expected).max()) < 1e-4
+    head = load_head(default_head_dir())
+    assert [p.label for p in head.predict(got)] == [p.label for p in head.predict(expected)]
+    assert onnx.encode([]).shape == (0, 384)
+
+
+def test_cached_export_loads_without_torch(
+    tuned_pair: tuple[TextEncoder, TextEncoder], shared_encoder_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, onnx = tuned_pair
+    onnx.load()
+    assert len(list(shared_encoder_cache.glob("*.onnx"))) >= 1
+
+    def no_torch(*_: Any) -> Any:
+        raise AssertionError("a cached export must not load the torch model")
+
+    monkeypatch.setattr(TextEncoder, "_load_torch", no_torch)
+    again = TextEncoder(lora=onnx.lora, backend="onnx", cache_dir=shared_encoder_cache)
+    np.testing.assert_array_equal(again.encode(TEXTS[:3]), onnx.encode(TEXTS[:3]))
+
+
+def test_broken_cache_file_is_exported_again(tmp_path: Path) -> None:
+    encoder = TextEncoder(backend="onnx", cache_dir=tmp_path)
+    encoder.load()
+    [cached] = tmp_path.glob("*.onnx")
+    cached.write_bytes(b"not an onnx model")
+    fresh = TextEncoder(backend="onnx", cache_dir=tmp_path)
+    np.testing.assert_allclose(fresh.encode(["hello"]), encoder.encode(["hello"]), atol=1e-6)
+    assert cached.stat().st_size > 1_000_000
+    assert [p.name for p in tmp_path.iterdir()] == [cached.name]  # no temporary file left behind
+
+
+def test_export_that_drifts_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(onnx_encoder, "MAX_EXPORT_DIFFERENCE", -1.0)
+    encoder = TextEncoder(backend="onnx", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="encoder_backend"):
+        encoder.load()
+    assert list(tmp_path.iterdir()) == []  # nothing cached
+
+
+def test_onnx_is_cpu_only() -> None:
+    with pytest.raises(ValueError, match="CPU"):
+        TextEncoder(backend="onnx", device="cuda")
+
+
+def test_cache_key_follows_the_weights(tmp_path: Path) -> None:
+    lora = load_head(default_head_dir()).encoder_lora
+    assert lora is not None
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    (model_dir / "model.safetensors").write_bytes(b"weights")
+    base = onnx_encoder.export_key(model_dir, None)
+    assert onnx_encoder.export_key(model_dir, None) == base
+    assert onnx_encoder.export_key(model_dir, lora.path) != base
+    (model_dir / "model.safetensors").write_bytes(b"other weights")
+    assert onnx_encoder.export_key(model_dir, None) != base
