@@ -1,6 +1,8 @@
 """Prompt router: held-out quality of the shipped head against the other head kind and two baselines (keyword
 rule, zero-shot cosine to label descriptions with the same encoder), misclassified examples, and latency
-through a real `genfoundry serve` (one short prompt; a list of 64), with the encoder's start-up cost apart.
+through a real `genfoundry serve` (one short prompt; a list of 64) with the encoder on ONNX Runtime (as served
+on a CPU) and on torch side by side, with the encoder's start-up cost apart; `--busy N` keeps N other processes
+spinning meanwhile.
 
 Targets (issue 5): accuracy and macro-F1 >= 0.96, image-vs-rest accuracy >= 0.97 on the held-out split;
 p50 <= 15 ms for one short prompt and <= 150 ms for a list of 64 on a 2-core CPU.
@@ -11,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Literal
 
@@ -31,15 +35,16 @@ from genfoundry.router.train import ClassifierTrainingConfig, read_examples, sco
 SHORT_PROMPTS = ("draw a cat", "what is uml?", "logo for my bakery", "hi there", "sequence diagram of login")
 STARTUP_CODE = """
 import json, time
+from pathlib import Path
 start = time.perf_counter()
 from genfoundry.router.encoder import TextEncoder
 from genfoundry.router.head import default_head_dir, load_head
 head = load_head(default_head_dir())
-encoder = TextEncoder(lora=head.encoder_lora)
+encoder = TextEncoder(lora=head.encoder_lora, backend="{backend}", cache_dir=Path("{cache_dir}"))
 encoder.load()
 loaded = time.perf_counter()
 head.predict(encoder.encode(["draw a cat"]))
-print(json.dumps({"load_s": loaded - start, "first_s": time.perf_counter() - loaded}))
+print(json.dumps({{"load_s": loaded - start, "first_s": time.perf_counter() - loaded}}))
 """
 
 
@@ -68,6 +73,13 @@ def measure_quality(data_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
 
     start = time.perf_counter()
     results[f"shipped head: {shipped_kind}"] = (head_labels(shipped, tuned, texts), time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as cache:
+        served = TextEncoder(lora=shipped.encoder_lora, backend="onnx", cache_dir=Path(cache))
+        start = time.perf_counter()
+        results["shipped head, encoder on ONNX Runtime (as served)"] = (
+            head_labels(shipped, served, texts),
+            time.perf_counter() - start,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         # The other head kind, trained here from train.jsonl by the same recipe (C chosen on its validation split).
         other_tuning: Literal["frozen", "contrastive_lora"] = (
@@ -105,68 +117,105 @@ def measure_quality(data_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
     return rows, wrong
 
 
-def measure_latency(requests: int, list_requests: int, list_size: int, data_dir: Path) -> list[tuple[str, str]]:
-    startup = json.loads(
-        subprocess.run([sys.executable, "-c", STARTUP_CODE], capture_output=True, text=True, check=True).stdout
-    )
+BACKENDS = ("onnx", "torch")
+
+
+def startup_seconds(backend: str, cache_dir: Path) -> dict[str, float]:
+    """Import + load (+ export when the cache is cold) and the first classification, in a fresh process."""
+    code = STARTUP_CODE.format(backend=backend, cache_dir=str(cache_dir))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def busy_processes(count: int) -> list[subprocess.Popen[bytes]]:
+    """`count` processes spinning on a core each: a machine shared with other work."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def timings(samples: list[float]) -> str:
+    return f"p50 {statistics.median(samples) * 1000:.1f} ms  p95 {percentile(samples, 95) * 1000:.1f} ms"
+
+
+def measure_latency(
+    requests: int, list_requests: int, list_size: int, data_dir: Path, busy: int
+) -> list[tuple[str, str]]:
+    """Both encoder backends, each behind its own `genfoundry serve`, measured in alternating rounds."""
     held = [e.text for e in read_examples(data_dir / "heldout.jsonl")]
     batch = (held * (list_size // len(held) + 1))[:list_size]
-    rows = [
-        ("load average (1 min) before the run", f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"),
-        ("encoder start-up, fresh process", f"{startup['load_s'] * 1000:.0f} ms import + load (LoRA merged)"),
-        ("first classification after that", f"{startup['first_s'] * 1000:.0f} ms"),
+    cache_dir = Path(tempfile.mkdtemp(prefix="genfoundry-bench-encoders-"))
+    rows = [("load average (1 min) before the run", f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")]
+    cold = startup_seconds("onnx", cache_dir)
+    warm = startup_seconds("onnx", cache_dir)
+    reference = startup_seconds("torch", cache_dir)
+    rows += [
+        ("start-up, onnx, cold cache (exports)", f"{cold['load_s'] * 1000:.0f} ms import + load + export + check"),
+        ("start-up, onnx, cached export", f"{warm['load_s'] * 1000:.0f} ms import + load"),
+        ("start-up, torch", f"{reference['load_s'] * 1000:.0f} ms import + load + LoRA merge"),
+        (
+            "first classification after start-up",
+            f"onnx {warm['first_s'] * 1000:.0f} ms, torch {reference['first_s'] * 1000:.0f} ms",
+        ),
     ]
-    home = Path(tempfile.mkdtemp(prefix="genfoundry-bench-router-"))
-    with running_server(home) as url, httpx.Client(base_url=url, timeout=120) as client:
-        start = time.perf_counter()
-        client.post("/v1/classify", json={"input": "draw a cat"}).raise_for_status()
-        rows.append(("first request to a fresh server", f"{(time.perf_counter() - start) * 1000:.0f} ms (loads it)"))
-        for _ in range(5):  # warm-up
-            client.post("/v1/classify", json={"input": SHORT_PROMPTS[0]}).raise_for_status()
-        single = []
-        for i in range(requests):
+    single: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
+    lists: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
+    with ExitStack() as stack:
+        clients = {}
+        for backend in BACKENDS:
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"genfoundry-bench-router-{backend}-")))
+            env = {
+                "GENFOUNDRY_ROUTER__ENCODER_BACKEND": backend,
+                "GENFOUNDRY_ROUTER__ENCODER_CACHE_DIR": str(cache_dir),
+            }
+            url = stack.enter_context(running_server(home, **env))
+            client = stack.enter_context(httpx.Client(base_url=url, timeout=120))
             start = time.perf_counter()
-            client.post("/v1/classify", json={"input": SHORT_PROMPTS[i % len(SHORT_PROMPTS)]}).raise_for_status()
-            single.append(time.perf_counter() - start)
-        lists = []
-        for _ in range(list_requests):
-            start = time.perf_counter()
-            response = client.post("/v1/classify", json={"input": batch})
-            response.raise_for_status()
-            lists.append(time.perf_counter() - start)
-            assert len(response.json()["data"]) == list_size
-    # The same work in this process, without HTTP, right after: how much of the above is the model itself.
-    head = load_head(default_head_dir())
-    encoder = TextEncoder(lora=head.encoder_lora)
-    head.predict(encoder.encode(list(SHORT_PROMPTS)))
-    local_single, local_lists = [], []
-    for i in range(requests):
-        start = time.perf_counter()
-        head.predict(encoder.encode([SHORT_PROMPTS[i % len(SHORT_PROMPTS)]]))
-        local_single.append(time.perf_counter() - start)
-    for _ in range(list_requests):
-        start = time.perf_counter()
-        head.predict(encoder.encode(batch))
-        local_lists.append(time.perf_counter() - start)
-    rows.append(
-        (
-            f"one short prompt, HTTP ({requests} requests)",
-            f"p50 {statistics.median(single) * 1000:.1f} ms  p95 {percentile(single, 95) * 1000:.1f} ms",
-        )
-    )
-    rows.append(
-        (
-            f"a list of {list_size}, HTTP ({list_requests} requests)",
-            f"p50 {statistics.median(lists) * 1000:.1f} ms  p95 {percentile(lists, 95) * 1000:.1f} ms",
-        )
-    )
-    for name, samples in (("one short prompt", local_single), (f"a list of {list_size}", local_lists)):
-        rows.append(
-            (
-                f"{name}, in-process encode + head",
-                f"p50 {statistics.median(samples) * 1000:.1f} ms  p95 {percentile(samples, 95) * 1000:.1f} ms",
+            client.post("/v1/classify", json={"input": "draw a cat"}).raise_for_status()
+            rows.append(
+                (
+                    f"first request to a fresh server, {backend}",
+                    f"{(time.perf_counter() - start) * 1000:.0f} ms (loads it)",
+                )
             )
+            for _ in range(5):  # warm-up
+                client.post("/v1/classify", json={"input": SHORT_PROMPTS[0]}).raise_for_status()
+            clients[backend] = client
+        spinning = busy_processes(busy)
+        try:
+            rounds = 10
+            for round_ in range(rounds):
+                order = BACKENDS if round_ % 2 == 0 else BACKENDS[::-1]
+                for backend in order:
+                    client = clients[backend]
+                    for i in range(requests // rounds):
+                        start = time.perf_counter()
+                        prompt = SHORT_PROMPTS[i % len(SHORT_PROMPTS)]
+                        client.post("/v1/classify", json={"input": prompt}).raise_for_status()
+                        single[backend].append(time.perf_counter() - start)
+                    for _ in range(max(1, list_requests // rounds)):
+                        start = time.perf_counter()
+                        response = client.post("/v1/classify", json={"input": batch})
+                        response.raise_for_status()
+                        lists[backend].append(time.perf_counter() - start)
+                        assert len(response.json()["data"]) == list_size
+        finally:
+            for process in spinning:
+                process.kill()
+                process.wait()
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    rows.append(("other processes spinning during the rounds", str(busy)))
+    for backend in BACKENDS:
+        rows.append((f"one short prompt, HTTP, {backend} ({len(single[backend])} requests)", timings(single[backend])))
+    for backend in BACKENDS:
+        rows.append(
+            (f"a list of {list_size}, HTTP, {backend} ({len(lists[backend])} requests)", timings(lists[backend]))
         )
+    rows.append(
+        (
+            "p50 ratio torch / onnx",
+            f"one prompt {statistics.median(single['torch']) / statistics.median(single['onnx']):.2f}x, "
+            f"list {statistics.median(lists['torch']) / statistics.median(lists['onnx']):.2f}x",
+        )
+    )
     rows.append(("load average (1 min) after the run", f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"))
     return rows
 
@@ -178,6 +227,7 @@ def main() -> None:
     parser.add_argument("--list-size", type=int, default=64)
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--busy", type=int, default=0, help="processes spinning on a core each while measuring")
     args = parser.parse_args()
     data_dir = default_head_dir()
     if not args.skip_quality:
@@ -187,7 +237,7 @@ def main() -> None:
         for line in wrong:
             print(f"    {line}")
     if not args.skip_latency:
-        rows = measure_latency(args.requests, args.list_requests, args.list_size, data_dir)
+        rows = measure_latency(args.requests, args.list_requests, args.list_size, data_dir, args.busy)
         report("Prompt router latency through genfoundry serve (bench_router.py)", rows)
 
 
