@@ -157,7 +157,7 @@ class TextEncoder:
 
     def _load_onnx(self, folder: Path, tokenizer: Any) -> OnnxEncoderModel:
         key = export_key(folder, self.lora.path if self.lora is not None else None)
-        # Short, long (cut at the window) and one-token inputs, padded together: the export must match all.
+        # Short, window-long (truncated) and one-word inputs, padded together: the export must match on all.
         check_texts = ["draw a cat", "what is a sequence diagram and when do I use one? " * 60, "hi"]
         check_ids = tokenizer(check_texts, truncation=True, max_length=self._window)["input_ids"]
         return load_or_export(key, self.cache_dir, lambda: self._load_torch(folder), check_ids, threads=self.threads)
