@@ -231,9 +231,11 @@ def test_training_bad_inputs(alice: httpx.Client, bob: httpx.Client, sampled_job
 
     # A dataset still being captioned is a 409.
     dataset_id = red_dataset(alice, 2)
-    captioning = alice.post(f"/v1/datasets/{dataset_id}/caption", json={})
+    captioning = alice.post(f"/v1/datasets/{dataset_id}/caption", json={"model": "tiny-captioner"})
     assert captioning.status_code == 202, captioning.text
     assert_error(alice.post("/v1/fine_tuning/jobs", json={**body, "training_file": dataset_id}), 409)
+    # Done with it: cancelled, it no longer holds the device slot the next tests' jobs queue for.
+    assert alice.post(f"/v1/jobs/{captioning.json()['id']}/cancel").status_code == 200
 
     # Event cursors must name one of this job's events.
     job = wait_until(alice, sampled_job["id"], finished)
