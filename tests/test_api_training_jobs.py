@@ -251,7 +251,7 @@ def test_training_bad_inputs(alice: httpx.Client, bob: httpx.Client, sampled_job
     assert alice.get("/healthz").status_code == 200
 
 
-def test_dreambooth_lora_and_full_through_the_api(alice: httpx.Client, bob: httpx.Client) -> None:
+def test_dreambooth_lora_and_full_through_the_api(live: LiveServer, alice: httpx.Client, bob: httpx.Client) -> None:
     dataset_id = red_dataset(alice, 2)
 
     def dreambooth(**hyper: Any) -> dict[str, Any]:
@@ -296,6 +296,41 @@ def test_dreambooth_lora_and_full_through_the_api(alice: httpx.Client, bob: http
     full_model = wait_until(alice, full["id"], finished)["fine_tuned_model"]
     assert full_model in [m["id"] for m in alice.get("/v1/models").json()["data"]]
     assert full_model not in [m["id"] for m in bob.get("/v1/models").json()["data"]]
+
+    # Deleting the full fine-tune: not by another user; not while an adapter of the owner is trained on it.
+    folder = live.settings.home / "models" / "trained" / full_model
+    assert (folder / "model_index.json").is_file()
+    assert_error(bob.delete(f"/v1/models/{full_model}"), 404)
+    on_it = alice.post(
+        "/v1/fine_tuning/jobs",
+        json={
+            "model": full_model,
+            "training_file": dataset_id,
+            "method": {"type": "lora", "lora": {"hyperparameters": {"max_steps": 1, "rank": 4, "resolution": 64}}},
+        },
+    )
+    assert on_it.status_code == 200, on_it.text
+    adapter_id = wait_until(alice, on_it.json()["id"], finished)["fine_tuned_model"]
+    styled = alice.post("/v1/images/generations", json={"model": adapter_id, "prompt": "a shoe", "size": "64x64"})
+    assert styled.status_code == 200, styled.text  # a LoRA on one's own fine-tune generates like any other
+    theirs = bob.post("/v1/fine_tuning/jobs", json={"model": full_model, "training_file": red_dataset(bob, 1)})
+    assert_error(theirs, 404, param="model")
+    assert_error(alice.delete(f"/v1/models/{full_model}"), 409, param="model")
+    assert alice.delete(f"/v1/models/{adapter_id}").json()["deleted"] is True
+    queued = alice.post("/v1/fine_tuning/jobs", json={"model": full_model, "training_file": dataset_id})
+    assert queued.status_code == 200, queued.text
+    assert_error(alice.delete(f"/v1/models/{full_model}"), 409, param="model")  # a job of hers trains on it
+    assert alice.post(f"/v1/fine_tuning/jobs/{queued.json()['id']}/cancel").status_code == 200
+    wait_until(alice, queued.json()["id"], finished)
+    deleted = alice.delete(f"/v1/models/{full_model}")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {"id": full_model, "object": "model", "deleted": True}
+    assert not folder.exists()
+    assert full_model not in [m["id"] for m in alice.get("/v1/models").json()["data"]]
+    assert_error(alice.get(f"/v1/models/{full_model}"), 404)
+    gone = alice.post("/v1/images/generations", json={"model": full_model, "prompt": "a shoe", "size": "64x64"})
+    assert_error(gone, 404)
+    assert_error(alice.delete(f"/v1/models/{full_model}"), 404)
     log = " ".join(e["message"] for e in events(alice, lora["id"]))
     assert "class" in log
 

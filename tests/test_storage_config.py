@@ -60,9 +60,9 @@ def test_catalog_override_and_bad_family(tmp_path: Path) -> None:
     )
     catalog = Catalog(catalog_file=good, styles_file=None, tiny_dir=tmp_path / "none")
     assert list(catalog.models) == ["mine"]
-    assert catalog.get("mine").defaults.width == 768
+    assert catalog.get_visible("mine", "usr_any").defaults.width == 768
     with pytest.raises(NotFound):
-        catalog.get("stable-diffusion-v1-5")
+        catalog.get_visible("stable-diffusion-v1-5", "usr_any")
     bad = tmp_path / "bad.toml"
     bad.write_text('[models.x]\nfamily = "dalle"\nsource = "x"\n')
     with pytest.raises(Invalid, match="family"):

@@ -179,13 +179,6 @@ class Catalog:
         self.models = models
         self.text_models = text_models
 
-    def get(self, model_id: str) -> BaseModelEntry:
-        """A public base model."""
-        try:
-            return self.models[model_id]
-        except KeyError:
-            raise NotFound(f"The model '{model_id}' does not exist", param="model") from None
-
     def get_text(self, model_id: str) -> TextModelEntry:
         """A text base model."""
         try:
@@ -201,7 +194,7 @@ class Catalog:
         return entry if entry is not None and entry.owner_id == owner_id else None
 
     def get_visible(self, model_id: str, owner_id: str) -> BaseModelEntry:
-        """Like `get`, including the caller's trained models; another user's is NotFound like an unknown id."""
+        """A public base or one of the caller's trained models; anything else (another user's too) is NotFound."""
         entry = self.find_visible(model_id, owner_id)
         if entry is None:
             raise NotFound(f"The model '{model_id}' does not exist", param="model")

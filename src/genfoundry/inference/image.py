@@ -180,6 +180,14 @@ class ImageEngine:
         if wait:
             wait_futures(futures)
 
+    def unload_base(self, base_id: str) -> None:
+        """Unload a base (it was deleted): requests still queued for it fail, the running batch may finish."""
+        with self._lock:
+            slot = self._slots.pop(base_id, None)
+        if slot is not None:
+            self._retire(slot)
+            self._free_memory()
+
     def stats(self) -> dict[str, Any]:
         """Loaded bases with their bytes, queue depths and adapters, plus totals (exposed in /metrics)."""
         with self._lock:

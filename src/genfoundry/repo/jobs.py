@@ -262,6 +262,12 @@ def cancel_requested_ids(*, session: Session, job_ids: list[str]) -> set[str]:
     return set(session.scalars(select(Job.id).where(Job.id.in_(job_ids), Job.cancel_requested.is_(True))))
 
 
+def active_jobs(*, session: Session, owner_id: str) -> list[Job]:
+    """An owner's queued and running jobs, oldest first."""
+    query = select(Job).where(Job.owner_id == owner_id, Job.status.in_(ACTIVE_STATUSES))
+    return list(session.scalars(query.order_by(Job.seq)))
+
+
 def running_jobs(*, session: Session) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.status == "running").order_by(Job.seq)))
 

@@ -63,7 +63,7 @@ class AdapterService:
         tags: dict[str, str],
     ) -> Adapter:
         """Validate the LoRA against the base, normalize it to diffusers format, store and register it."""
-        base = self.catalog.get(base_id)
+        base = self.catalog.get_visible(base_id, owner_id)  # a public base, or one of the owner's trained models
         adapter_id = f"{slug(name)}-{secrets.token_hex(4)}"
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:

@@ -201,7 +201,7 @@ class ImageService:
             raise NotFound(f"The model '{model}' does not exist", param="model")
         if adapter.family == "text":
             raise Invalid(f"'{model}' is a text adapter; use /v1/chat/completions", param="model")
-        return self.catalog.get(adapter.base_id), [(adapter, 1.0)]
+        return self.catalog.get_visible(adapter.base_id, owner_id), [(adapter, 1.0)]
 
     @staticmethod
     def _check_base(adapter: Adapter, base: BaseModelEntry, *, param: str) -> Adapter:

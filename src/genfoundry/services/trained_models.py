@@ -17,11 +17,18 @@ import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from genfoundry.catalog import FAMILIES, TRAINED_REGISTRY_FILE, GenerationDefaults
-from genfoundry.errors import Conflict, Invalid
+from genfoundry.errors import Conflict, Invalid, NotFound
+from genfoundry.repo import adapters as adapters_repo
+from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo.ids import new_id
+
+if TYPE_CHECKING:
+    from genfoundry.inference.image import ImageEngine
 
 TRAINED_DIR = "trained"
 _LOCK_FILE = ".registry.lock"
@@ -90,6 +97,54 @@ def register_trained_model(
         models[model_id] = entry
         _write_registry(registry, models)
     return model_id
+
+
+def delete_trained_model(
+    *, sessions: sessionmaker[Session], engine: ImageEngine, models_dir: Path, owner_id: str, model_id: str
+) -> None:
+    """Delete `owner_id`'s trained model: its registry entry, its loaded pipeline and its folder. Refused (409)
+    while adapters of the owner are trained on it or a job of the owner is queued or running on it."""
+    with sessions() as session:
+        adapters = [
+            a.id for a in adapters_repo.list_adapters(session=session, owner_id=owner_id) if a.base_id == model_id
+        ]
+        jobs = [
+            j.id
+            for j in jobs_repo.active_jobs(session=session, owner_id=owner_id)
+            if j.params.get("base_id") == model_id
+        ]
+    if adapters:
+        raise Conflict(
+            f"{len(adapters)} adapter(s) are trained on {model_id} ({', '.join(adapters[:5])}); delete them first",
+            param="model",
+        )
+    if jobs:
+        raise Conflict(
+            f"job(s) {', '.join(jobs[:5])} train on {model_id}; cancel them or let them finish", param="model"
+        )
+    folder = unregister_trained_model(models_dir=models_dir, owner_id=owner_id, model_id=model_id)
+    engine.unload_base(model_id)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def unregister_trained_model(*, models_dir: Path, owner_id: str, model_id: str) -> Path | None:
+    """Remove `owner_id`'s model from the registry and return its folder when the registry owned it (moved under
+    `<models_dir>/trained` at registration), for the caller to delete; None for a folder registered where it was.
+    An unknown id or another user's model is NotFound."""
+    root = trained_models_dir(models_dir)
+    if not root.is_dir():
+        raise NotFound(f"The model '{model_id}' does not exist", param="model")
+    with _registry_lock(root):
+        registry = root / TRAINED_REGISTRY_FILE
+        models = _read_models(registry)
+        entry = models.get(model_id)
+        if entry is None or entry.get("owner_id") != owner_id:
+            raise NotFound(f"The model '{model_id}' does not exist", param="model")
+        del models[model_id]
+        _write_registry(registry, models)
+    source = Path(str(entry["source"]))
+    return None if source.is_absolute() else root / source
 
 
 def _read_models(registry: Path) -> dict[str, Any]:

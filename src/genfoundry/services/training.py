@@ -98,9 +98,9 @@ class TrainingService:
 
         if body.method.type not in CONFIGS:
             raise Invalid(f"method.type {body.method.type!r} does not train an image model", param="method.type")
-        if body.model not in self.catalog.models:
+        base = self.catalog.find_visible(body.model, owner_id)  # a public base, or one of the caller's trained
+        if base is None:
             raise NotFound(f"The model '{body.model}' does not exist", param="model")
-        base = self.catalog.get(body.model)
         with self.sessions() as session:
             dataset = datasets_repo.require_dataset(
                 session=session, owner_id=owner_id, dataset_id=body.training_file, param="training_file"
@@ -151,17 +151,17 @@ class TrainingService:
         from genfoundry.training.registry import CONFIGS, RECIPES
 
         params = ctx.params
-        base = self.catalog.get(params["base_id"])
-        hyper = dict(params["hyperparameters"])
-        if "validation_prompts" in hyper:
-            hyper["validation_prompts"] = tuple(hyper["validation_prompts"])
-        method = str(params.get("method", "lora"))
-        config = CONFIGS[method].from_params(base.family, base.source, hyper)
         with self.sessions() as session:
             dataset = datasets_repo.get_dataset(session=session, dataset_id=params["dataset_id"])
             job = jobs_repo.get_job(session=session, job_id=ctx.job_id)
         if dataset is None or job is None:
             raise NotFound("the training dataset was deleted")
+        base = self.catalog.get_visible(params["base_id"], job.owner_id)
+        hyper = dict(params["hyperparameters"])
+        if "validation_prompts" in hyper:
+            hyper["validation_prompts"] = tuple(hyper["validation_prompts"])
+        method = str(params.get("method", "lora"))
+        config = CONFIGS[method].from_params(base.family, base.source, hyper)
         output_dir = self.work_dir / ctx.job_id
         name = slug("-".join(part for part in ("ft", base.id, params.get("suffix")) if part))
         last_loss: dict[str, float] = {}

@@ -19,6 +19,7 @@ from genfoundry.schemas import DeletedPublic, ListPublic, ModelPublic
 from genfoundry.services import Services
 from genfoundry.services.adapters import parse_tags
 from genfoundry.services.classifiers import ROUTER_MODEL_ID
+from genfoundry.services.trained_models import delete_trained_model
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -183,6 +184,18 @@ async def read_model_content(
 async def delete_model(model_id: str, services: ServicesDep, principal: PrincipalDep) -> DeletedPublic:
     if model_id in services.catalog.models or model_id in services.catalog.text_models or model_id == ROUTER_MODEL_ID:
         raise Invalid("base models come from the catalog and cannot be deleted", param="model")
+    trained = services.catalog.find_visible(model_id, principal.user_id)
+    if trained is not None and trained.owner_id is not None:
+        await run_in_threadpool(
+            lambda: delete_trained_model(
+                sessions=services.sessions,
+                engine=services.image_engine,
+                models_dir=services.settings.home / "models",
+                owner_id=principal.user_id,
+                model_id=model_id,
+            )
+        )
+        return DeletedPublic(id=model_id, object="model")
     if await run_in_threadpool(services.classifiers.get, principal.user_id, model_id) is not None:
         await run_in_threadpool(lambda: services.classifiers.delete(owner_id=principal.user_id, classifier_id=model_id))
         return DeletedPublic(id=model_id, object="model")
