@@ -62,8 +62,14 @@ def test_keys_create_list_revoke(home: Path) -> None:
 
 def test_models_build_tiny_and_list(tmp_path: Path, home: Path) -> None:
     listed = run_cli(home, "models", "list").stdout
-    for model_id in ("tiny-sd15", "tiny-sdxl", "tiny-flux", "flux.1-dev"):
+    for model_id in ("tiny-sd15", "tiny-sdxl", "tiny-flux", "flux.1-dev", "tiny-llm", "router-default"):
         assert model_id in listed
+    rows = [json.loads(line) for line in run_cli(home, "models", "list", "--json").stdout.splitlines()]
+    by_id = {row["id"]: row for row in rows}
+    assert by_id["tiny-sd15"]["kind"] == "base" and by_id["tiny-sd15"]["family"] == "sd15"
+    assert by_id["tiny-llm"]["family"] == "text"
+    assert by_id["router-default"]["kind"] == "classifier"
+    assert set(by_id["router-default"]["labels"]) == {"image", "diagram", "chat"}
     rebuilt = run_cli(home, "models", "build-tiny").stdout
     assert "tiny-sd15: already built" in rebuilt
 
@@ -81,8 +87,6 @@ def test_generate_in_process_with_lora_and_style(tmp_path: Path, home: Path, lor
         "--trigger-word",
         "zzt",
     )
-    import json
-
     adapter_id = json.loads(imported.stdout)["id"]
     assert adapter_id in run_cli(home, "models", "list").stdout
     out, again = tmp_path / "out.png", tmp_path / "again.png"

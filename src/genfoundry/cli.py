@@ -142,26 +142,37 @@ app.command()(train)
 
 
 @models_app.command("list")
-def list_models() -> None:
-    """Show base models and registered adapters."""
+def list_models(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per model, as /v1/models gives them")
+    ] = False,
+) -> None:
+    """Show every model on this machine: image and text bases, trained models, adapters, classifiers (all users)."""
+    from genfoundry.api.routes.models import (
+        adapter_public,
+        base_public,
+        classifier_public,
+        router_public,
+        text_base_public,
+    )
     from genfoundry.services.local import open_local
 
     with open_local(Settings()) as local:
-        bases, adapters = local.list_models()
-    table = Table("id", "kind", "family", "base", "trigger word", "tags", "source / owner")
-    for entry in bases:
-        table.add_row(entry.id, "base", entry.family, "", "", "", entry.source)
-    for adapter in adapters:
-        tags = ",".join(f"{k}={v}" for k, v in adapter.tags.items())
-        table.add_row(
-            adapter.id,
-            "adapter",
-            adapter.family,
-            adapter.base_id,
-            adapter.trigger_word or "",
-            tags,
-            adapter.owner_id,
-        )
+        found = local.list_models()
+        rows = [base_public(entry) for entry in found.bases]
+        rows += [text_base_public(entry) for entry in found.text_bases]
+        rows += [adapter_public(adapter) for adapter in found.adapters]
+        rows += [router_public(local.services)]
+        rows += [classifier_public(classifier) for classifier in found.classifiers]
+    if as_json:
+        for row in rows:
+            typer.echo(row.model_dump_json())
+        return
+    table = Table("id", "kind", "family", "base", "trigger word / labels", "tags", "owner")
+    for row in rows:
+        tags = ",".join(f"{k}={v}" for k, v in row.tags.items())
+        detail = ",".join(row.labels) if row.labels is not None else row.trigger_word or ""
+        table.add_row(row.id, row.kind, row.family, row.base or "", detail, tags, row.owned_by)
     console.print(table)
 
 

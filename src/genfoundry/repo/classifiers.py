@@ -41,5 +41,10 @@ def list_classifiers(*, session: Session, owner_id: str) -> list[Classifier]:
     return list(session.scalars(query))
 
 
+def list_all_classifiers(*, session: Session) -> list[Classifier]:
+    """Every user's classifiers (the local operator's view, `genfoundry models list`)."""
+    return list(session.scalars(select(Classifier).order_by(Classifier.seq)))
+
+
 def delete_classifier(*, session: Session, classifier: Classifier) -> None:
     session.delete(classifier)
