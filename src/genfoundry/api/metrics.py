@@ -11,30 +11,42 @@ from prometheus_client.registry import Collector
 
 
 class _EngineCollector(Collector):
-    """Reads queue depth and loaded models from the engine at scrape time."""
+    """Reads queue depth and loaded models from an engine at scrape time. The image engine's families keep their
+    first names (`genfoundry_queue_depth`, `genfoundry_engine_*`); the text engine's carry `text_`."""
 
-    def __init__(self, stats: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, stats: Callable[[], dict[str, Any]], *, kind: str, counters: tuple[str, ...]) -> None:
         self._stats = stats
+        self._kind = kind
+        self._counters = counters
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats()
         models: dict[str, dict[str, Any]] = stats.get("models", {})
-        queue = GaugeMetricFamily("genfoundry_queue_depth", "Requests waiting per base model", labels=["model"])
+        prefix = "genfoundry_" if self._kind == "image" else f"genfoundry_{self._kind}_"
+        queue = GaugeMetricFamily(f"{prefix}queue_depth", f"{self._kind} requests waiting per base", labels=["model"])
         loaded = GaugeMetricFamily(
-            "genfoundry_loaded_model_bytes", "Estimated bytes of each loaded base model", labels=["model"]
+            f"{prefix}loaded_model_bytes", f"Estimated bytes of each loaded {self._kind} base", labels=["model"]
         )
-        adapters = GaugeMetricFamily("genfoundry_loaded_adapters", "Adapters loaded per base model", labels=["model"])
+        adapters = GaugeMetricFamily(
+            f"{prefix}loaded_adapters", f"Adapters loaded per {self._kind} base", labels=["model"]
+        )
+        states = [info.get("state") for info in models.values()]
         for model_id, info in models.items():
             queue.add_metric([model_id], info.get("queue_depth", 0))
             if info.get("state") == "loaded":
                 loaded.add_metric([model_id], info.get("bytes", 0))
                 adapters.add_metric([model_id], len(info.get("adapters", [])))
         yield from (queue, loaded, adapters)
-        yield GaugeMetricFamily("genfoundry_loaded_models", "Base models loaded", value=len(stats.get("loaded", [])))
-        for name in ("requests_served", "images_served", "batches_served", "failed_batches", "loads", "evictions"):
-            total = CounterMetricFamily(f"genfoundry_engine_{name}", f"Image engine {name.replace('_', ' ')}")
+        yield GaugeMetricFamily(f"{prefix}loaded_models", f"{self._kind} bases loaded", value=states.count("loaded"))
+        engine = "genfoundry_engine_" if self._kind == "image" else f"genfoundry_{self._kind}_engine_"
+        for name in self._counters:
+            total = CounterMetricFamily(f"{engine}{name}", f"{self._kind} engine {name.replace('_', ' ')}")
             total.add_metric([], stats.get(name, 0))
             yield total
+
+
+IMAGE_COUNTERS = ("requests_served", "images_served", "batches_served", "failed_batches", "loads", "evictions")
+TEXT_COUNTERS = ("requests_served", "batches_served", "tokens_generated", "loads", "evictions")
 
 
 class Metrics:
@@ -51,8 +63,9 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
 
-    def watch_engine(self, stats: Callable[[], dict[str, Any]]) -> None:
-        self.registry.register(_EngineCollector(stats))
+    def watch_engines(self, *, image: Callable[[], dict[str, Any]], text: Callable[[], dict[str, Any]]) -> None:
+        self.registry.register(_EngineCollector(image, kind="image", counters=IMAGE_COUNTERS))
+        self.registry.register(_EngineCollector(text, kind="text", counters=TEXT_COUNTERS))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
