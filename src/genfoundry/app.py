@@ -64,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if recovered:
             logger.warning("%d jobs a previous server left running (job, now): %s", len(recovered), recovered)
         services.jobs.serve()
+        if settings.router.preload:
+            services.classifiers.preload()
         metrics.watch_engines(image=services.image_engine.stats, text=services.text_engine.stats)
         app.state.services = services
         try:

@@ -79,6 +79,8 @@ class RouterSettings(BaseModel):
     # "onnx": ONNX Runtime on the CPU (exported from the torch weights once, cached under home/cache/encoders);
     # "torch": the reference; "auto": onnx on a CPU, torch on a GPU.
     encoder_backend: Literal["auto", "onnx", "torch"] = "auto"
+    # Load the router's encoder in the background when the server starts, instead of on the first request.
+    preload: bool = True
     # Where ONNX exports are cached, by the hash of the weights they came from; None: home/cache/encoders.
     encoder_cache_dir: Path | None = None
     # Threads per encoder forward; None: one per core on ONNX Runtime (idle threads sleep), one on torch (two torch

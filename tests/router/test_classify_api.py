@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
@@ -186,3 +187,14 @@ def test_concurrent_requests_share_the_encoder(live: LiveServer, keys: Keys) -> 
         want = expected[index % len(texts)]
         assert item["label"] == want["label"]
         assert item["scores"] == pytest.approx(want["scores"], abs=1e-5)
+
+
+def test_the_server_loads_the_router_at_start(live: LiveServer) -> None:
+    # Nothing asks for it here: the server loaded the encoder in the background when it started.
+    classifiers = cast(Any, live.server.config.app).state.services.classifiers
+    encoder = classifiers.encoder_for(classifiers.default_head())
+    deadline = time.monotonic() + 120
+    while not encoder.loaded and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert encoder.loaded
+    assert encoder.backend == "onnx"  # the CPU default

@@ -3,6 +3,7 @@ jobs: checked and queued here, trained by the job runner in their own process, r
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from collections import OrderedDict
@@ -27,6 +28,8 @@ from genfoundry.router.head import HEAD_META, HEAD_WEIGHTS, ClassifierHead, Pred
 from genfoundry.schemas import FineTuningJobCreate, RouteMessage
 from genfoundry.services.datasets import DatasetService, dataset_prefix
 from genfoundry.storage import ArtifactStore
+
+logger = logging.getLogger(__name__)
 
 ROUTER_MODEL_ID = "router-default"
 CLASSIFIER_KIND = "fine_tune_classifier"
@@ -116,6 +119,20 @@ class ClassifierService:
 
     def register(self, runner: JobRunner) -> None:
         runner.register(CLASSIFIER_KIND, self.run)
+
+    def preload(self) -> threading.Thread:
+        """Load the shipped router's head and encoder on a background thread (the server calls it at start), so
+        the first routed message does not wait for it; a failure is logged and left to the first request."""
+
+        def load() -> None:
+            try:
+                self.encoder_for(self.default_head()).load()
+            except Exception:
+                logger.exception("preloading the prompt router failed; it will load on first use")
+
+        thread = threading.Thread(target=load, name="router-preload", daemon=True)
+        thread.start()
+        return thread
 
     # -- heads -------------------------------------------------------------------------------------
 
