@@ -67,6 +67,9 @@ def test_jsonl_to_adapter_to_chat(live: LiveServer, alice: httpx.Client, file_id
     checkpoints = alice.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
     assert [c["step_number"] for c in checkpoints] == [2]
     assert checkpoints[0]["fine_tuned_model_checkpoint"].startswith("ft-tiny-llm-step-2-")
+    measured = checkpoints[0]["metrics"]  # OpenAI's checkpoint metric names, the validation split's included
+    assert set(measured) == {"step", "train_loss", "valid_loss", "valid_mean_token_accuracy"}, measured
+    assert measured["valid_loss"] > 0 and 0 <= measured["valid_mean_token_accuracy"] <= 1
     answer = alice.post(
         "/v1/chat/completions",
         json={"model": adapter_id, "messages": [{"role": "user", "content": "A user logs in"}], "max_tokens": 8},

@@ -71,16 +71,24 @@ def event_public(event: JobEvent, *, request: Request, services: Any) -> FineTun
     )
 
 
+# A checkpoint event's numbers under OpenAI's checkpoint metric names (SFT's validation split gives the valid_*).
+_CHECKPOINT_METRICS = {"loss": "train_loss", "eval_loss": "valid_loss", "token_accuracy": "valid_mean_token_accuracy"}
+
+
 def checkpoint_public(event: JobEvent) -> FineTuningCheckpointPublic:
     step = int(event.data.get("step", 0))
-    loss = event.data.get("loss")
+    measured = {
+        public: float(event.data[name])
+        for name, public in _CHECKPOINT_METRICS.items()
+        if event.data.get(name) is not None
+    }
     return FineTuningCheckpointPublic(
         id=f"ftckpt_{event.seq}",
         created_at=int(event.created_at.timestamp()),
         fine_tuned_model_checkpoint=event.data.get("adapter_id"),
         fine_tuning_job_id=event.job_id,
         step_number=step,
-        metrics={"step": float(step), **({"train_loss": float(loss)} if loss is not None else {})},
+        metrics={"step": float(step), **measured},
     )
 
 
