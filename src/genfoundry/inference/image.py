@@ -8,27 +8,18 @@ as one pipeline call (micro-batching) and switches adapters in place between cal
 from __future__ import annotations
 
 import asyncio
-import gc
-import logging
-import math
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Hashable
-from concurrent.futures import Future
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from genfoundry.errors import Invalid, Overloaded
-from genfoundry.inference.batching import BatchWorker, QueueFull, WorkerClosed
+from genfoundry.errors import Invalid
 from genfoundry.inference.loader import (
     BaseModelSpec,
     estimate_pipeline_bytes,
     estimate_weight_files_bytes,
     load_pipeline,
 )
+from genfoundry.inference.model_pool import ModelPool, Slot
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -36,8 +27,6 @@ if TYPE_CHECKING:
     from genfoundry.inference.image_runner import ImageRunner
 
 __all__ = ["BaseModelSpec", "GeneratedImage", "ImageEngine", "ImageJob", "LoraSpec"]
-
-logger = logging.getLogger(__name__)
 
 _SEED_MIN, _SEED_MAX = -(2**63), 2**64 - 1
 
@@ -75,16 +64,6 @@ class GeneratedImage:
     generation_time_s: float
 
 
-@dataclass(eq=False)
-class _Slot:
-    """A base in the LRU: its worker, and once loaded its runner and measured size."""
-
-    spec: BaseModelSpec
-    worker: BatchWorker[ImageJob, list[GeneratedImage]] | None = None
-    runner: ImageRunner | None = None
-    nbytes: int = 0
-
-
 def _batch_key(job: ImageJob) -> Hashable:
     """Jobs with equal keys can share one pipeline call (prompts and seeds may differ)."""
     img2img = job.init_image is not None
@@ -117,8 +96,10 @@ def _validate(job: ImageJob) -> None:
         raise Invalid("each adapter may appear once per request", param="loras")
 
 
-class ImageEngine:
+class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "ImageRunner"]):
     """Serves `ImageJob`s: one worker thread and bounded queue per loaded base, LRU under a byte budget."""
+
+    kind = "image"
 
     def __init__(
         self,
@@ -130,33 +111,15 @@ class ImageEngine:
         max_batch_size: int,
         batch_timeout_s: float,
     ) -> None:
-        if memory_budget_bytes < 0:
-            raise ValueError(f"memory_budget_bytes must be >= 0, got {memory_budget_bytes}")
-        if max_queue < 1 or max_batch_size < 1 or batch_timeout_s < 0:
-            raise ValueError(
-                "need max_queue >= 1, max_batch_size >= 1 and batch_timeout_s >= 0; got "
-                f"{max_queue}, {max_batch_size}, {batch_timeout_s}"
-            )
-        self.device = device
-        self.dtype = dtype
-        self.memory_budget_bytes = memory_budget_bytes
-        self.max_queue = max_queue
-        self.max_batch_size = max_batch_size
-        self.batch_timeout_s = batch_timeout_s
-        self._lock = threading.Lock()  # guards _slots, _closed and the counters
-        self._slots: OrderedDict[str, _Slot] = OrderedDict()  # least recently used first
-        self._closed = False
-        self._resolved_device: str | None = None
-        self._counters = {
-            "requests_served": 0,
-            "batches_served": 0,
-            "images_served": 0,
-            "failed_batches": 0,
-            "loads": 0,
-            "evictions": 0,
-        }
-
-    # -- public API --------------------------------------------------------------------------------
+        super().__init__(
+            device=device,
+            dtype=dtype,
+            memory_budget_bytes=memory_budget_bytes,
+            max_queue=max_queue,
+            max_batch_size=max_batch_size,
+            batch_timeout_s=batch_timeout_s,
+            counters=("requests_served", "batches_served", "images_served", "failed_batches"),
+        )
 
     async def generate(self, job: ImageJob) -> list[GeneratedImage]:
         """Generate `len(job.seeds)` images; raises `Overloaded` at once when the base's queue is full."""
@@ -166,191 +129,35 @@ class ImageEngine:
         """`generate` for in-process CLI use: same queue and worker, blocking the calling thread."""
         return self._submit(job).result()
 
-    def unload_adapter(self, adapter_id: str, *, wait: bool = False) -> None:
-        """Remove an adapter from every loaded base (it was deleted); done on each base's worker thread."""
-        with self._lock:
-            slots = list(self._slots.values())
-        futures: list[Future[None]] = []
-        for slot in slots:
-            assert slot.worker is not None
-            try:
-                futures.append(slot.worker.call_soon(partial(self._unload_on, slot, adapter_id)))
-            except WorkerClosed:
-                continue
-        if wait:
-            wait_futures(futures)
+    # -- the pool's hooks --------------------------------------------------------------------------
 
-    def unload_base(self, base_id: str) -> None:
-        """Unload a base (it was deleted): requests still queued for it fail, the running batch may finish."""
-        with self._lock:
-            slot = self._slots.pop(base_id, None)
-        if slot is not None:
-            self._retire(slot)
-            self._free_memory()
-
-    def stats(self) -> dict[str, Any]:
-        """Loaded bases with their bytes, queue depths and adapters, plus totals (exposed in /metrics)."""
-        with self._lock:
-            slots = list(self._slots.values())
-            counters = dict(self._counters)
-        models: dict[str, Any] = {}
-        for slot in slots:
-            assert slot.worker is not None
-            runner = slot.runner
-            models[slot.spec.id] = {
-                "family": slot.spec.family,
-                "state": "loaded" if runner is not None else "loading",
-                "bytes": slot.nbytes,
-                "queue_depth": slot.worker.queue_depth,
-                "adapters": list(runner.adapter_ids) if runner is not None else [],
-            }
-        return {
-            "device": self._resolved_device or self.device,
-            "memory_budget_bytes": self.memory_budget_bytes,
-            "loaded_bytes": sum(slot.nbytes for slot in slots),
-            "loaded": [model_id for model_id, info in models.items() if info["state"] == "loaded"],
-            "models": models,
-            **counters,
-        }
-
-    def close(self) -> None:
-        """Stop every worker; waiting jobs fail, the running batch is given a few seconds to finish."""
-        with self._lock:
-            self._closed = True
-            slots = list(self._slots.values())
-            self._slots.clear()
-        for slot in slots:
-            self._retire(slot)
-        self._free_memory()
-
-    # -- queueing ----------------------------------------------------------------------------------
-
-    def _submit(self, job: ImageJob) -> Future[list[GeneratedImage]]:
+    def _validate(self, job: ImageJob) -> None:
         _validate(job)
-        base_id = job.base.id
-        with self._lock:
-            if self._closed:
-                raise Overloaded("the image engine is shutting down", retry_after=5.0)
-            for _ in range(2):  # a slot closed by eviction or a failed load is replaced once
-                slot = self._slots.get(base_id) or self._new_slot(job.base)
-                assert slot.worker is not None
-                try:
-                    future = slot.worker.submit(job)
-                except WorkerClosed:
-                    if self._slots.get(base_id) is slot:
-                        del self._slots[base_id]
-                    continue
-                except QueueFull:
-                    raise Overloaded(
-                        f"too many requests waiting for {base_id!r} ({self.max_queue}); retry shortly",
-                        retry_after=self._retry_after(slot),
-                    ) from None
-                self._slots.move_to_end(base_id)
-                return future
-        raise Overloaded(f"model {base_id!r} is being reloaded; retry shortly", retry_after=1.0)
 
-    def _retry_after(self, slot: _Slot) -> float:
-        assert slot.worker is not None
-        batches_ahead = slot.worker.queue_depth / self.max_batch_size + 1
-        return float(max(1, math.ceil(slot.worker.last_batch_s * batches_ahead)))
+    def _job_base(self, job: ImageJob) -> BaseModelSpec:
+        return job.base
 
-    def _new_slot(self, spec: BaseModelSpec) -> _Slot:
-        """Called with the lock held: the worker's first act, on its own thread, is loading the base."""
-        slot = _Slot(spec)
-        slot.worker = BatchWorker(
-            name=spec.id,
-            run_batch=partial(self._run_batch, slot),
-            batch_key=_batch_key,
-            job_size=lambda job: len(job.seeds),
-            max_queue=self.max_queue,
-            max_batch_size=self.max_batch_size,
-            batch_timeout_s=self.batch_timeout_s,
-            setup=partial(self._load, slot),
-            on_setup_error=partial(self._forget, slot),
-        )
-        self._slots[spec.id] = slot
-        slot.worker.start()
-        return slot
+    def _batch_key(self, job: ImageJob) -> Hashable:
+        return _batch_key(job)
 
-    # -- worker-thread side ------------------------------------------------------------------------
+    def _job_size(self, job: ImageJob) -> int:
+        return len(job.seeds)
 
-    def _device(self) -> str:
-        if self._resolved_device is None:
-            device = self.device
-            if device == "auto":
-                import torch
+    def _estimate_bytes(self, spec: BaseModelSpec) -> int:
+        return estimate_weight_files_bytes(spec)
 
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            self._resolved_device = device
-        return self._resolved_device
-
-    def _load(self, slot: _Slot) -> None:
+    def _load_runner(self, spec: BaseModelSpec, device: str) -> tuple[ImageRunner, int]:
         from genfoundry.inference.image_runner import ImageRunner
 
-        device = self._device()
-        self._make_room(slot, estimate_weight_files_bytes(slot.spec))
-        started = time.perf_counter()
-        pipe = load_pipeline(slot.spec, device=device, dtype=self.dtype)
-        runner = ImageRunner(slot.spec, pipe, device=device)
-        nbytes = estimate_pipeline_bytes(pipe)
-        assert slot.worker is not None
-        if slot.worker.closed:  # the engine closed while this base was loading
-            runner.release()
-            return
-        with self._lock:
-            slot.runner, slot.nbytes = runner, nbytes
-            self._counters["loads"] += 1
-        logger.info("loaded %s (%d MiB) in %.2fs", slot.spec.id, nbytes >> 20, time.perf_counter() - started)
-        self._make_room(slot, nbytes)
+        pipe = load_pipeline(spec, device=device, dtype=self.dtype)
+        return ImageRunner(spec, pipe, device=device), estimate_pipeline_bytes(pipe)
 
-    def _forget(self, slot: _Slot, _exc: BaseException) -> None:
-        with self._lock:
-            if self._slots.get(slot.spec.id) is slot:
-                del self._slots[slot.spec.id]
+    def _slot_stats(self, spec: BaseModelSpec) -> dict[str, Any]:
+        return {"family": spec.family}
 
-    def _make_room(self, slot: _Slot, need: int) -> None:
-        """Evict least recently used idle bases until `need` more bytes fit; busy bases are never evicted."""
-        evicted: list[_Slot] = []
-        with self._lock:
-            others = [other for other in self._slots.values() if other is not slot]
-            total = sum(other.nbytes for other in others)
-            for other in others:
-                if total + need <= self.memory_budget_bytes:
-                    break
-                assert other.worker is not None
-                if other.runner is not None and other.worker.close_if_idle():
-                    del self._slots[other.spec.id]
-                    total -= other.nbytes
-                    evicted.append(other)
-                    self._counters["evictions"] += 1
-            over = total + need > self.memory_budget_bytes
-        for other in evicted:
-            logger.info("evicted %s to make room for %s", other.spec.id, slot.spec.id)
-            self._retire(other)
-        if evicted:
-            self._free_memory()
-        if over and need:
-            logger.warning("%s goes over the memory budget: the other loaded bases are busy", slot.spec.id)
-
-    def _retire(self, slot: _Slot) -> None:
-        assert slot.worker is not None
-        slot.worker.close(timeout=30.0)
-        if slot.runner is not None:
-            slot.runner.release()
-            slot.runner = None
-
-    def _free_memory(self) -> None:
-        gc.collect()
-        if (self._resolved_device or "").startswith("cuda"):
-            import torch
-
-            torch.cuda.empty_cache()
-
-    def _unload_on(self, slot: _Slot, adapter_id: str) -> None:
-        if slot.runner is not None:
-            slot.runner.unload_adapter(adapter_id)
-
-    def _run_batch(self, slot: _Slot, jobs: list[ImageJob]) -> list[list[GeneratedImage]]:
+    def _run_batch(
+        self, slot: Slot[BaseModelSpec, ImageJob, list[GeneratedImage], ImageRunner], jobs: list[ImageJob]
+    ) -> list[list[GeneratedImage]]:
         runner = slot.runner
         if runner is None:
             raise RuntimeError(f"{slot.spec.id!r} is not loaded")

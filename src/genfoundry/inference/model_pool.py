@@ -1,0 +1,316 @@
+"""What the image and text engines share: loaded bases in an LRU under a byte budget, each behind its own worker
+thread and bounded queue (`batching.BatchWorker`).
+
+An engine subclasses `ModelPool` and says how to check a job, which base it is for, which jobs may share a batch,
+how to load a base (a runner and its measured bytes) and how to run a batch on that runner. Loading happens on
+the base's worker thread, never on the event loop; idle bases are evicted least recently used first to make room;
+a busy base is never evicted.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
+
+from genfoundry.errors import Overloaded
+from genfoundry.inference.batching import BatchWorker, QueueFull, WorkerClosed
+
+logger = logging.getLogger(__name__)
+
+
+class BaseSpec(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class Runner(Protocol):
+    """A loaded base: it runs batches (engine-specific), switches adapters and frees its memory."""
+
+    adapter_ids: tuple[str, ...]  # a snapshot, read from other threads
+
+    def unload_adapter(self, adapter_id: str) -> object: ...
+
+    def release(self) -> None: ...
+
+
+SpecT = TypeVar("SpecT", bound=BaseSpec)
+JobT = TypeVar("JobT")
+ResultT = TypeVar("ResultT")
+RunnerT = TypeVar("RunnerT", bound=Runner)
+
+
+@dataclass(eq=False)
+class Slot(Generic[SpecT, JobT, ResultT, RunnerT]):
+    """A base in the LRU: its worker, and once loaded its runner and measured size."""
+
+    spec: SpecT
+    worker: BatchWorker[JobT, ResultT] | None = None
+    runner: RunnerT | None = None
+    nbytes: int = 0
+
+
+class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
+    """One worker thread and bounded queue per loaded base, LRU under a byte budget (see the module docstring)."""
+
+    kind = "model"  # names the engine in worker names and messages
+
+    def __init__(
+        self,
+        *,
+        device: str,
+        dtype: str,
+        memory_budget_bytes: int,
+        max_queue: int,
+        max_batch_size: int,
+        batch_timeout_s: float,
+        counters: tuple[str, ...],
+    ) -> None:
+        if memory_budget_bytes < 0:
+            raise ValueError(f"memory_budget_bytes must be >= 0, got {memory_budget_bytes}")
+        if max_queue < 1 or max_batch_size < 1 or batch_timeout_s < 0:
+            raise ValueError(
+                "need max_queue >= 1, max_batch_size >= 1 and batch_timeout_s >= 0; got "
+                f"{max_queue}, {max_batch_size}, {batch_timeout_s}"
+            )
+        self.device = device
+        self.dtype = dtype
+        self.memory_budget_bytes = memory_budget_bytes
+        self.max_queue = max_queue
+        self.max_batch_size = max_batch_size
+        self.batch_timeout_s = batch_timeout_s
+        self._lock = threading.Lock()  # guards _slots, _closed and the counters
+        self._slots: OrderedDict[str, Slot[SpecT, JobT, ResultT, RunnerT]] = OrderedDict()  # least recent first
+        self._closed = False
+        self._resolved_device: str | None = None
+        self._counters = dict.fromkeys((*counters, "loads", "evictions"), 0)
+
+    # -- what an engine says -----------------------------------------------------------------------
+
+    def _validate(self, job: JobT) -> None:
+        """Raise `Invalid` for a job that would fail its whole batch."""
+        raise NotImplementedError
+
+    def _job_base(self, job: JobT) -> SpecT:
+        raise NotImplementedError
+
+    def _batch_key(self, job: JobT) -> Hashable:
+        """Jobs with equal keys may run in one batch."""
+        raise NotImplementedError
+
+    def _job_size(self, job: JobT) -> int:
+        """How much of a batch (`max_batch_size`) the job takes."""
+        raise NotImplementedError
+
+    def _estimate_bytes(self, spec: SpecT) -> int:
+        """The base's size before loading it (from its weight files), to make room first."""
+        raise NotImplementedError
+
+    def _load_runner(self, spec: SpecT, device: str) -> tuple[RunnerT, int]:
+        """Load the base on `device` (on its worker thread); its runner and measured bytes."""
+        raise NotImplementedError
+
+    def _run_batch(self, slot: Slot[SpecT, JobT, ResultT, RunnerT], jobs: list[JobT]) -> list[ResultT]:
+        """One result per job, on the base's worker thread."""
+        raise NotImplementedError
+
+    def _slot_stats(self, spec: SpecT) -> dict[str, Any]:
+        """Extra fields of a base in `stats()`."""
+        return {}
+
+    # -- public API --------------------------------------------------------------------------------
+
+    def unload_adapter(self, adapter_id: str, *, wait: bool = False) -> None:
+        """Remove an adapter from every loaded base (it was deleted); done on each base's worker thread."""
+        with self._lock:
+            slots = list(self._slots.values())
+        futures: list[Future[None]] = []
+        for slot in slots:
+            assert slot.worker is not None
+            try:
+                futures.append(slot.worker.call_soon(partial(self._unload_on, slot, adapter_id)))
+            except WorkerClosed:
+                continue
+        if wait:
+            wait_futures(futures)
+
+    def unload_base(self, base_id: str) -> None:
+        """Unload a base (it was deleted): requests still queued for it fail, the running batch may finish."""
+        with self._lock:
+            slot = self._slots.pop(base_id, None)
+        if slot is not None:
+            self._retire(slot)
+            self._free_memory()
+
+    def stats(self) -> dict[str, Any]:
+        """Loaded bases with their bytes, queue depths and adapters, plus totals (exposed in /metrics)."""
+        with self._lock:
+            slots = list(self._slots.values())
+            counters = dict(self._counters)
+        models: dict[str, Any] = {}
+        for slot in slots:
+            assert slot.worker is not None
+            runner = slot.runner
+            models[slot.spec.id] = {
+                **self._slot_stats(slot.spec),
+                "state": "loaded" if runner is not None else "loading",
+                "bytes": slot.nbytes,
+                "queue_depth": slot.worker.queue_depth,
+                "adapters": list(runner.adapter_ids) if runner is not None else [],
+            }
+        return {
+            "device": self._resolved_device or self.device,
+            "memory_budget_bytes": self.memory_budget_bytes,
+            "loaded_bytes": sum(slot.nbytes for slot in slots),
+            "loaded": [model_id for model_id, info in models.items() if info["state"] == "loaded"],
+            "models": models,
+            **counters,
+        }
+
+    def close(self) -> None:
+        """Stop every worker; waiting jobs fail, the running batch is given a few seconds to finish."""
+        with self._lock:
+            self._closed = True
+            slots = list(self._slots.values())
+            self._slots.clear()
+        for slot in slots:
+            self._retire(slot)
+        self._free_memory()
+
+    # -- queueing ----------------------------------------------------------------------------------
+
+    def _submit(self, job: JobT) -> Future[ResultT]:
+        self._validate(job)
+        spec = self._job_base(job)
+        base_id = spec.id
+        with self._lock:
+            if self._closed:
+                raise Overloaded(f"the {self.kind} engine is shutting down", retry_after=5.0)
+            for _ in range(2):  # a slot closed by eviction or a failed load is replaced once
+                slot = self._slots.get(base_id)
+                if slot is None or slot.spec != spec:
+                    slot = self._new_slot(spec)
+                assert slot.worker is not None
+                try:
+                    future = slot.worker.submit(job)
+                except WorkerClosed:
+                    if self._slots.get(base_id) is slot:
+                        del self._slots[base_id]
+                    continue
+                except QueueFull:
+                    raise Overloaded(
+                        f"too many requests waiting for {base_id!r} ({self.max_queue}); retry shortly",
+                        retry_after=self._retry_after(slot),
+                    ) from None
+                self._slots.move_to_end(base_id)
+                return future
+        raise Overloaded(f"model {base_id!r} is being reloaded; retry shortly", retry_after=1.0)
+
+    def _retry_after(self, slot: Slot[SpecT, JobT, ResultT, RunnerT]) -> float:
+        assert slot.worker is not None
+        batches_ahead = slot.worker.queue_depth / self.max_batch_size + 1
+        return float(max(1, math.ceil(slot.worker.last_batch_s * batches_ahead)))
+
+    def _new_slot(self, spec: SpecT) -> Slot[SpecT, JobT, ResultT, RunnerT]:
+        """Called with the lock held: the worker's first act, on its own thread, is loading the base."""
+        old = self._slots.pop(spec.id, None)
+        if old is not None:  # the catalog entry changed (new source or dtype): retire the old load
+            threading.Thread(target=self._retire, args=(old,), daemon=True).start()
+        slot: Slot[SpecT, JobT, ResultT, RunnerT] = Slot(spec)
+        slot.worker = BatchWorker(
+            name=f"{self.kind}:{spec.id}",
+            run_batch=partial(self._run_batch, slot),
+            batch_key=self._batch_key,
+            job_size=self._job_size,
+            max_queue=self.max_queue,
+            max_batch_size=self.max_batch_size,
+            batch_timeout_s=self.batch_timeout_s,
+            setup=partial(self._load, slot),
+            on_setup_error=partial(self._forget, slot),
+        )
+        self._slots[spec.id] = slot
+        slot.worker.start()
+        return slot
+
+    # -- worker-thread side ------------------------------------------------------------------------
+
+    def _device(self) -> str:
+        if self._resolved_device is None:
+            device = self.device
+            if device == "auto":
+                import torch
+
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            self._resolved_device = device
+        return self._resolved_device
+
+    def _load(self, slot: Slot[SpecT, JobT, ResultT, RunnerT]) -> None:
+        device = self._device()
+        self._make_room(slot, self._estimate_bytes(slot.spec))
+        started = time.perf_counter()
+        runner, nbytes = self._load_runner(slot.spec, device)
+        assert slot.worker is not None
+        if slot.worker.closed:  # the engine closed while this base was loading
+            runner.release()
+            return
+        with self._lock:
+            slot.runner, slot.nbytes = runner, nbytes
+            self._counters["loads"] += 1
+        logger.info("loaded %s (%d MiB) in %.2fs", slot.spec.id, nbytes >> 20, time.perf_counter() - started)
+        self._make_room(slot, nbytes)
+
+    def _forget(self, slot: Slot[SpecT, JobT, ResultT, RunnerT], _exc: BaseException) -> None:
+        with self._lock:
+            if self._slots.get(slot.spec.id) is slot:
+                del self._slots[slot.spec.id]
+
+    def _make_room(self, slot: Slot[SpecT, JobT, ResultT, RunnerT], need: int) -> None:
+        """Evict least recently used idle bases until `need` more bytes fit; busy bases are never evicted."""
+        evicted: list[Slot[SpecT, JobT, ResultT, RunnerT]] = []
+        with self._lock:
+            others = [other for other in self._slots.values() if other is not slot]
+            total = sum(other.nbytes for other in others)
+            for other in others:
+                if total + need <= self.memory_budget_bytes:
+                    break
+                assert other.worker is not None
+                if other.runner is not None and other.worker.close_if_idle():
+                    del self._slots[other.spec.id]
+                    total -= other.nbytes
+                    evicted.append(other)
+                    self._counters["evictions"] += 1
+            over = total + need > self.memory_budget_bytes
+        for other in evicted:
+            logger.info("evicted %s to make room for %s", other.spec.id, slot.spec.id)
+            self._retire(other)
+        if evicted:
+            self._free_memory()
+        if over and need:
+            logger.warning("%s goes over the memory budget: the other loaded bases are busy", slot.spec.id)
+
+    def _retire(self, slot: Slot[SpecT, JobT, ResultT, RunnerT]) -> None:
+        assert slot.worker is not None
+        slot.worker.close(timeout=30.0)
+        if slot.runner is not None:
+            slot.runner.release()
+            slot.runner = None
+
+    def _free_memory(self) -> None:
+        gc.collect()
+        if (self._resolved_device or "").startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _unload_on(self, slot: Slot[SpecT, JobT, ResultT, RunnerT], adapter_id: str) -> None:
+        if slot.runner is not None:
+            slot.runner.unload_adapter(adapter_id)
