@@ -19,12 +19,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid, ModelUnavailable
-from genfoundry.inference.loader import DTYPES, hub_offline, resolve_torch_dtype
+from genfoundry.inference.loader import DTYPES, cached_snapshot, from_pretrained_offline_first, resolve_torch_dtype
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -108,23 +109,6 @@ def _local_folder(spec: CaptionerSpec) -> Path | None:
     return None
 
 
-def _in_hf_cache(repo_id: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-    except ValueError:  # not a valid repo id
-        return False
-
-
-def _unavailable(spec: CaptionerSpec, reason: str) -> ModelUnavailable:
-    return ModelUnavailable(
-        f"captioner {spec.id!r} ({spec.source}) is not available locally and cannot be fetched: {reason}. "
-        f"Run `hf download {spec.source}` on a machine with network access (then copy the HF cache here), "
-        "or set the catalog source of this captioner to a local folder."
-    )
-
-
 class Captioner:
     """One captioning model, loaded on first use; `caption` runs one batched `generate` for a list of images."""
 
@@ -186,18 +170,15 @@ class Captioner:
         return processor, model
 
     def _load_from_hub(self, model_cls: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
-        offline = hub_offline()
-        if offline or _in_hf_cache(self.spec.source):
-            try:
-                return self._from_pretrained(model_cls, self.spec.source, local_files_only=True, **kwargs)
-            except OSError as exc:
-                if offline:
-                    raise _unavailable(self.spec, "HF_HUB_OFFLINE is set and it is not in the HF cache") from exc
-                logger.info("cache for %s is incomplete, trying the Hub: %s", self.spec.source, exc)
-        try:
-            return self._from_pretrained(model_cls, self.spec.source, **kwargs)
-        except OSError as exc:  # huggingface_hub's HTTP, offline and not-found errors are all OSErrors
-            raise _unavailable(self.spec, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        return from_pretrained_offline_first(
+            partial(self._from_pretrained, model_cls),
+            self.spec.source,
+            cached=cached_snapshot(self.spec.source, "config.json") is not None,
+            what=f"captioner {self.spec.id!r}",
+            missing="it is",
+            entry="captioner",
+            **kwargs,
+        )
 
     def resolved_prompt(self, prompt: str | None) -> str | None:
         """The prompt a caption call really uses: the given one, else the catalog default (None: unconditional)."""

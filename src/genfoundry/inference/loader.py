@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from genfoundry.errors import Invalid, ModelUnavailable
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FAMILY_PIPELINES: dict[str, str] = {
     "sd15": "StableDiffusionPipeline",
@@ -89,15 +91,55 @@ def _local_folder(source: str) -> Path | None:
     return None
 
 
-def _cached_snapshot(repo_id: str) -> Path | None:
-    """The HF cache snapshot folder holding `repo_id`'s model_index.json, if any (no network)."""
+def cached_snapshot(repo_id: str, marker: str) -> Path | None:
+    """The HF cache snapshot folder holding `repo_id`'s `marker` file (model_index.json, config.json), if any;
+    no network."""
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        found = try_to_load_from_cache(repo_id, "model_index.json")
+        found = try_to_load_from_cache(repo_id, marker)
     except ValueError:  # not a valid repo id
         return None
     return Path(found).parent if isinstance(found, str) else None
+
+
+def unavailable(what: str, source: str, reason: str, *, entry: str = "model") -> ModelUnavailable:
+    """The error for a model (`what`: "base model 'x'", "captioner 'y'") neither local nor fetchable; `entry`
+    names its kind of catalog entry."""
+    return ModelUnavailable(
+        f"{what} ({source}) is not available locally and cannot be fetched: {reason}. "
+        f"Run `hf download {source}` on a machine with network access (then copy the HF cache here), "
+        f"or set the catalog source of this {entry} to a local folder."
+    )
+
+
+def from_pretrained_offline_first(
+    load: Callable[..., T],
+    source: str,
+    *,
+    cached: bool,
+    what: str,
+    missing: str,
+    entry: str = "model",
+    **kwargs: Any,
+) -> T:
+    """`load(source, **kwargs)` (a `from_pretrained`) from the HF cache when `cached` or HF_HUB_OFFLINE is set,
+    else (or when the cache proves incomplete) from the Hub; failures become `unavailable(what, ...)`.
+    `missing` says what the cache lacks ("the weights are", "the files are", "it is")."""
+    offline = hub_offline()
+    if offline or cached:
+        try:
+            return load(source, local_files_only=True, **kwargs)
+        except OSError as exc:
+            if offline:
+                reason = f"HF_HUB_OFFLINE is set and {missing} not in the HF cache"
+                raise unavailable(what, source, reason, entry=entry) from exc
+            logger.info("cache for %s is incomplete, trying the Hub: %s", source, exc)
+    try:
+        return load(source, **kwargs)
+    except OSError as exc:  # huggingface_hub's HTTP, offline and not-found errors are all OSErrors
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise unavailable(what, source, reason, entry=entry) from exc
 
 
 def _dtype_kwarg() -> str:
@@ -107,14 +149,6 @@ def _dtype_kwarg() -> str:
     except ImportError:
         return "torch_dtype"
     return "dtype"
-
-
-def _unavailable(spec: BaseModelSpec, reason: str) -> ModelUnavailable:
-    return ModelUnavailable(
-        f"base model {spec.id!r} ({spec.source}) is not available locally and cannot be fetched: {reason}. "
-        f"Run `hf download {spec.source}` on a machine with network access (then copy the HF cache here), "
-        "or set the catalog source of this model to a local folder."
-    )
 
 
 def load_pipeline(spec: BaseModelSpec, *, device: str, dtype: str) -> DiffusionPipeline:
@@ -133,7 +167,14 @@ def load_pipeline(spec: BaseModelSpec, *, device: str, dtype: str) -> DiffusionP
         except OSError as exc:
             raise ModelUnavailable(f"base model {spec.id!r}: cannot load folder {folder}: {exc}") from exc
     else:
-        pipe = _load_from_hub(pipeline_cls, spec, kwargs)
+        pipe = from_pretrained_offline_first(
+            pipeline_cls.from_pretrained,
+            spec.source,
+            cached=cached_snapshot(spec.source, "model_index.json") is not None,
+            what=f"base model {spec.id!r}",
+            missing="the weights are",
+            **kwargs,
+        )
     if spec.scheduler is not None:
         pipe.scheduler = _scheduler_class(spec).from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
@@ -150,21 +191,6 @@ def _scheduler_class(spec: BaseModelSpec) -> Any:
     if cls is None:
         raise Invalid(f"model {spec.id!r}: unknown scheduler {name!r}; use a diffusers scheduler class name")
     return cls
-
-
-def _load_from_hub(pipeline_cls: Any, spec: BaseModelSpec, kwargs: dict[str, Any]) -> Any:
-    offline = hub_offline()
-    if offline or _cached_snapshot(spec.source) is not None:
-        try:
-            return pipeline_cls.from_pretrained(spec.source, local_files_only=True, **kwargs)
-        except OSError as exc:
-            if offline:
-                raise _unavailable(spec, "HF_HUB_OFFLINE is set and the weights are not in the HF cache") from exc
-            logger.info("cache for %s is incomplete, trying the Hub: %s", spec.source, exc)
-    try:
-        return pipeline_cls.from_pretrained(spec.source, **kwargs)
-    except OSError as exc:  # huggingface_hub's HTTP, offline and not-found errors are all OSErrors
-        raise _unavailable(spec, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
 
 def estimate_pipeline_bytes(pipe: DiffusionPipeline) -> int:
@@ -192,7 +218,7 @@ def estimate_weight_files_bytes(spec: BaseModelSpec) -> int:
     Used to make room before a load; the measured size replaces it once the pipeline is loaded.
     """
     try:
-        folder = _local_folder(spec.source) or _cached_snapshot(spec.source)
+        folder = _local_folder(spec.source) or cached_snapshot(spec.source, "model_index.json")
     except ModelUnavailable:
         return 0
     if folder is None:

@@ -6,19 +6,16 @@ network; a model that is neither local nor fetchable is a `ModelUnavailable` nam
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid, ModelUnavailable
-from genfoundry.inference.loader import DTYPES, hub_offline, resolve_torch_dtype
+from genfoundry.inference.loader import DTYPES, cached_snapshot, from_pretrained_offline_first, resolve_torch_dtype
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
-
-logger = logging.getLogger(__name__)
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
@@ -52,25 +49,6 @@ def _local_folder(spec: TextModelSpec) -> Path | None:
     return None
 
 
-def _unavailable(spec: TextModelSpec, reason: str) -> ModelUnavailable:
-    return ModelUnavailable(
-        f"text model {spec.id!r} ({spec.source}) is not available locally and cannot be fetched: {reason}. "
-        f"Run `hf download {spec.source}` on a machine with network access (then copy the HF cache here), "
-        "or set the catalog source of this model to a local folder."
-    )
-
-
-def _cached_snapshot(repo_id: str) -> Path | None:
-    """The HF cache snapshot folder holding `repo_id`'s config.json, if any (no network)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(repo_id, "config.json")
-    except ValueError:  # not a valid repo id
-        return None
-    return Path(found).parent if isinstance(found, str) else None
-
-
 def _from_pretrained(spec: TextModelSpec, loader: Any, **kwargs: Any) -> Any:
     """`loader.from_pretrained` on the folder, the HF cache, or (when allowed and reachable) the Hub."""
     folder = _local_folder(spec)
@@ -79,18 +57,14 @@ def _from_pretrained(spec: TextModelSpec, loader: Any, **kwargs: Any) -> Any:
             return loader.from_pretrained(folder, **kwargs)
         except OSError as exc:
             raise ModelUnavailable(f"text model {spec.id!r}: cannot load folder {folder}: {exc}") from exc
-    offline = hub_offline()
-    if offline or _cached_snapshot(spec.source) is not None:
-        try:
-            return loader.from_pretrained(spec.source, local_files_only=True, **kwargs)
-        except OSError as exc:
-            if offline:
-                raise _unavailable(spec, "HF_HUB_OFFLINE is set and the files are not in the HF cache") from exc
-            logger.info("cache for %s is incomplete, trying the Hub: %s", spec.source, exc)
-    try:
-        return loader.from_pretrained(spec.source, **kwargs)
-    except OSError as exc:  # huggingface_hub's HTTP, offline and not-found errors are all OSErrors
-        raise _unavailable(spec, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+    return from_pretrained_offline_first(
+        loader.from_pretrained,
+        spec.source,
+        cached=cached_snapshot(spec.source, "config.json") is not None,
+        what=f"text model {spec.id!r}",
+        missing="the files are",
+        **kwargs,
+    )
 
 
 def load_tokenizer(spec: TextModelSpec) -> Any:
@@ -142,7 +116,7 @@ def estimate_model_bytes(model: Any) -> int:
 def estimate_weight_files_bytes(spec: TextModelSpec) -> int:
     """Bytes of weight files on disk for `spec` (local folder or HF cache), 0 when unknown; no network."""
     try:
-        folder = _local_folder(spec) or _cached_snapshot(spec.source)
+        folder = _local_folder(spec) or cached_snapshot(spec.source, "config.json")
     except ModelUnavailable:
         return 0
     if folder is None:
