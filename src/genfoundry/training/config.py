@@ -119,7 +119,7 @@ class LoraTrainingConfig:
     KIND: ClassVar[str] = "LoRA"  # how error messages name this recipe's hyperparameters
 
     def __post_init__(self) -> None:
-        _check_choice("family", self.family, FAMILIES)
+        check_choice("family", self.family, FAMILIES)
         if not isinstance(self.base_source, str) or not self.base_source.strip():
             raise Invalid("base_source must name a pipeline folder or a Hugging Face repo id", param="base_source")
         for name, value in self.family_defaults().items():
@@ -142,35 +142,35 @@ class LoraTrainingConfig:
         object.__setattr__(self, name, value)
 
     def _validate_numbers(self) -> None:
-        _check_int("rank", self.rank, 1, 256)
-        self._set("alpha", _check_float("alpha", self.alpha, 0.0, 4096.0, low_open=True))
-        self._set("learning_rate", _check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True))
-        _check_choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
-        _check_int("lr_warmup_steps", self.lr_warmup_steps, 0, _MAX_STEPS)
+        check_int("rank", self.rank, 1, 256)
+        self._set("alpha", check_float("alpha", self.alpha, 0.0, 4096.0, low_open=True))
+        self._set("learning_rate", check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True))
+        check_choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
+        check_int("lr_warmup_steps", self.lr_warmup_steps, 0, _MAX_STEPS)
         if self.max_steps is not None and self.epochs is not None:
             raise Invalid("set max_steps or epochs, not both", param="epochs")
         if self.max_steps is None and self.epochs is None:
             self._set("max_steps", self.family_defaults()["max_steps"])
         if self.max_steps is not None:
-            _check_int("max_steps", self.max_steps, 1, _MAX_STEPS)
+            check_int("max_steps", self.max_steps, 1, _MAX_STEPS)
         if self.epochs is not None:
-            _check_int("epochs", self.epochs, 1, 10_000)
-        _check_int("batch_size", self.batch_size, 1, 64)
-        _check_int("gradient_accumulation_steps", self.gradient_accumulation_steps, 1, 1024)
+            check_int("epochs", self.epochs, 1, 10_000)
+        check_int("batch_size", self.batch_size, 1, 64)
+        check_int("gradient_accumulation_steps", self.gradient_accumulation_steps, 1, 1024)
         for name in ("resolution", "sample_resolution"):
             _check_resolution(name, getattr(self, name), self.family)
-        _check_int("seed", self.seed, 0, 2**32 - 1)
-        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         for name in ("gradient_checkpointing", "use_8bit_adam"):
             if not isinstance(getattr(self, name), bool):
                 raise Invalid(f"{name} must be true or false", param=name)
-        self._set("max_grad_norm", _check_float("max_grad_norm", self.max_grad_norm, 0.0, 1e6))
-        self._set("train_guidance_scale", _check_float("train_guidance_scale", self.train_guidance_scale, 0, 30))
-        _check_int("checkpoint_every_n_steps", self.checkpoint_every_n_steps, 1, _MAX_STEPS)
-        _check_int("keep_last_n_checkpoints", self.keep_last_n_checkpoints, 1, 1000)
-        _check_int("sample_every_n_steps", self.sample_every_n_steps, 0, _MAX_STEPS)
-        _check_int("sample_steps", self.sample_steps, 1, 200)
-        self._set("sample_guidance_scale", _check_float("sample_guidance_scale", self.sample_guidance_scale, 0, 30))
+        self._set("max_grad_norm", check_float("max_grad_norm", self.max_grad_norm, 0.0, 1e6))
+        self._set("train_guidance_scale", check_float("train_guidance_scale", self.train_guidance_scale, 0, 30))
+        check_int("checkpoint_every_n_steps", self.checkpoint_every_n_steps, 1, _MAX_STEPS)
+        check_int("keep_last_n_checkpoints", self.keep_last_n_checkpoints, 1, 1000)
+        check_int("sample_every_n_steps", self.sample_every_n_steps, 0, _MAX_STEPS)
+        check_int("sample_steps", self.sample_steps, 1, 200)
+        self._set("sample_guidance_scale", check_float("sample_guidance_scale", self.sample_guidance_scale, 0, 30))
 
     @classmethod
     def from_params(cls, family: str, base_source: str, params: Mapping[str, Any]) -> Self:
@@ -231,7 +231,7 @@ class DreamBoothTrainingConfig(LoraTrainingConfig):
     KIND: ClassVar[str] = "DreamBooth"
 
     def __post_init__(self) -> None:
-        _check_choice("train_mode", self.train_mode, TRAIN_MODES)  # the family defaults depend on it
+        check_choice("train_mode", self.train_mode, TRAIN_MODES)  # the family defaults depend on it
         super().__post_init__()
         if self.train_mode == "full" and self.family not in FULL_FINE_TUNE_FAMILIES:
             raise Invalid(
@@ -251,10 +251,10 @@ class DreamBoothTrainingConfig(LoraTrainingConfig):
             raise Invalid("with_prior_preservation must be true or false", param="with_prior_preservation")
         if self.with_prior_preservation and class_prompt is None:
             raise Invalid("prior preservation needs a class_prompt (or a class_word)", param="class_prompt")
-        _check_int("num_class_images", self.num_class_images, 1, _MAX_CLASS_IMAGES)
-        self._set("prior_loss_weight", _check_float("prior_loss_weight", self.prior_loss_weight, 0.0, 100.0))
-        _check_int("class_image_steps", self.class_image_steps, 1, 200)
-        self._set("class_guidance_scale", _check_float("class_guidance_scale", self.class_guidance_scale, 0, 30))
+        check_int("num_class_images", self.num_class_images, 1, _MAX_CLASS_IMAGES)
+        self._set("prior_loss_weight", check_float("prior_loss_weight", self.prior_loss_weight, 0.0, 100.0))
+        check_int("class_image_steps", self.class_image_steps, 1, 200)
+        self._set("class_guidance_scale", check_float("class_guidance_scale", self.class_guidance_scale, 0, 30))
 
     def family_defaults(self) -> dict[str, Any]:
         family = FAMILY_DEFAULTS[self.family]
@@ -277,19 +277,19 @@ class DreamBoothTrainingConfig(LoraTrainingConfig):
         return f"a photo of {self.trigger_word} {self.class_word}"
 
 
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise Invalid(f"{name} must be one of {', '.join(choices)}; got {value!r}", param=name)
 
 
-def _check_int(name: str, value: object, low: int, high: int) -> None:
+def check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise Invalid(f"{name} must be an integer; got {value!r}", param=name)
     if not low <= value <= high:
         raise Invalid(f"{name} must be between {low} and {high}; got {value}", param=name)
 
 
-def _check_float(name: str, value: object, low: float, high: float, *, low_open: bool = False) -> float:
+def check_float(name: str, value: object, low: float, high: float, *, low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise Invalid(f"{name} must be a finite number; got {value!r}", param=name)
     too_low = value <= low if low_open else value < low
@@ -300,7 +300,7 @@ def _check_float(name: str, value: object, low: float, high: float, *, low_open:
 
 
 def _check_resolution(name: str, value: object, family: str) -> None:
-    _check_int(name, value, 64, 4096)
+    check_int(name, value, 64, 4096)
     # FLUX packs 2x2 latent patches after the VAE's 8x downsampling, so sides must divide by 16.
     multiple = 16 if family == "flux" else 8
     if isinstance(value, int) and value % multiple:

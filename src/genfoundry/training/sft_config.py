@@ -10,6 +10,7 @@ from typing import Any, Self
 
 from genfoundry.errors import Invalid
 from genfoundry.text.formats import PLAIN_TEMPLATE, PROMPT_FORMATS, check_plain_template
+from genfoundry.training.config import check_choice, check_float, check_int
 
 QUANTIZATIONS = ("none", "4bit")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -82,43 +83,43 @@ class SftTrainingConfig:
             raise Invalid("base_source must name a model folder or a Hugging Face repo id", param="model")
         if self.base_id is None:
             self._set("base_id", self.base_source)
-        _check_choice("prompt_format", self.prompt_format, PROMPT_FORMATS)
+        check_choice("prompt_format", self.prompt_format, PROMPT_FORMATS)
         if self.chat_template is not None and (not isinstance(self.chat_template, str) or not self.chat_template):
             raise Invalid("chat_template must be a non-empty jinja template string", param="chat_template")
         check_plain_template(self.plain_template)
-        _check_int("rank", self.rank, 1, 512)
+        check_int("rank", self.rank, 1, 512)
         if self.alpha is None:
             self._set("alpha", float(2 * self.rank))
-        self._set("alpha", _check_float("alpha", self.alpha, 0.0, 4096.0, low_open=True))
-        self._set("lora_dropout", _check_float("lora_dropout", self.lora_dropout, 0.0, 0.9))
+        self._set("alpha", check_float("alpha", self.alpha, 0.0, 4096.0, low_open=True))
+        self._set("lora_dropout", check_float("lora_dropout", self.lora_dropout, 0.0, 0.9))
         self._set("target_modules", _target_modules(self.target_modules))
-        self._set("learning_rate", _check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True))
-        _check_choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
-        _check_int("lr_warmup_steps", self.lr_warmup_steps, 0, _MAX_STEPS)
-        self._set("weight_decay", _check_float("weight_decay", self.weight_decay, 0.0, 10.0))
+        self._set("learning_rate", check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True))
+        check_choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
+        check_int("lr_warmup_steps", self.lr_warmup_steps, 0, _MAX_STEPS)
+        self._set("weight_decay", check_float("weight_decay", self.weight_decay, 0.0, 10.0))
         if self.max_steps is not None and self.epochs is not None:
             raise Invalid("set max_steps or n_epochs, not both", param="n_epochs")
         if self.max_steps is None and self.epochs is None:
             self._set("epochs", DEFAULT_EPOCHS)
         if self.max_steps is not None:
-            _check_int("max_steps", self.max_steps, 1, _MAX_STEPS)
+            check_int("max_steps", self.max_steps, 1, _MAX_STEPS)
         if self.epochs is not None:
-            _check_int("n_epochs", self.epochs, 1, 1000)
-        _check_int("batch_size", self.batch_size, 1, 256)
-        _check_int("gradient_accumulation_steps", self.gradient_accumulation_steps, 1, 1024)
-        _check_int("max_seq_length", self.max_seq_length, 16, 131_072)
+            check_int("n_epochs", self.epochs, 1, 1000)
+        check_int("batch_size", self.batch_size, 1, 256)
+        check_int("gradient_accumulation_steps", self.gradient_accumulation_steps, 1, 1024)
+        check_int("max_seq_length", self.max_seq_length, 16, 131_072)
         _check_bool("packing", self.packing)
-        _check_choice("quantization", self.quantization, QUANTIZATIONS)
-        _check_choice("dtype", self.dtype, DTYPES)
-        _check_choice("device", self.device, DEVICES)
+        check_choice("quantization", self.quantization, QUANTIZATIONS)
+        check_choice("dtype", self.dtype, DTYPES)
+        check_choice("device", self.device, DEVICES)
         _check_bool("gradient_checkpointing", self.gradient_checkpointing)
-        self._set("max_grad_norm", _check_float("max_grad_norm", self.max_grad_norm, 0.0, 1e6))
-        self._set("validation_fraction", _check_float("validation_fraction", self.validation_fraction, 0.0, 0.5))
-        _check_int("checkpoint_every_n_steps", self.checkpoint_every_n_steps, 1, _MAX_STEPS)
+        self._set("max_grad_norm", check_float("max_grad_norm", self.max_grad_norm, 0.0, 1e6))
+        self._set("validation_fraction", check_float("validation_fraction", self.validation_fraction, 0.0, 0.5))
+        check_int("checkpoint_every_n_steps", self.checkpoint_every_n_steps, 1, _MAX_STEPS)
         if self.eval_every_n_steps is not None:
-            _check_int("eval_every_n_steps", self.eval_every_n_steps, 0, _MAX_STEPS)
-        _check_int("keep_last_n_checkpoints", self.keep_last_n_checkpoints, 1, 1000)
-        _check_int("seed", self.seed, 0, 2**32 - 1)
+            check_int("eval_every_n_steps", self.eval_every_n_steps, 0, _MAX_STEPS)
+        check_int("keep_last_n_checkpoints", self.keep_last_n_checkpoints, 1, 1000)
+        check_int("seed", self.seed, 0, 2**32 - 1)
 
     def _set(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
@@ -159,31 +160,9 @@ class SftTrainingConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise Invalid(f"{name} must be one of {', '.join(choices)}; got {value!r}", param=name)
-
-
 def _check_bool(name: str, value: object) -> None:
     if not isinstance(value, bool):
         raise Invalid(f"{name} must be true or false; got {value!r}", param=name)
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(f"{name} must be an integer; got {value!r}", param=name)
-    if not low <= value <= high:
-        raise Invalid(f"{name} must be between {low} and {high}; got {value}", param=name)
-
-
-def _check_float(name: str, value: object, low: float, high: float, *, low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Invalid(f"{name} must be a finite number; got {value!r}", param=name)
-    too_low = value <= low if low_open else value < low
-    if too_low or value > high:
-        bound = f"greater than {low}" if low_open else f"at least {low}"
-        raise Invalid(f"{name} must be {bound} and at most {high}; got {value}", param=name)
-    return float(value)
 
 
 def _target_modules(value: object) -> tuple[str, ...]:
