@@ -66,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.jobs.serve()
         if settings.router.preload:
             services.classifiers.preload()
-        metrics.watch_engines(image=services.image_engine.stats, text=services.text_engine.stats)
+        for kind, engine in (("image", services.image_engine), ("text", services.text_engine)):
+            metrics.watch_engine(kind, engine.stats, engine.counter_names)
         app.state.services = services
         try:
             yield

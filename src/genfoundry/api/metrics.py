@@ -45,10 +45,6 @@ class _EngineCollector(Collector):
             yield total
 
 
-IMAGE_COUNTERS = ("requests_served", "images_served", "batches_served", "failed_batches", "loads", "evictions")
-TEXT_COUNTERS = ("requests_served", "batches_served", "tokens_generated", "loads", "evictions")
-
-
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -63,9 +59,9 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
 
-    def watch_engines(self, *, image: Callable[[], dict[str, Any]], text: Callable[[], dict[str, Any]]) -> None:
-        self.registry.register(_EngineCollector(image, kind="image", counters=IMAGE_COUNTERS))
-        self.registry.register(_EngineCollector(text, kind="text", counters=TEXT_COUNTERS))
+    def watch_engine(self, kind: str, stats: Callable[[], dict[str, Any]], counters: tuple[str, ...]) -> None:
+        """Scrape `stats()` of the `kind` engine ("image", "text"); `counters` are its running totals."""
+        self.registry.register(_EngineCollector(stats, kind=kind, counters=counters))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -129,6 +129,11 @@ class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
 
     # -- public API --------------------------------------------------------------------------------
 
+    @property
+    def counter_names(self) -> tuple[str, ...]:
+        """The running totals `stats()` carries (requests served, loads, evictions, ...)."""
+        return tuple(self._counters)
+
     def unload_adapter(self, adapter_id: str, *, wait: bool = False) -> None:
         """Remove an adapter from every loaded base (it was deleted); done on each base's worker thread."""
         with self._lock:

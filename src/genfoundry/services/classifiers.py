@@ -120,7 +120,7 @@ class ClassifierService:
     def register(self, runner: JobRunner) -> None:
         runner.register(CLASSIFIER_KIND, self.run)
 
-    def preload(self) -> threading.Thread:
+    def preload(self) -> None:
         """Load the shipped router's head and encoder on a background thread (the server calls it at start), so
         the first routed message does not wait for it; a failure is logged and left to the first request."""
 
@@ -130,9 +130,7 @@ class ClassifierService:
             except Exception:
                 logger.exception("preloading the prompt router failed; it will load on first use")
 
-        thread = threading.Thread(target=load, name="router-preload", daemon=True)
-        thread.start()
-        return thread
+        threading.Thread(target=load, name="router-preload", daemon=True).start()
 
     # -- heads -------------------------------------------------------------------------------------
 
