@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid, ModelUnavailable
-from genfoundry.inference.loader import DTYPES, cached_snapshot, from_pretrained_offline_first, resolve_torch_dtype
+from genfoundry.inference.loader import (
+    DTYPES,
+    MODULE_BUILD_LOCK,
+    cached_snapshot,
+    from_pretrained_offline_first,
+    resolve_torch_dtype,
+)
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -143,7 +149,8 @@ class Captioner:
         folder = _local_folder(self.spec)
         if folder is not None:
             try:
-                processor, model = self._from_pretrained(model_cls, str(folder), local_files_only=True, **kwargs)
+                with MODULE_BUILD_LOCK:
+                    processor, model = self._from_pretrained(model_cls, str(folder), local_files_only=True, **kwargs)
             except OSError as exc:
                 raise ModelUnavailable(f"captioner {self.spec.id!r}: cannot load folder {folder}: {exc}") from exc
         else:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid
+from genfoundry.inference.loader import MODULE_BUILD_LOCK
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -73,7 +74,8 @@ class ImageRunner:
         name = adapter_name(lora.id)
         started = time.perf_counter()
         try:
-            self.pipe.load_lora_weights(lora.path, adapter_name=name)
+            with MODULE_BUILD_LOCK:
+                self.pipe.load_lora_weights(lora.path, adapter_name=name)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise Invalid(f"cannot load adapter {lora.id!r} into {self.spec.id!r}: {exc}", param="loras") from exc
         logger.info("loaded adapter %s into %s in %.3fs", lora.id, self.spec.id, time.perf_counter() - started)

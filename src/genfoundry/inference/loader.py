@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# diffusers and transformers build a model with torch.nn.Module patched process-wide (accelerate-style
+# init_empty_weights: new parameters land on the meta device) while they load it. A module built on another
+# thread in that window (a LoRA, another model) gets empty parameters: the router's encoder, loaded at server
+# start beside the first image request, lost its LoRA that way. Every load that builds torch modules holds this
+# lock; a Hub download inside `from_pretrained` holds it too.
+MODULE_BUILD_LOCK = threading.RLock()
 
 FAMILY_PIPELINES: dict[str, str] = {
     "sd15": "StableDiffusionPipeline",
@@ -129,14 +137,16 @@ def from_pretrained_offline_first(
     offline = hub_offline()
     if offline or cached:
         try:
-            return load(source, local_files_only=True, **kwargs)
+            with MODULE_BUILD_LOCK:
+                return load(source, local_files_only=True, **kwargs)
         except OSError as exc:
             if offline:
                 reason = f"HF_HUB_OFFLINE is set and {missing} not in the HF cache"
                 raise unavailable(what, source, reason, entry=entry) from exc
             logger.info("cache for %s is incomplete, trying the Hub: %s", source, exc)
     try:
-        return load(source, **kwargs)
+        with MODULE_BUILD_LOCK:
+            return load(source, **kwargs)
     except OSError as exc:  # huggingface_hub's HTTP, offline and not-found errors are all OSErrors
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise unavailable(what, source, reason, entry=entry) from exc
@@ -163,7 +173,8 @@ def load_pipeline(spec: BaseModelSpec, *, device: str, dtype: str) -> DiffusionP
     folder = _local_folder(spec.source)
     if folder is not None:
         try:
-            pipe = pipeline_cls.from_pretrained(folder, **kwargs)
+            with MODULE_BUILD_LOCK:
+                pipe = pipeline_cls.from_pretrained(folder, **kwargs)
         except OSError as exc:
             raise ModelUnavailable(f"base model {spec.id!r}: cannot load folder {folder}: {exc}") from exc
     else:

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid, ModelUnavailable
-from genfoundry.inference.loader import DTYPES, cached_snapshot, from_pretrained_offline_first, resolve_torch_dtype
+from genfoundry.inference.loader import (
+    DTYPES,
+    MODULE_BUILD_LOCK,
+    cached_snapshot,
+    from_pretrained_offline_first,
+    resolve_torch_dtype,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -54,7 +60,8 @@ def _from_pretrained(spec: TextModelSpec, loader: Any, **kwargs: Any) -> Any:
     folder = _local_folder(spec)
     if folder is not None:
         try:
-            return loader.from_pretrained(folder, **kwargs)
+            with MODULE_BUILD_LOCK:
+                return loader.from_pretrained(folder, **kwargs)
         except OSError as exc:
             raise ModelUnavailable(f"text model {spec.id!r}: cannot load folder {folder}: {exc}") from exc
     return from_pretrained_offline_first(

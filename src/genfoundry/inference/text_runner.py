@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid
 from genfoundry.inference.image_runner import adapter_name
+from genfoundry.inference.loader import MODULE_BUILD_LOCK
 from genfoundry.inference.text_decoding import (
     BatchDecoder,
     IncrementalDetokenizer,
@@ -87,12 +88,15 @@ class TextRunner:
         name = adapter_name(adapter.id)
         started = time.perf_counter()
         try:
-            if self.has_peft:
-                self.model.load_adapter(adapter.path, adapter_name=name, is_trainable=False)
-            else:
-                from peft import PeftModel
+            with MODULE_BUILD_LOCK:
+                if self.has_peft:
+                    self.model.load_adapter(adapter.path, adapter_name=name, is_trainable=False)
+                else:
+                    from peft import PeftModel
 
-                self.model = PeftModel.from_pretrained(self.model, adapter.path, adapter_name=name, is_trainable=False)
+                    self.model = PeftModel.from_pretrained(
+                        self.model, adapter.path, adapter_name=name, is_trainable=False
+                    )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise Invalid(f"cannot load adapter {adapter.id!r} into {self.spec.id!r}: {exc}", param="model") from exc
         self.model.eval()

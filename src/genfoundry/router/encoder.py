@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from genfoundry.inference.loader import MODULE_BUILD_LOCK
 from genfoundry.router.onnx_encoder import OnnxEncoderModel, export_key, load_or_export
 
 ENCODER_ID = "all-MiniLM-L6-v2"
@@ -150,9 +151,10 @@ class TextEncoder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        model = AutoModel.from_pretrained(folder)
-        if self.lora is not None:
-            model = merge_lora(model, self.lora)
+        with MODULE_BUILD_LOCK:
+            model = AutoModel.from_pretrained(folder)
+            if self.lora is not None:
+                model = merge_lora(model, self.lora)
         return model.to(self.device).eval()
 
     def _load_onnx(self, folder: Path, tokenizer: Any) -> OnnxEncoderModel:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from genfoundry.inference.loader import MODULE_BUILD_LOCK
 from genfoundry.router.encoder import LoraSpec, encoder_dir, torch_threads
 
 
@@ -84,7 +85,8 @@ def contrastive_lora(
         lora_dropout=0.0,
         bias="none",
     )
-    model: Any = get_peft_model(AutoModel.from_pretrained(folder), lora)
+    with MODULE_BUILD_LOCK:
+        model: Any = get_peft_model(AutoModel.from_pretrained(folder), lora)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
     pairs = make_pairs(labels, config.pairs, config.seed)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid, ModelUnavailable
+from genfoundry.inference.loader import MODULE_BUILD_LOCK
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +67,8 @@ def load_base_pipeline(config: LoraTrainingConfig, dtype: torch.dtype, **compone
     source = config.base_source
     local = Path(source).expanduser()
     try:
-        pipe = pipeline_cls.from_pretrained(local if local.is_dir() else source, **kwargs)
+        with MODULE_BUILD_LOCK:
+            pipe = pipeline_cls.from_pretrained(local if local.is_dir() else source, **kwargs)
     except (OSError, ValueError) as exc:  # huggingface_hub's offline / not-found errors are OSErrors
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelUnavailable(f"base model {source!r} cannot be loaded for training: {reason}") from exc
@@ -106,7 +108,8 @@ def add_lora(denoiser: Any, config: LoraTrainingConfig, device: torch.device, dt
     # LoRA init draws from the global RNG: seed it here only, leaving the caller's RNG as it was.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        denoiser.add_adapter(lora_config)
+        with MODULE_BUILD_LOCK:
+            denoiser.add_adapter(lora_config)
     denoiser.to(device) if denoiser.dtype == dtype else denoiser.to(device, dtype=dtype)
     # Frozen weights may be half precision; the trained ones stay float32 so small updates are not lost.
     cast_training_params(denoiser, dtype=torch.float32)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid, ModelUnavailable
+from genfoundry.inference.loader import MODULE_BUILD_LOCK
 from genfoundry.text.formats import TextFormat
 from genfoundry.training import checkpoints
 from genfoundry.training.callbacks import TrainingCallbacks, TrainingResult
@@ -127,7 +128,8 @@ def load_base_model(config: SftTrainingConfig, device: torch.device, dtype: torc
         )
         kwargs["device_map"] = {"": device}
     try:
-        model: Any = AutoModelForCausalLM.from_pretrained(_base_path(config.base_source), **kwargs)
+        with MODULE_BUILD_LOCK:
+            model: Any = AutoModelForCausalLM.from_pretrained(_base_path(config.base_source), **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelUnavailable(f"base model {config.base_source!r} cannot be loaded: {_first_line(exc)}") from exc
     model.config.use_cache = False
@@ -180,7 +182,8 @@ def add_lora(model: Any, config: SftTrainingConfig) -> Any:
     )
     with torch.random.fork_rng(devices=[]):  # LoRA init draws from the global RNG
         torch.manual_seed(config.seed)
-        peft_model = get_peft_model(model, lora_config)
+        with MODULE_BUILD_LOCK:
+            peft_model = get_peft_model(model, lora_config)
     peft_model.train()
     return peft_model
 
