@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from genfoundry.config import JobSettings, Settings
 from genfoundry.db.session import make_engine, make_session_factory, upgrade_database
@@ -18,6 +19,7 @@ from genfoundry.db.tables import Job
 from genfoundry.jobs.context import JobContext
 from genfoundry.jobs.executors import make_executor
 from genfoundry.jobs.runner import JobRunner
+from genfoundry.repo import jobs as jobs_repo
 
 HERE = "tests.jobs.sample_jobs"
 
@@ -66,10 +68,15 @@ def exit_hard(ctx: JobContext) -> dict[str, Any]:
     os._exit(3)
 
 
-def record_finish(job: Job) -> None:
-    """A finisher: one line per run, so a test can see it ran (and how often)."""
-    with (Path(job.params["out"]) / f"finished-{job.id}.log").open("a") as log:
-        log.write(f"{job.status}\n")
+def record_finish(session: Session, job: Job) -> None:
+    """A finisher: an event in the job's final transaction, so a test can see it ran (and how often)."""
+    jobs_repo.add_event(session=session, job_id=job.id, type="log", message="finisher", data={"saw": job.status})
+
+
+def failing_finish(session: Session, job: Job) -> None:
+    """A finisher that writes, then fails: its write must be undone, the job's final status kept."""
+    record_finish(session, job)
+    raise RuntimeError("the finisher broke")
 
 
 def job_settings(home: Path, **jobs: Any) -> Settings:
@@ -99,6 +106,7 @@ def make_runner(settings: Settings) -> Harness:
     for name in ("count", "stubborn", "boom", "exit_hard"):
         runner.register(name, f"{HERE}:{name}", on_finish=f"{HERE}:record_finish")
     runner.register("missing", "tests.jobs.no_such_module:run", on_finish=f"{HERE}:record_finish")
+    runner.register("count_bad_finish", f"{HERE}:count", on_finish=f"{HERE}:failing_finish")
     runner.register("download", f"{HERE}:count", on_finish=f"{HERE}:record_finish", uses_device=False)
     return Harness(runner, engine)
 

@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from genfoundry.db.tables import Job
 from genfoundry.jobs.kinds import JobKind
 from genfoundry.repo import jobs as jobs_repo
 
@@ -173,18 +175,45 @@ class Heartbeat:
                     logger.exception("job %s: heartbeat failed", self.ctx.job_id)
 
 
-def run_finisher(*, sessions: sessionmaker[Session], kind: JobKind, job_id: str) -> None:
-    """Run the kind's finisher on the job's final row; errors are logged, the job's status stands."""
+def end_run(
+    *,
+    session: Session,
+    kind: JobKind | None,
+    job_id: str,
+    attempt: int,
+    worker_id: str | None,
+    status: str,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """running → a final status and the kind's finisher, in the caller's transaction (so nobody sees the job ended
+    before what it held is released); False when the run had lost the job (nothing written)."""
+    fence: dict[str, Any] = {"session": session, "job_id": job_id, "attempt": attempt, "worker_id": worker_id}
+    if not jobs_repo.finish_run(**fence, status=status, error=error, result=result):
+        return False
+    if kind is not None:
+        apply_finisher(session=session, kind=kind, job_id=job_id)
+    return True
+
+
+def apply_finisher(*, session: Session, kind: JobKind, job_id: str) -> None:
+    """Run the kind's finisher on the job's final row in the caller's transaction, the one that made it final.
+
+    It runs in a savepoint: a finisher that fails is logged and undone, and the job's final status stands.
+    """
     try:
         finisher = kind.resolve_finisher()
-        if finisher is None:
-            return
-        with sessions() as session:
-            job = jobs_repo.get_job(session=session, job_id=job_id)
-            if job is None or job.status not in jobs_repo.FINAL_STATUSES:
-                return
-            session.expunge(job)
-        finisher(job)
+    except Exception:
+        logger.exception("job %s: the finisher of %s cannot be loaded", job_id, kind.name)
+        return
+    if finisher is None:
+        return
+    job = session.scalar(select(Job).where(Job.id == job_id).execution_options(populate_existing=True))
+    if job is None or job.status not in jobs_repo.FINAL_STATUSES:
+        return
+    try:
+        with session.begin_nested():
+            finisher(session, job)
     except Exception:
         logger.exception("job %s: the finisher of %s failed", job_id, kind.name)
 
@@ -218,8 +247,9 @@ def run_attempt(*, sessions: sessionmaker[Session], run: JobRun, heartbeat_s: fl
     finally:
         heartbeat.stop()
     with sessions() as session:
-        written = jobs_repo.finish_run(
+        written = end_run(
             session=session,
+            kind=run.kind,
             job_id=run.job_id,
             attempt=run.attempt,
             worker_id=run.worker_id,
@@ -228,8 +258,6 @@ def run_attempt(*, sessions: sessionmaker[Session], run: JobRun, heartbeat_s: fl
             result=result,
         )
         session.commit()
-    if written:
-        run_finisher(sessions=sessions, kind=run.kind, job_id=run.job_id)
-    else:
+    if not written:
         logger.warning("job %s: attempt %d lost the job before it ended; nothing written", run.job_id, run.attempt)
     return written

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from genfoundry.db.tables import Job
     from genfoundry.jobs.context import JobContext
 
 JobFunction = Callable[["JobContext"], dict[str, Any]]
-Finisher = Callable[["Job"], None]
+# Runs in the transaction that makes the job final (session, the job's final row): it must not commit.
+Finisher = Callable[["Session", "Job"], None]
 
 
 def load_target(target: str) -> Any:
@@ -34,7 +37,7 @@ def load_target(target: str) -> Any:
 
 @dataclass(frozen=True)
 class JobKind:
-    """What runs a job of this kind, and what runs once it has ended (it must be safe to run twice)."""
+    """What runs a job of this kind, and what runs as it ends (once, in the transaction writing its final status)."""
 
     name: str
     function: JobFunction | str

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genfoundry.config import JobSettings
 from genfoundry.db.tables import Job, utcnow
 from genfoundry.errors import Conflict
-from genfoundry.jobs.context import JobCancelled, JobContext, JobRun, run_finisher
+from genfoundry.jobs.context import JobCancelled, JobContext, JobRun, apply_finisher, end_run
 from genfoundry.jobs.executors import Executor, RunHandle, SubprocessExecutor, ThreadExecutor
 from genfoundry.jobs.kinds import Finisher, JobFunction, JobKind
 from genfoundry.jobs.liveness import new_worker_id, orphan_reason
@@ -89,9 +89,10 @@ class JobRunner:
     ) -> None:
         """`fn` is a callable (rebuilt in the job's process by `build_services`) or a "module:function" string.
 
-        `on_finish` runs once the job reached a final state, whatever it is (to release what it held); it may
-        run twice (in the job's process and in the runner's), so it must be idempotent. `resumable` kinds can be
-        re-queued after they were cancelled or failed (`resume`), going on from their last checkpoint. Kinds with
+        `on_finish(session, job)` runs once the job reached a final state, whatever it is (to release what it held),
+        in the transaction that writes that state: whoever reads the job as ended also sees it released.
+        `resumable` kinds can be re-queued after they were cancelled or failed (`resume`), going on from their last
+        checkpoint. Kinds with
         `uses_device=False` (downloads) run in `cpu_slots`, so they never wait behind a long training job.
         """
         self._kinds[kind] = JobKind(kind, fn, on_finish, resumable, uses_device)
@@ -147,10 +148,9 @@ class JobRunner:
                 return False
             job = jobs_repo.get_job(session=session, job_id=job_id)
             # A queued job ends here; a claim cannot race this, as it skips jobs with the cancel flag.
-            ended = jobs_repo.cancel_queued(session=session, job_id=job_id)
+            if jobs_repo.cancel_queued(session=session, job_id=job_id) and job is not None and job.kind in self._kinds:
+                apply_finisher(session=session, kind=self._kinds[job.kind], job_id=job_id)
             session.commit()
-        if ended and job is not None and job.kind in self._kinds:
-            run_finisher(sessions=self.sessions, kind=self._kinds[job.kind], job_id=job_id)
         self._wake.set()
         return True
 
@@ -175,7 +175,7 @@ class JobRunner:
 
     def _sweep(self) -> list[tuple[str, str]]:
         now = utcnow()
-        ended: list[tuple[str, str, str]] = []
+        ended: list[tuple[str, str]] = []
         with self.sessions() as session:
             for job in jobs_repo.running_jobs(session=session):
                 if job.worker_id == self.worker_id:
@@ -187,10 +187,10 @@ class JobRunner:
                 session.commit()
                 if status is not None:
                     logger.warning("job %s (%s): %s; now %s", job.id, job.kind, reason, status)
-                    ended.append((job.id, job.kind, status))
-        for job_id, kind, status in ended:
-            self._finish_if_final(job_id, kind, status)
-        return [(job_id, status) for job_id, _, status in ended]
+                    ended.append((job.id, status))
+        for job_id, status in ended:
+            self._release(job_id, status)
+        return ended
 
     def _interrupted(
         self,
@@ -202,22 +202,19 @@ class JobRunner:
         *,
         refund: bool = False,
     ) -> str | None:
-        """A run ended without a final status: cancelled if asked, re-queued while attempts remain, else failed."""
+        """A run ended without a final status: cancelled if asked, re-queued while attempts remain, else failed (a
+        final status comes with the kind's finisher, in the caller's transaction)."""
         fence: dict[str, Any] = {"session": session, "job_id": job.id, "attempt": attempt, "worker_id": worker_id}
-        if job.cancel_requested:
-            return (
-                "cancelled" if jobs_repo.finish_run(**fence, status="cancelled", error=f"cancelled: {reason}") else None
-            )
-        if refund or job.attempts < job.max_attempts:
+        if not job.cancel_requested and (refund or job.attempts < job.max_attempts):
             return "queued" if jobs_repo.requeue_run(**fence, reason=reason, refund=refund) else None
-        return "failed" if jobs_repo.finish_run(**fence, status="failed", error=reason) else None
+        status, error = ("cancelled", f"cancelled: {reason}") if job.cancel_requested else ("failed", reason)
+        return status if end_run(**fence, kind=self._kinds.get(job.kind), status=status, error=error) else None
 
-    def _finish_if_final(self, job_id: str, kind: str, status: str | None) -> None:
+    def _release(self, job_id: str, status: str | None) -> None:
+        """Forget a job this process started once it has ended."""
         if status in jobs_repo.FINAL_STATUSES:
             with self._lock:
                 self._own.discard(job_id)
-            if kind in self._kinds:
-                run_finisher(sessions=self.sessions, kind=self._kinds[kind], job_id=job_id)
 
     # -- the worker loop ---------------------------------------------------------------------------
 
@@ -253,7 +250,7 @@ class JobRunner:
             code = active.handle.exit_code()
             if code is not None:
                 del self._active[job_id]
-                self._settle(active, active.stop_reason or active.handle.exit_reason(code), clean=code == 0)
+                self._settle(active, active.stop_reason or active.handle.exit_reason(code))
 
     def _beat(self) -> None:
         # The job's process beats too, but only once it has started (imports can take seconds): the runner's
@@ -265,7 +262,7 @@ class JobRunner:
             jobs_repo.touch_held(session=session, worker_id=self.worker_id, job_ids=list(self._active))
             session.commit()
 
-    def _settle(self, active: _Active, reason: str, *, clean: bool, refund: bool = False) -> None:
+    def _settle(self, active: _Active, reason: str, *, refund: bool = False) -> None:
         """After an attempt ended: end the job with `reason` if the attempt wrote no final status itself."""
         run = active.run
         with self.sessions() as session:
@@ -278,12 +275,7 @@ class JobRunner:
                 status = self._interrupted(session, job, run.attempt, run.worker_id, reason, refund=refund)
                 session.commit()
                 logger.warning("job %s (%s): %s; now %s", run.job_id, run.kind.name, reason, status)
-        if status in jobs_repo.FINAL_STATUSES and (held or not clean):
-            # The attempt's own process runs the finisher after its final write; run it here when it could not.
-            self._finish_if_final(run.job_id, run.kind.name, status)
-        elif status in jobs_repo.FINAL_STATUSES:
-            with self._lock:
-                self._own.discard(run.job_id)
+        self._release(run.job_id, status)
 
     def _enforce_cancels(self) -> None:
         if not self._active:
@@ -302,7 +294,7 @@ class JobRunner:
                     active.kill_at = now + KILL_AFTER_TERM_S
                 else:  # a thread cannot be killed: end the job now; its later writes are fenced off
                     del self._active[job_id]
-                    self._settle(active, f"it did not stop within {grace:g} s of the cancel request", clean=False)
+                    self._settle(active, f"it did not stop within {grace:g} s of the cancel request")
             elif active.kill_at is not None and now >= active.kill_at:
                 active.handle.kill()
                 active.kill_at = math.inf
@@ -339,8 +331,9 @@ class JobRunner:
         except Exception as exc:
             logger.exception("job %s: could not start", job_id)
             with self.sessions() as session:
-                ended = jobs_repo.finish_run(
+                ended = end_run(
                     session=session,
+                    kind=run.kind,
                     job_id=job_id,
                     attempt=attempt,
                     worker_id=self.worker_id,
@@ -348,7 +341,7 @@ class JobRunner:
                     error=f"could not start the job's process: {exc}",
                 )
                 session.commit()
-            self._finish_if_final(job_id, kind, "failed" if ended else None)
+            self._release(job_id, "failed" if ended else None)
             return
         self._active[job_id] = _Active(run=run, handle=handle)
 
@@ -382,8 +375,7 @@ class JobRunner:
                 entry.handle.kill()
                 _wait_for_exit(entry.handle, time.monotonic() + KILL_AFTER_TERM_S)
         for entry in active:
-            code = entry.handle.exit_code()
-            self._settle(entry, "the server stopped while the job ran", clean=code == 0, refund=True)
+            self._settle(entry, "the server stopped while the job ran", refund=True)
         self.executor.shutdown()
 
 

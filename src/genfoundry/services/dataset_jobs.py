@@ -178,15 +178,14 @@ class DatasetJobs:
         self.datasets.write_manifest(dataset_id)
         return {"dataset_id": dataset_id, "captioned": written, "model": params["model"]}
 
-    def finish(self, job: Job) -> None:
-        """The dataset leaves `processing` / `captioning` whatever the job's end."""
-        with self.sessions() as session:
-            dataset = datasets_repo.get_dataset(session=session, dataset_id=job.params["dataset_id"])
-            if dataset is None or dataset.active_job_id != job.id:
-                return
-            dataset.active_job_id = None
-            if job.kind == "dataset_urls" and job.status != "succeeded":
-                dataset.status, dataset.error = "failed", job.error or f"download job {job.status}"
-            else:
-                dataset.status = "ready"
-            session.commit()
+    def finish(self, session: Session, job: Job) -> None:
+        """The dataset leaves `processing` / `captioning` whatever the job's end, in the job's final transaction."""
+        dataset = datasets_repo.get_dataset(session=session, dataset_id=job.params["dataset_id"])
+        if dataset is None or dataset.active_job_id != job.id:
+            return
+        dataset.active_job_id = None
+        if job.kind == "dataset_urls" and job.status != "succeeded":
+            dataset.status, dataset.error = "failed", job.error or f"download job {job.status}"
+        else:
+            dataset.status = "ready"
+        session.flush()
