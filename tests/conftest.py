@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny models built once per session, and a real uvicorn server on a loopback port."""
+"""Shared fixtures: tiny models built once per session, a real uvicorn server on a loopback port, text adapters
+registered on it, and text-training data. Plain helpers live in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -6,20 +7,27 @@ import io
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 import uvicorn
 from PIL import Image
 
 from genfoundry.app import create_app
 from genfoundry.config import DatasetSettings, Settings
-from genfoundry.models.random_lora import make_lora_file
+from genfoundry.db.session import make_engine, make_session_factory
+from genfoundry.models.random_lora import make_lora_file, make_text_lora_dir
+from genfoundry.repo import users as users_repo
 from genfoundry.services.local import open_database
+from genfoundry.services.text_adapters import register_text_adapter
+from genfoundry.storage import ArtifactStore
+from genfoundry.text.formats import TextFormat
+from tests.helpers import write_pairs
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -108,8 +116,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Iterator[L
 
 @pytest.fixture(scope="session")
 def keys(live: LiveServer) -> Keys:
-    from genfoundry.repo import users as users_repo
-
     with open_database(live.settings) as session:
         alice = users_repo.create_key(session=session, name="alice").key
         bob = users_repo.create_key(session=session, name="bob").key
@@ -215,3 +221,103 @@ def image_server() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.2:{server.server_address[1]}"
     server.shutdown()
+
+
+# Text models: tiny-llm from the session's tiny set, random PEFT adapters registered for alice and bob on the
+# live server, and an openai client per user.
+@pytest.fixture(scope="session")
+def tiny_llm(tiny_dir: Path) -> Path:
+    """The tiny-llm folder `models build-tiny` wrote (a random Llama with a locally trained tokenizer)."""
+    return tiny_dir / "tiny-llm"
+
+
+@dataclass(frozen=True)
+class TextAdapters:
+    alice_a: str
+    alice_b: str
+    alice_plain: str  # adapter a's weights, registered with the plain prompt format
+    bob: str
+
+
+@pytest.fixture(scope="session")
+def lora_dirs(tmp_path_factory: pytest.TempPathFactory, tiny_llm: Path) -> dict[str, Path]:
+    """Three random LoRA folders on tiny-llm (different seeds, non-zero B)."""
+    out = tmp_path_factory.mktemp("text-loras")
+    return {
+        name: make_text_lora_dir(tiny_llm, out / name, seed=seed) for name, seed in (("a", 11), ("b", 12), ("c", 13))
+    }
+
+
+@pytest.fixture(scope="session")
+def text_adapters(live: LiveServer, keys: Keys, lora_dirs: dict[str, Path]) -> TextAdapters:
+    """Registered through the same function SFT jobs use: two for alice, one for bob."""
+    settings = live.settings
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    store = ArtifactStore(settings.resolved_storage_url, cache_dir=settings.home / "cache" / "artifacts")
+    chat_format = TextFormat(base_id="tiny-llm", prompt_format="chat_template")
+    plain_format = TextFormat(base_id="tiny-llm", prompt_format="plain")
+    with sessions() as session:
+        alice = users_repo.authenticate(session=session, key=keys.alice)
+        bob = users_repo.authenticate(session=session, key=keys.bob)
+        assert alice is not None and bob is not None
+        alice_id, bob_id = alice.id, bob.id
+        session.commit()
+
+    def register(owner_id: str, name: str, folder: Path, text_format: TextFormat = chat_format) -> str:
+        adapter = register_text_adapter(
+            sessions=sessions,
+            store=store,
+            owner_id=owner_id,
+            base_id="tiny-llm",
+            name=name,
+            peft_dir=folder,
+            text_format=text_format,
+            tags={"test": "text"},
+        )
+        return str(adapter.id)
+
+    try:
+        ids = {
+            "alice_a": register(alice_id, "alice a", lora_dirs["a"]),
+            "alice_b": register(alice_id, "alice b", lora_dirs["b"]),
+            "alice_plain": register(alice_id, "alice plain", lora_dirs["a"], plain_format),
+            "bob": register(bob_id, "bob", lora_dirs["c"]),
+        }
+    finally:
+        engine.dispose()
+    return TextAdapters(**ids)
+
+
+@pytest.fixture
+def alice_openai(live: LiveServer, keys: Keys) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{live.url}/v1", api_key=keys.alice, max_retries=0, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture
+def bob_openai(live: LiveServer, keys: Keys) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{live.url}/v1", api_key=keys.bob, max_retries=0, timeout=120) as client:
+        yield client
+
+
+# Text training: tiny-llm built on its own (a few seconds, apart from the full tiny set) and scenario -> PlantUML
+# pairs as JSONL.
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from genfoundry.models.tiny_llm import build_tiny_llm
+
+    return Path(build_tiny_llm(tmp_path_factory.mktemp("tiny-llm") / "tiny-llm"))
+
+
+@pytest.fixture(scope="session")
+def pairs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pairs(tmp_path_factory.mktemp("pairs") / "train.jsonl", 24)
+
+
+@pytest.fixture(scope="session")
+def make_pairs() -> Callable[..., Path]:
+    """write_pairs, for tests that need their own file (chat lines, another count)."""
+    return write_pairs

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.test_api_bad_input import assert_error
+from tests.helpers import assert_error
 
 SEQUENCE = "@startuml\nAlice -> Bob : hello\nBob --> Alice : hi\n@enduml"
 

@@ -14,7 +14,7 @@ from genfoundry.router.head import load_head
 from genfoundry.router.setfit import ContrastiveConfig
 from genfoundry.router.train import ClassifierTrainingConfig, train_classifier
 from genfoundry.training.callbacks import TrainingCallbacks
-from tests.router.test_custom_classifier import TICKETS
+from tests.helpers import TICKETS
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,7 @@ from genfoundry.training.data import load_dataset_items
 from genfoundry.training.dreambooth import train_dreambooth
 from genfoundry.training.full_model import save_pipeline_with
 from genfoundry.training.registry import CONFIGS, RECIPES, get_recipe
-from tests.training.test_lora_recipe import (
-    Recorder,
-    assert_same_adapter,
-    generate,
-    load_pipeline,
-    lora_modules,
-    make_dataset,
-)
+from tests.helpers import Recorder, assert_same_adapter, generate, load_pipeline, lora_modules, make_dataset
 
 CLASS_PROMPT = "a photo of a square"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,70 +13,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors import safe_open
-from safetensors.torch import load_file
 
 from genfoundry.errors import Invalid
 from genfoundry.training import checkpoints
-from genfoundry.training.callbacks import TrainingCallbacks
 from genfoundry.training.config import FAMILY_DEFAULTS, FLUX_TARGET_MODULES, UNET_TARGET_MODULES, LoraTrainingConfig
 from genfoundry.training.data import BatchSchedule, assign_buckets, load_bucketed_image, load_dataset_items
 from genfoundry.training.lora import train_lora
 from genfoundry.training.registry import RECIPES, get_recipe
-
-PIPELINES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline"}
-RED = (200, 40, 40)
-
-
-@dataclass
-class Recorder:
-    """Collects every callback a run makes; `stop_after` makes should_stop true once that step is done."""
-
-    stop_after: int | None = None
-    crash_at: int | None = None
-    steps: list[tuple[int, int, dict[str, float]]] = field(default_factory=list)
-    checkpoints: list[tuple[int, Path]] = field(default_factory=list)
-    samples: list[tuple[int, str, Path]] = field(default_factory=list)
-    logs: list[str] = field(default_factory=list)
-
-    def callbacks(self) -> TrainingCallbacks:
-        return TrainingCallbacks(
-            on_step=self._step,
-            on_checkpoint=lambda step, path: self.checkpoints.append((step, path)),
-            on_sample=lambda step, prompt, path: self.samples.append((step, prompt, path)),
-            should_stop=lambda: self.stop_after is not None and self.steps[-1][0] >= self.stop_after,
-            on_log=self.logs.append,
-        )
-
-    def _step(self, step: int, total: int, metrics: dict[str, float]) -> None:
-        if step == self.crash_at:
-            raise SystemExit("simulated crash")  # what a killed process looks like to the recipe: it never returns
-        self.steps.append((step, total, metrics))
-
-    @property
-    def losses(self) -> list[float]:
-        return [m["loss"] for _s, _t, m in self.steps]
-
-
-def make_dataset(
-    folder: Path,
-    count: int,
-    *,
-    colour: tuple[int, int, int] = RED,
-    sizes: tuple[tuple[int, int], ...] = ((64, 64),),
-    seed: int = 0,
-) -> Path:
-    """`count` noisy images of about `colour`, cycling through `sizes`; every second one has a caption."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True)
-    for i in range(count):
-        width, height = sizes[i % len(sizes)]
-        base = np.array(colour, dtype=float) + rng.normal(0, 10, 3)
-        pixels = np.clip(base + rng.normal(0, 20, (height, width, 3)), 0, 255).astype("uint8")
-        Image.fromarray(pixels).save(folder / f"img_{i:02d}.png")
-        if i % 2:
-            (folder / f"img_{i:02d}.txt").write_text("a red square, plain", encoding="utf-8")
-    return folder
+from tests.helpers import RED, Recorder, assert_same_adapter, generate, load_pipeline, lora_modules, make_dataset
 
 
 def small_config(family: str, base: Path, **overrides: Any) -> LoraTrainingConfig:
@@ -93,38 +37,6 @@ def small_config(family: str, base: Path, **overrides: Any) -> LoraTrainingConfi
         "mixed_precision": "no",
     }
     return LoraTrainingConfig(family=family, base_source=str(base), **{**params, **overrides})
-
-
-def load_pipeline(base: Path, family: str) -> Any:
-    import diffusers
-
-    kwargs: dict[str, Any] = {}
-    if family == "sd15":
-        kwargs = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
-    pipe = getattr(diffusers, PIPELINES[family]).from_pretrained(base, **kwargs)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def generate(pipe: Any, prompt: str, seeds: range, *, guidance: float = 1.0, steps: int = 4) -> np.ndarray:
-    """(n, 64, 64, 3) float pixels, one image per seed."""
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
-    images = pipe(
-        [prompt] * len(seeds),
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        height=64,
-        width=64,
-        generator=generators,
-    ).images
-    return np.stack([np.asarray(image, dtype=float) for image in images])
-
-
-def lora_modules(path: Path) -> tuple[set[str], dict[str, torch.Tensor], dict[str, str]]:
-    tensors = load_file(path)
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = dict(handle.metadata() or {})
-    return {k.split(".lora_")[0] for k in tensors}, tensors, metadata
 
 
 def expected_modules(denoiser: Any, prefix: str, targets: tuple[str, ...]) -> set[str]:
@@ -371,14 +283,6 @@ def uninterrupted(tiny_dir: Path, resume_data: Path, tmp_path_factory: pytest.Te
     result = train_lora(resume_config(tiny_dir), resume_data, tmp_path_factory.mktemp("whole"), recorder.callbacks())
     assert result.adapter_path is not None
     return Reference(recorder, result.adapter_path)
-
-
-def assert_same_adapter(a: Path, b: Path) -> float:
-    first, second = load_file(a), load_file(b)
-    assert first.keys() == second.keys()
-    worst = max(float((first[k] - second[k]).abs().max()) for k in first)
-    assert worst <= 1e-5
-    return worst
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import Keys, LiveServer
-from tests.test_api_bad_input import assert_error
+from tests.helpers import assert_error
 
 LABELS = {"image", "diagram", "chat"}
 CLEAR = [

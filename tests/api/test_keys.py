@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import Keys, LiveServer
-from tests.test_api_bad_input import assert_error
+from tests.helpers import assert_error
 
 
 def test_keys_need_an_admin(alice: httpx.Client) -> None:

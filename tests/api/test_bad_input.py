@@ -13,31 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import LiveServer
-
-
-def snapshot(live: LiveServer, client: httpx.Client) -> tuple[int, frozenset[str]]:
-    generations = client.get("/v1/generations", params={"limit": 100}).json()["data"]
-    files = frozenset(
-        str(p.relative_to(live.settings.home))
-        for p in live.settings.home.rglob("*")
-        if p.is_file()
-        and p.suffix not in {".db", ".db-wal", ".db-shm"}
-        and "-wal" not in p.name
-        and "-shm" not in p.name
-    )
-    return len(generations), files
-
-
-def assert_error(response: httpx.Response, status: int, *, param: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert {"message", "type", "param", "code"} <= set(error) <= {"message", "type", "param", "code", "details"}
-    assert error["message"]
-    assert "Traceback" not in error["message"]
-    if param is not None:
-        assert error["param"] == param, error
-    return error
-
+from tests.helpers import assert_error, snapshot
 
 GOOD = {"model": "tiny-sd15", "prompt": "a cat", "size": "64x64", "steps": 2}
 

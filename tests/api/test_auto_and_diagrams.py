@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from tests.conftest import Keys, LiveServer
-from tests.test_api_bad_input import assert_error
+from tests.helpers import assert_error
 
 
 @pytest.fixture

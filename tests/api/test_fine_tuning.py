@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Keys, LiveServer, image_bytes
-from tests.test_api_bad_input import assert_error
-from tests.test_api_datasets import JSONL_OK, make_zip, upload_zip
+from tests.helpers import JSONL_OK, assert_error, make_zip, upload_zip
 
 
 @pytest.fixture
@@ -76,7 +75,7 @@ def test_bad_fine_tuning_requests(alice: httpx.Client) -> None:
 
 
 def test_job_log_tail(alice: httpx.Client, bob: httpx.Client) -> None:
-    from tests.test_api_dataset_urls import wait_for_job
+    from tests.helpers import wait_for_job
 
     dataset = alice.post("/v1/datasets/from-urls", json={"name": "log", "urls": ["http://127.0.0.1:9/x.png"]}).json()
     wait_for_job(alice, dataset["job_id"])

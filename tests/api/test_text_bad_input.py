@@ -9,9 +9,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import LiveServer, LoraFiles
-from tests.test_api_bad_input import assert_error
-from tests.text.conftest import TextAdapters
+from tests.conftest import LiveServer, LoraFiles, TextAdapters
+from tests.helpers import assert_error
 
 USER = {"role": "user", "content": "A class diagram of a shop"}
 GOOD_CHAT: dict[str, Any] = {"model": "tiny-llm", "messages": [USER], "max_tokens": 4}

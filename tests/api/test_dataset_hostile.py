@@ -22,7 +22,7 @@ from tests.datasets.zip_corpus import (
     write_zero_bomb,
     write_zip,
 )
-from tests.test_api_bad_input import assert_error
+from tests.helpers import assert_error
 
 
 def files_outside_datasets(home: Path) -> set[Path]:

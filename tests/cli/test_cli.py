@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,22 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import LiveServer, LoraFiles, make_home
-
-
-def run_cli(
-    home: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "GENFOUNDRY_HOME": str(home), "COLUMNS": "250", **(env or {})}
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "genfoundry"), *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=300,
-    )
-    if check:
-        assert result.returncode == 0, result.stderr + result.stdout
-    return result
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +154,7 @@ def test_serve_refuses_keyless_public_bind(tmp_path: Path) -> None:
 
 def test_datasets_commands(tmp_path: Path, home: Path, image_server: str) -> None:
     from tests.conftest import image_bytes
-    from tests.test_api_datasets import make_zip
+    from tests.helpers import make_zip
 
     archive = tmp_path / "data.zip"
     archive.write_bytes(make_zip({"a.png": image_bytes((200, 10, 10)), "b.jpg": b"not an image"}))

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import Keys, LiveServer
-from tests.test_api_bad_input import assert_error
+from tests.helpers import assert_error
 
 
 def upload_jsonl(client: httpx.Client, content: bytes, name: str = "train.jsonl") -> httpx.Response:

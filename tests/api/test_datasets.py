@@ -5,27 +5,12 @@ from __future__ import annotations
 import io
 import json
 import tomllib
-import zipfile
 
 import httpx
 from PIL import Image
 
 from tests.conftest import LiveServer, image_bytes
-from tests.test_api_bad_input import assert_error
-
-
-def make_zip(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def upload_zip(client: httpx.Client, data: bytes, **form: str) -> httpx.Response:
-    return client.post(
-        "/v1/datasets", files={"file": ("data.zip", data, "application/zip")}, data={"name": "shoes", **form}
-    )
+from tests.helpers import JSONL_OK, assert_error, make_zip, upload_zip
 
 
 def test_zip_dataset_end_to_end(live: LiveServer, alice: httpx.Client, bob: httpx.Client) -> None:
@@ -126,9 +111,6 @@ def test_bad_dataset_requests(alice: httpx.Client) -> None:
         assert_error(alice.get(f"/v1/datasets/{dataset_id}/config", params=params), 400)
     assert_error(alice.patch(f"/v1/datasets/{dataset_id}/items/item_nope", json={"caption": "x"}), 404)
     assert_error(alice.get(f"/v1/datasets/{dataset_id}/items", params={"status": "weird"}), 400)
-
-
-JSONL_OK = b'{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n'
 
 
 def test_openai_files_jsonl_and_zip(alice: httpx.Client, bob: httpx.Client) -> None:

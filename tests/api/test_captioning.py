@@ -5,9 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import LiveServer, image_bytes
-from tests.test_api_bad_input import assert_error
-from tests.test_api_dataset_urls import wait_for_job
-from tests.test_api_datasets import JSONL_OK, make_zip, upload_zip
+from tests.helpers import JSONL_OK, assert_error, make_zip, upload_zip, wait_for_job
 
 
 def test_caption_job_adds_trigger_word_once(live: LiveServer, alice: httpx.Client, bob: httpx.Client) -> None:

@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import Keys, LiveServer, image_bytes
-from tests.test_api_bad_input import assert_error
-from tests.test_api_datasets import make_zip, upload_zip
+from tests.helpers import assert_error, make_zip, upload_zip
 
 ACTIVE = ("queued", "running")
 
@@ -215,7 +214,7 @@ def test_kill_9_of_the_job_process_is_retried_from_its_checkpoint(alice: httpx.C
 
 
 def test_training_bad_inputs(alice: httpx.Client, bob: httpx.Client, sampled_job: dict[str, Any]) -> None:
-    from tests.test_api_dataset_urls import wait_for_job
+    from tests.helpers import wait_for_job
 
     # A dataset whose every URL failed has no images.
     empty = alice.post("/v1/datasets/from-urls", json={"name": "empty", "urls": ["http://127.0.0.1:9/x.png"]}).json()

@@ -11,42 +11,9 @@ from typing import Any
 import httpx
 
 from tests.conftest import image_bytes
-from tests.test_api_bad_input import assert_error
-from tests.test_api_datasets import JSONL_OK, make_zip, upload_zip
+from tests.helpers import JSONL_OK, TICKETS, assert_error, make_zip, upload_zip
 
 ENCODER = "all-MiniLM-L6-v2"
-TICKETS = {
-    "billing": [
-        "I was charged twice for my subscription this month",
-        "how do I get a refund for the annual plan",
-        "my invoice shows the wrong company address",
-        "why did my card get declined when renewing",
-        "please cancel the auto-renewal and stop charging me",
-        "can I pay by bank transfer instead of credit card",
-        "the price on the receipt is higher than on the website",
-        "I need a copy of last year's invoices for my accountant",
-    ],
-    "bug": [
-        "the app crashes every time I open the settings page",
-        "the export button does nothing in firefox",
-        "I get a 500 error when uploading a file larger than 10 MB",
-        "the login page keeps reloading after I enter my password",
-        "images fail to load on the dashboard since the last update",
-        "the search returns no results even for exact titles",
-        "notifications arrive twice on android",
-        "dark mode makes the text unreadable in the editor",
-    ],
-    "praise": [
-        "thank you so much, your support team was amazing",
-        "love the new update, the editor feels much faster",
-        "great product, it saved our team hours every week",
-        "just wanted to say the onboarding was super smooth",
-        "your app is the best tool I have used this year",
-        "kudos to the developers, the new design looks beautiful",
-        "really happy with the service, keep up the good work",
-        "the customer service rep solved everything in minutes, thanks",
-    ],
-}
 
 
 def jsonl(rows: list[tuple[str, str]]) -> bytes:

@@ -14,7 +14,7 @@ from PIL import Image
 from safetensors.torch import load, save
 
 from tests.conftest import LiveServer, LoraFiles
-from tests.test_api_bad_input import assert_error, snapshot
+from tests.helpers import assert_error, snapshot
 
 
 def upload(client: httpx.Client, data: bytes, **form: str) -> httpx.Response:

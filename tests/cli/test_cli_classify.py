@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import Keys, LiveServer
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 
 
 def test_classify_in_process(tmp_path: Path) -> None:

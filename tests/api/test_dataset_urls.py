@@ -6,17 +6,7 @@ import time
 
 import httpx
 
-from tests.test_api_bad_input import assert_error
-
-
-def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
+from tests.helpers import assert_error, wait_for_job
 
 
 def test_dataset_from_urls(alice: httpx.Client, bob: httpx.Client, image_server: str) -> None:

@@ -18,7 +18,7 @@ from genfoundry import cli_jobs
 from genfoundry.cli import app
 from genfoundry.client_jobs import JobsClient, parse_sse
 from tests.conftest import Keys, LiveServer, free_port, image_bytes
-from tests.test_api_datasets import make_zip, upload_zip
+from tests.helpers import make_zip, upload_zip
 
 FINAL = ("succeeded", "failed", "cancelled")
 

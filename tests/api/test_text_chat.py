@@ -12,9 +12,8 @@ import openai
 import pytest
 
 from genfoundry.text.formats import render_plain_chat
-from tests.conftest import LiveServer
-from tests.test_api_bad_input import assert_error
-from tests.text.conftest import TextAdapters
+from tests.conftest import LiveServer, TextAdapters
+from tests.helpers import assert_error
 
 MESSAGES: list[Any] = [
     {"role": "system", "content": "You draw diagrams."},
@@ -177,7 +176,8 @@ def test_models_list_text_bases_and_adapters(
 
 
 def test_auto_model_routes_chat_completions_only(alice: httpx.Client) -> None:
-    """`model="auto"` is routed on /v1/chat/completions (tests/assistant); elsewhere it is a clear 400."""
+    """`model="auto"` is routed on /v1/chat/completions (tests/api/test_auto_and_diagrams.py); elsewhere it is a
+    clear 400."""
     response = alice.post("/v1/completions", json={"model": "auto", "prompt": "hello"})
     error = assert_error(response, 400, param="model")
     assert "auto" in error["message"] and "chat completions only" in error["message"]

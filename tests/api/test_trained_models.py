@@ -23,8 +23,7 @@ from genfoundry.services.trained_models import register_trained_model, trained_m
 from genfoundry.training.config import DreamBoothTrainingConfig
 from genfoundry.training.dreambooth import train_dreambooth
 from tests.conftest import Keys, LiveServer
-from tests.test_api_bad_input import assert_error
-from tests.training.test_lora_recipe import make_dataset
+from tests.helpers import assert_error, make_dataset
 
 TINY_DEFAULTS = GenerationDefaults(width=64, height=64, steps=4, guidance_scale=5.0)
 
