@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from genfoundry.config import Settings
+from genfoundry.schemas.jobs import ACTIVE_STATUSES, JobStatus
 
 app = typer.Typer(help="Training datasets: images (ZIP, URLs) and JSONL text.", no_args_is_help=True)
 console = Console()
@@ -37,7 +38,7 @@ def _follow(local: Any, job_id: str, label: str) -> dict[str, Any]:
                 assert job is not None
                 state = {"status": job.status, "error": job.error, "result": job.result}
                 progress.update(task, completed=job.progress_step, total=job.progress_total or None)
-            if state["status"] not in jobs_repo.ACTIVE_STATUSES:
+            if state["status"] not in ACTIVE_STATUSES:
                 return state
             time.sleep(0.2)
 
@@ -138,7 +139,7 @@ def caption(
             summary = _summary(local, dataset_id)
     except GenfoundryError as exc:
         raise _fail(exc.message) from None
-    if state["status"] != "succeeded":
+    if state["status"] != JobStatus.SUCCEEDED:
         raise _fail(f"captioning {state['status']}: {state['error']}")
     print(json.dumps(summary, indent=2))
 

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from genfoundry.config import Settings
+from genfoundry.schemas.jobs import ACTIVE_STATUSES, JobStatus
 
 app = typer.Typer(help="Offline demos on tiny models.", no_args_is_help=True)
 console = Console()
@@ -119,13 +120,13 @@ def _train(local: Any, owner: str, steps: int | None) -> str:
                     step, total = row.progress_step, row.progress_total
                 shown = _metrics_text(last.data if last is not None else {})
                 progress.update(task, completed=step, total=total or None, metrics=shown)
-                if status not in jobs_repo.ACTIVE_STATUSES:
+                if status not in ACTIVE_STATUSES:
                     break
                 time.sleep(0.3)
     except KeyboardInterrupt:
         services.jobs.cancel(job.id)
         raise _fail(f"interrupted; job {job.id} cancelled (resume it with `genfoundry jobs resume {job.id}`)") from None
-    if status != "succeeded":
+    if status != JobStatus.SUCCEEDED:
         raise _fail(f"the fine-tuning job {status}: {error}")
     adapter_id = str(result["fine_tuned_model"])
     accuracy = result.get("token_accuracy")

@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from genfoundry.config import Settings
+from genfoundry.schemas.jobs import JobStatus
 
 if TYPE_CHECKING:
     from genfoundry.client_jobs import JobsClient
@@ -222,9 +223,9 @@ def train(
             raise typer.Exit(code=INTERRUPTED) from None
         final = client.fine_tuning_job(job_id)
     status = final["status"]
-    if status == "failed":
+    if status == JobStatus.FAILED:
         raise _fail(f"job {job_id} failed: {(final.get('error') or {}).get('message', 'no reason given')}")
-    if status == "cancelled":
+    if status == JobStatus.CANCELLED:
         raise _fail(f"job {job_id} was cancelled")
     print(f"status: {status}")
     print(f"fine_tuned_model: {final.get('fine_tuned_model')}")

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from genfoundry.db.tables import JobEvent
 from genfoundry.repo import jobs as jobs_repo
+from genfoundry.schemas.jobs import FINAL_STATUSES
 
 POLL_S = 0.25
 KEEPALIVE_S = 15.0
@@ -47,7 +48,7 @@ def stream_job_events(
     def poll(cursor: int | None) -> tuple[list[dict[str, Any]], list[str], int | None, bool]:
         with sessions() as session:
             job = jobs_repo.get_job(session=session, job_id=job_id)
-            ended = job is None or job.status in jobs_repo.FINAL_STATUSES  # read before the events: none is missed
+            ended = job is None or job.status in FINAL_STATUSES  # read before the events: none is missed
             events, more = jobs_repo.list_events(session=session, job_id=job_id, after=cursor, limit=PAGE)
             if events:
                 cursor = events[-1].seq

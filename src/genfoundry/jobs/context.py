@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genfoundry.db.tables import Job
 from genfoundry.jobs.kinds import JobKind
 from genfoundry.repo import jobs as jobs_repo
+from genfoundry.schemas.jobs import FINAL_STATUSES, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ def apply_finisher(*, session: Session, kind: JobKind, job_id: str) -> None:
     if finisher is None:
         return
     job = session.scalar(select(Job).where(Job.id == job_id).execution_options(populate_existing=True))
-    if job is None or job.status not in jobs_repo.FINAL_STATUSES:
+    if job is None or job.status not in FINAL_STATUSES:
         return
     try:
         with session.begin_nested():
@@ -234,16 +235,16 @@ def run_attempt(*, sessions: sessionmaker[Session], run: JobRun, heartbeat_s: fl
     )
     heartbeat = Heartbeat(ctx, interval=heartbeat_s, parent_pid=parent_pid)
     heartbeat.start()
-    status, error, result = "succeeded", None, None
+    status, error, result = JobStatus.SUCCEEDED, None, None
     try:
         fn = run.kind.resolve_function()
         result = fn(ctx)
         json.dumps(result)  # stored as JSON: an unstorable result fails the job here, not the final write
     except JobCancelled:
-        status, result = "cancelled", None
+        status, result = JobStatus.CANCELLED, None
     except Exception as exc:
         logger.exception("job %s (%s) failed", run.job_id, run.kind.name)
-        status, error, result = "failed", str(exc) or type(exc).__name__, None
+        status, error, result = JobStatus.FAILED, str(exc) or type(exc).__name__, None
     finally:
         heartbeat.stop()
     with sessions() as session:

@@ -27,6 +27,7 @@ from genfoundry.jobs.kinds import Finisher, JobFunction, JobKind
 from genfoundry.jobs.liveness import new_worker_id, orphan_reason
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo.ids import new_id
+from genfoundry.schemas.jobs import FINAL_STATUSES, JobStatus
 
 __all__ = [
     "Executor",
@@ -118,7 +119,7 @@ class JobRunner:
             id=new_id("job"),
             owner_id=owner_id,
             kind=kind,
-            status="queued",
+            status=JobStatus.QUEUED,
             params=params,
             max_attempts=max_attempts or self.settings.max_attempts,
         )
@@ -160,7 +161,7 @@ class JobRunner:
         kind = self.kind(job.kind)
         if not kind.resumable:
             raise Conflict(f"jobs of kind {job.kind} cannot be resumed; start a new one")
-        if job.status not in ("cancelled", "failed"):
+        if job.status not in (JobStatus.CANCELLED, JobStatus.FAILED):
             raise Conflict(f"job {job.id} is {job.status}; only a cancelled or failed job can be resumed")
         with self.sessions() as session:
             if not jobs_repo.reopen_job(session=session, job_id=job.id, extra_attempts=self.settings.max_attempts):
@@ -206,13 +207,15 @@ class JobRunner:
         final status comes with the kind's finisher, in the caller's transaction)."""
         fence: dict[str, Any] = {"session": session, "job_id": job.id, "attempt": attempt, "worker_id": worker_id}
         if not job.cancel_requested and (refund or job.attempts < job.max_attempts):
-            return "queued" if jobs_repo.requeue_run(**fence, reason=reason, refund=refund) else None
-        status, error = ("cancelled", f"cancelled: {reason}") if job.cancel_requested else ("failed", reason)
+            return JobStatus.QUEUED if jobs_repo.requeue_run(**fence, reason=reason, refund=refund) else None
+        status, error = (
+            (JobStatus.CANCELLED, f"cancelled: {reason}") if job.cancel_requested else (JobStatus.FAILED, reason)
+        )
         return status if end_run(**fence, kind=self._kinds.get(job.kind), status=status, error=error) else None
 
     def _release(self, job_id: str, status: str | None) -> None:
         """Forget a job this process started once it has ended."""
-        if status in jobs_repo.FINAL_STATUSES:
+        if status in FINAL_STATUSES:
             with self._lock:
                 self._own.discard(job_id)
 
@@ -269,7 +272,7 @@ class JobRunner:
             job = jobs_repo.get_job(session=session, job_id=run.job_id)
             if job is None:
                 return
-            held = job.status == "running" and job.attempts == run.attempt and job.worker_id == run.worker_id
+            held = job.status == JobStatus.RUNNING and job.attempts == run.attempt and job.worker_id == run.worker_id
             status: str | None = job.status
             if held:
                 status = self._interrupted(session, job, run.attempt, run.worker_id, reason, refund=refund)
@@ -337,11 +340,11 @@ class JobRunner:
                     job_id=job_id,
                     attempt=attempt,
                     worker_id=self.worker_id,
-                    status="failed",
+                    status=JobStatus.FAILED,
                     error=f"could not start the job's process: {exc}",
                 )
                 session.commit()
-            self._release(job_id, "failed" if ended else None)
+            self._release(job_id, JobStatus.FAILED if ended else None)
             return
         self._active[job_id] = _Active(run=run, handle=handle)
 
@@ -360,8 +363,7 @@ class JobRunner:
             ended = {
                 job_id
                 for job_id in (entry.run.job_id for entry in active)
-                if (job := jobs_repo.get_job(session=session, job_id=job_id)) is None
-                or job.status in jobs_repo.FINAL_STATUSES
+                if (job := jobs_repo.get_job(session=session, job_id=job_id)) is None or job.status in FINAL_STATUSES
             }
         deadline = time.monotonic() + KILL_AFTER_TERM_S
         for entry in active:

@@ -13,9 +13,7 @@ from sqlalchemy.orm import Session
 
 from genfoundry.db.tables import Job, JobEvent, utcnow
 from genfoundry.errors import Invalid, NotFound
-
-ACTIVE_STATUSES = ("queued", "running")
-FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+from genfoundry.schemas.jobs import ACTIVE_STATUSES, JobStatus
 
 
 def create_job(*, session: Session, **fields: Any) -> Job:
@@ -88,14 +86,16 @@ def _changed(session: Session, statement: Any) -> bool:
 def _held(job_id: str, attempt: int, worker_id: str | None) -> ColumnElement[bool]:
     """The row is still this run's: running, same attempt, same worker (None: a row an older runner left)."""
     worker = Job.worker_id.is_(None) if worker_id is None else Job.worker_id == worker_id
-    return and_(Job.id == job_id, Job.status == "running", Job.attempts == attempt, worker)
+    return and_(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.attempts == attempt, worker)
 
 
 def queued_jobs(
     *, session: Session, kinds: list[str], limit: int, only: list[str] | None = None
 ) -> list[tuple[str, str]]:
     """(id, kind) of the oldest queued jobs of `kinds` nobody asked to cancel; `only` narrows to those ids."""
-    query = select(Job.id, Job.kind).where(Job.status == "queued", Job.kind.in_(kinds), Job.cancel_requested.is_(False))
+    query = select(Job.id, Job.kind).where(
+        Job.status == JobStatus.QUEUED, Job.kind.in_(kinds), Job.cancel_requested.is_(False)
+    )
     if only is not None:
         query = query.where(Job.id.in_(only))
     return [(row.id, row.kind) for row in session.execute(query.order_by(Job.seq).limit(limit))]
@@ -107,9 +107,9 @@ def claim_job(*, session: Session, job_id: str, worker_id: str) -> int | None:
     won = _changed(
         session,
         update(Job)
-        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(False))
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.cancel_requested.is_(False))
         .values(
-            status="running",
+            status=JobStatus.RUNNING,
             worker_id=worker_id,
             attempts=Job.attempts + 1,
             heartbeat_at=now,
@@ -120,7 +120,11 @@ def claim_job(*, session: Session, job_id: str, worker_id: str) -> int | None:
         return None
     attempt = session.scalar(select(Job.attempts).where(Job.id == job_id))
     add_event(
-        session=session, job_id=job_id, type="status", message="running", data={"attempt": attempt, "worker": worker_id}
+        session=session,
+        job_id=job_id,
+        type="status",
+        message=JobStatus.RUNNING,
+        data={"attempt": attempt, "worker": worker_id},
     )
     return attempt
 
@@ -141,7 +145,7 @@ def touch_held(*, session: Session, worker_id: str, job_ids: list[str]) -> None:
     """Heartbeat, from the runner, of the jobs it holds and whose processes are alive (starting ones too)."""
     session.execute(
         update(Job)
-        .where(Job.id.in_(job_ids), Job.status == "running", Job.worker_id == worker_id)
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.RUNNING, Job.worker_id == worker_id)
         .values(heartbeat_at=utcnow())
     )
 
@@ -157,7 +161,7 @@ def run_state(*, session: Session, job_id: str, attempt: int, worker_id: str) ->
     ).first()
     if row is None:
         return False, True
-    held = row.status == "running" and row.attempts == attempt and row.worker_id == worker_id
+    held = row.status == JobStatus.RUNNING and row.attempts == attempt and row.worker_id == worker_id
     return held, bool(row.cancel_requested)
 
 
@@ -189,7 +193,7 @@ def requeue_run(
     A refunded attempt number comes back with another worker id, so (attempt, worker_id) still names one run.
     """
     values: dict[str, Any] = {
-        "status": "queued",
+        "status": JobStatus.QUEUED,
         "worker_id": None,
         "heartbeat_at": None,
         "error": reason,
@@ -204,7 +208,7 @@ def requeue_run(
         session=session,
         job_id=job_id,
         type="status",
-        message="queued",
+        message=JobStatus.QUEUED,
         data={"reason": reason, "attempt": attempt, "resume_from": checkpoint},
     )
     return True
@@ -222,10 +226,12 @@ def cancel_queued(*, session: Session, job_id: str) -> bool:
     """queued → cancelled (no worker holds it yet)."""
     if not _changed(
         session,
-        update(Job).where(Job.id == job_id, Job.status == "queued").values(status="cancelled", finished_at=utcnow()),
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.CANCELLED, finished_at=utcnow()),
     ):
         return False
-    add_event(session=session, job_id=job_id, type="status", message="cancelled")
+    add_event(session=session, job_id=job_id, type="status", message=JobStatus.CANCELLED)
     return True
 
 
@@ -234,9 +240,9 @@ def reopen_job(*, session: Session, job_id: str, extra_attempts: int) -> bool:
     reopened = _changed(
         session,
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(("cancelled", "failed")))
+        .where(Job.id == job_id, Job.status.in_((JobStatus.CANCELLED, JobStatus.FAILED)))
         .values(
-            status="queued",
+            status=JobStatus.QUEUED,
             cancel_requested=False,
             error=None,
             finished_at=None,
@@ -252,7 +258,7 @@ def reopen_job(*, session: Session, job_id: str, extra_attempts: int) -> bool:
             session=session,
             job_id=job_id,
             type="status",
-            message="queued",
+            message=JobStatus.QUEUED,
             data={"reason": "resumed", "resume_from": checkpoint},
         )
     return reopened
@@ -269,7 +275,7 @@ def active_jobs(*, session: Session, owner_id: str) -> list[Job]:
 
 
 def running_jobs(*, session: Session) -> list[Job]:
-    return list(session.scalars(select(Job).where(Job.status == "running").order_by(Job.seq)))
+    return list(session.scalars(select(Job).where(Job.status == JobStatus.RUNNING).order_by(Job.seq)))
 
 
 def list_jobs(

@@ -25,6 +25,7 @@ from genfoundry.inference.caption import (
 from genfoundry.jobs.runner import JobContext, JobRunner
 from genfoundry.repo import datasets as datasets_repo
 from genfoundry.repo.ids import new_id
+from genfoundry.schemas.jobs import JobStatus
 from genfoundry.services.datasets import DatasetService, caption_key, image_key
 
 
@@ -184,7 +185,7 @@ class DatasetJobs:
         if dataset is None or dataset.active_job_id != job.id:
             return
         dataset.active_job_id = None
-        if job.kind == "dataset_urls" and job.status != "succeeded":
+        if job.kind == "dataset_urls" and job.status != JobStatus.SUCCEEDED:
             dataset.status, dataset.error = "failed", job.error or f"download job {job.status}"
         else:
             dataset.status = "ready"

@@ -19,7 +19,7 @@ from genfoundry.inference.loader import BaseModelSpec
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.repo import generations as generations_repo
 from genfoundry.repo.ids import new_id
-from genfoundry.schemas import ImageOptions
+from genfoundry.schemas import SEED_MAX, ImageOptions
 from genfoundry.storage import ArtifactStore
 
 if TYPE_CHECKING:
@@ -143,8 +143,8 @@ class ImageService:
         prompt = add_trigger_words(prompt, [a.trigger_word for a, _ in unique.values() if a.trigger_word])
         steps = options.steps or base.defaults.steps
         guidance = options.guidance_scale if options.guidance_scale is not None else base.defaults.guidance_scale
-        first_seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
-        seeds = tuple((first_seed + i) % 2**32 for i in range(options.n))
+        first_seed = options.seed if options.seed is not None else secrets.randbelow(SEED_MAX + 1)
+        seeds = tuple((first_seed + i) % (SEED_MAX + 1) for i in range(options.n))
         loras = tuple(
             LoraSpec(id=adapter.id, path=str(self.store.local_path(adapter.file_key)), weight=weight)
             for adapter, weight in unique.values()

@@ -32,6 +32,7 @@ from genfoundry.inference.text import (
 )
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.schemas import (
+    SEED_MAX,
     ChatCompletionChoice,
     ChatCompletionChunk,
     ChatCompletionChunkChoice,
@@ -200,7 +201,7 @@ class TextService:
         n = options.n or 1
         if n > self.settings.max_n:
             raise Invalid(f"n must be between 1 and {self.settings.max_n}", param="n")
-        seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
+        seed = options.seed if options.seed is not None else secrets.randbelow(SEED_MAX + 1)
         stops = options.stop_sequences()
         return SamplingParams(
             max_tokens=max_tokens,

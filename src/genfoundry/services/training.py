@@ -17,6 +17,7 @@ from genfoundry.repo import datasets as datasets_repo
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo.ids import slug
 from genfoundry.schemas import FineTuningJobCreate
+from genfoundry.schemas.jobs import JobStatus
 from genfoundry.services.adapters import AdapterService
 from genfoundry.services.datasets import DatasetService
 from genfoundry.services.trained_models import register_trained_model
@@ -38,7 +39,7 @@ def sample_key(job_id: str, name: str) -> str:
 
 def estimated_finish(job: Job, last_metrics: JobEvent | None) -> int | None:
     """Unix time the running job should end: the steps left at the last reported rate."""
-    if job.status != "running" or last_metrics is None or job.progress_total <= 0:
+    if job.status != JobStatus.RUNNING or last_metrics is None or job.progress_total <= 0:
         return None
     rate = float(last_metrics.data.get("it_per_s") or 0.0)
     if rate <= 0:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from genfoundry.errors import Invalid
+from genfoundry.schemas.common import SEED_MAX
 from genfoundry.training.data import with_trigger_word
 
 FAMILIES = ("sd15", "sdxl", "flux")
@@ -159,7 +160,7 @@ class LoraTrainingConfig:
         check_int("gradient_accumulation_steps", self.gradient_accumulation_steps, 1, 1024)
         for name in ("resolution", "sample_resolution"):
             _check_resolution(name, getattr(self, name), self.family)
-        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_int("seed", self.seed, 0, SEED_MAX)
         check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         for name in ("gradient_checkpointing", "use_8bit_adam"):
             if not isinstance(getattr(self, name), bool):

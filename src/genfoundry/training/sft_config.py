@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from genfoundry.errors import Invalid
+from genfoundry.schemas.common import SEED_MAX
 from genfoundry.text.formats import PLAIN_TEMPLATE, PROMPT_FORMATS, check_plain_template
 from genfoundry.training.config import check_choice, check_float, check_int
 
@@ -119,7 +120,7 @@ class SftTrainingConfig:
         if self.eval_every_n_steps is not None:
             check_int("eval_every_n_steps", self.eval_every_n_steps, 0, _MAX_STEPS)
         check_int("keep_last_n_checkpoints", self.keep_last_n_checkpoints, 1, 1000)
-        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_int("seed", self.seed, 0, SEED_MAX)
 
     def _set(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)

@@ -23,6 +23,7 @@ from genfoundry.schemas import (
     FineTuningJobPublic,
     ListPublic,
 )
+from genfoundry.schemas.jobs import JobStatus
 from genfoundry.services.classifiers import CLASSIFIER_KIND
 from genfoundry.services.sft import SFT_KIND
 from genfoundry.services.training import TRAINING_KIND
@@ -45,7 +46,9 @@ def fine_tuning_public(job: Job, *, estimated_finish: int | None = None) -> Fine
         training_file=params.get("dataset_id", ""),
         hyperparameters=hyper,
         method={"type": params.get("method", "lora"), params.get("method", "lora"): {"hyperparameters": hyper}},
-        error=FineTuningError(code="job_failed", message=job.error) if job.status == "failed" and job.error else None,
+        error=FineTuningError(code="job_failed", message=job.error)
+        if job.status == JobStatus.FAILED and job.error
+        else None,
         seed=int(hyper.get("seed", 0)),
         estimated_finish=estimated_finish,
         user_provided_suffix=params.get("suffix"),
@@ -66,7 +69,7 @@ def event_public(event: JobEvent, *, request: Request, services: Any) -> FineTun
         created_at=int(event.created_at.timestamp()),
         message=event.message or event.type,
         type="metrics" if event.type == "metrics" else "message",
-        level="error" if event.type == "status" and event.message.startswith("failed") else "info",
+        level="error" if event.type == "status" and event.message.startswith(JobStatus.FAILED) else "info",
         data={"kind": event.type, **data},
     )
 

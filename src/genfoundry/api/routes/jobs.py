@@ -15,6 +15,7 @@ from genfoundry.db.tables import Job, JobEvent
 from genfoundry.errors import Conflict, Invalid
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.schemas import JobEventPublic, JobPublic, ListPublic
+from genfoundry.schemas.jobs import ACTIVE_STATUSES, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -23,7 +24,7 @@ def job_public(job: Job) -> JobPublic:
     return JobPublic(
         id=job.id,
         kind=job.kind,
-        status=job.status,
+        status=JobStatus(job.status),
         created=int(job.created_at.timestamp()),
         started=int(job.started_at.timestamp()) if job.started_at else None,
         finished=int(job.finished_at.timestamp()) if job.finished_at else None,
@@ -154,7 +155,7 @@ async def cancel_job(job_id: str, services: ServicesDep, principal: PrincipalDep
     def cancel() -> JobPublic:
         with services.sessions() as session:
             job = jobs_repo.require_job(session=session, owner_id=principal.user_id, job_id=job_id)
-            if job.status not in jobs_repo.ACTIVE_STATUSES:
+            if job.status not in ACTIVE_STATUSES:
                 raise Conflict(f"job {job_id} is already {job.status}")
             services.jobs.cancel(job_id)
             return job_public(job)

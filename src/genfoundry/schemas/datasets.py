@@ -1,0 +1,76 @@
+"""Datasets, their items and captioning; OpenAI's file object over a dataset."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DatasetFromUrls(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    urls: list[str] = Field(min_length=1)
+    trigger_word: str | None = Field(default=None, max_length=200)
+
+
+class DatasetPublic(BaseModel):
+    id: str
+    object: Literal["dataset"] = "dataset"
+    name: str
+    kind: str
+    status: str
+    created: int
+    trigger_word: str | None
+    job_id: str | None
+    error: str | None
+    stats: dict[str, Any]
+
+
+class DatasetCreated(DatasetPublic):
+    report: dict[str, Any] | None = None
+
+
+class DatasetItemPublic(BaseModel):
+    id: str
+    object: Literal["dataset.item"] = "dataset.item"
+    source: str
+    status: str
+    reason: str | None
+    sha256: str | None
+    width: int | None
+    height: int | None
+    caption: str | None
+    bytes: int
+    duplicate_of: str | None
+
+
+class DatasetItemUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    caption: str = Field(max_length=4000)
+
+
+class CaptionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, max_length=120)
+    prompt: str | None = Field(default=None, max_length=500, description="Florence-2 task token or a prompt")
+    task: str | None = Field(default=None, max_length=100, description="alias of prompt, e.g. <DETAILED_CAPTION>")
+    trigger_word: str | None = Field(default=None, max_length=200)
+    overwrite: bool = False
+    batch_size: int | None = Field(default=None, ge=1, le=256)
+
+
+class FilePublic(BaseModel):
+    """OpenAI's file object; `id` is the dataset id, usable as `training_file`."""
+
+    id: str
+    object: Literal["file"] = "file"
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    status: Literal["uploaded", "processed", "error"]
+    status_details: str | None = None
