@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,10 +157,8 @@ def decompressed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_gigabyte_bomb_stops_at_the_entry_cap(box: Sandbox, gigabyte_bomb: Path, decompressed: list[int]) -> None:
-    started = time.perf_counter()
     with pytest.raises(NoValidImages) as caught:
         box.ingest(gigabyte_bomb)
-    elapsed = time.perf_counter() - started
     [item] = caught.value.report.items
     assert (item.source, item.status, item.reason) == (
         "bomb.jpg",
@@ -169,7 +166,6 @@ def test_gigabyte_bomb_stops_at_the_entry_cap(box: Sandbox, gigabyte_bomb: Path,
         "entry is over the 64 MiB per-entry limit",
     )
     assert sum(decompressed) <= ZipLimits().max_entry_bytes + CHUNK_BYTES
-    assert elapsed < 10, elapsed
 
 
 def test_gigabyte_bomb_stops_at_the_ratio_cap(box: Sandbox, gigabyte_bomb: Path, decompressed: list[int]) -> None:
@@ -195,14 +191,11 @@ def test_total_size_cap_rejects_the_rest(box: Sandbox) -> None:
 def test_entries_beyond_max_entries_are_rejected_unread(box: Sandbox, decompressed: list[int]) -> None:
     path = corpus.write_many(box.root / "many.zip", 20_000)  # one byte each: "not an image", quickly
     box.before.add(path)
-    started = time.perf_counter()
     with pytest.raises(NoValidImages) as caught:
         box.ingest(path)
-    elapsed = time.perf_counter() - started
     reasons = [item.reason for item in caught.value.report.items]
     assert reasons == ["not an image"] * 10_000 + ["over the 10000-entry limit; later entries were not read"] * 10_000
     assert sum(decompressed) == 10_000  # the excess was never decompressed
-    assert elapsed < 10, elapsed
 
 
 def test_a_central_directory_over_the_hard_cap_refuses_the_upload(box: Sandbox) -> None:
@@ -428,13 +421,9 @@ def test_ten_thousand_tiny_images_with_default_limits(box: Sandbox) -> None:
         for index in range(10_000):
             zf.writestr(f"set/{index:05d}.png", corpus.tiny_png(index))
     box.before.add(path)
-    started = time.perf_counter()
     report = box.ingest(path)
-    elapsed = time.perf_counter() - started
-    print(f"10,000 tiny images ingested in {elapsed:.1f} s")
     assert report.accepted == 10_000
     assert len(list(box.out.iterdir())) == 10_000
-    assert elapsed < 60, elapsed
 
 
 def test_normalize_image_hash_is_of_pixels_not_bytes() -> None:

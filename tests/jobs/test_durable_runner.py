@@ -223,14 +223,12 @@ def test_cancel_stops_at_a_step_boundary_and_twice_is_harmless(harness: Harness,
 def test_a_job_that_ignores_cancel_is_killed_after_the_grace_period(harness: Harness, out: Path) -> None:
     job_id = submit(harness, "stubborn", {"out": str(out)})
     pid = job_pid(harness, job_id)
-    asked = time.monotonic()
     assert harness.runner.cancel(job_id) is True
     assert harness.runner.cancel(job_id) is True  # still running: asking again changes nothing
     job = wait_final(harness, job_id)
-    waited = time.monotonic() - asked
     assert job.status == "cancelled"
-    assert "did not stop within 1 s" in (job.error or "")
-    assert harness.runner.settings.cancel_grace_s <= waited < 10  # it ignored SIGTERM too: SIGKILL ended it
+    # It ignored the cancel and SIGTERM too: only the kill after the 1 s grace period ended it.
+    assert "did not stop within 1 s of the cancel request and was killed" in (job.error or "")
     wait_dead(pid)
     assert final_events(harness, job_id) == ["cancelled"]
     assert finishes(harness, out, job_id) == ["cancelled"]
