@@ -16,8 +16,8 @@ err_console = Console(stderr=True)
 
 def classify_local(settings: Settings, api_key: str | None, texts: list[str], model: str | None) -> dict[str, Any]:
     """Classify in this process through the same service the API uses; the response body /v1/classify gives."""
-    from genfoundry.api.routes.classify import classification_public
     from genfoundry.errors import Invalid
+    from genfoundry.presenters.classify import classify_response
     from genfoundry.services.local import open_local
 
     for index, text in enumerate(texts):  # before loading anything
@@ -25,8 +25,7 @@ def classify_local(settings: Settings, api_key: str | None, texts: list[str], mo
             raise Invalid(f"text {index + 1} is empty or only whitespace", param="input")
     with open_local(settings) as local:
         result = local.services.classifiers.classify(local.owner_id(api_key), texts, model)
-    data = [classification_public(i, p).model_dump() for i, p in enumerate(result.predictions)]
-    return {"object": "list", "model": result.model, "data": data}
+    return classify_response(result).model_dump()
 
 
 def classify_remote(server: str, api_key: str | None, texts: list[str], model: str | None) -> dict[str, Any]:

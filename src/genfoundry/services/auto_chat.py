@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from genfoundry.config import AssistantSettings
+from genfoundry.presenters.classify import chat_route_public
 from genfoundry.schemas import (
     Attachment,
     ChatCompletionChoice,
@@ -57,17 +58,7 @@ class AutoChat:
 
     def decide(self, owner_id: str, request: ChatCompletionRequest) -> RoutePublic:
         """The default router's label for the last user message (a label outside image/diagram is chat)."""
-        decision = self.classifiers.route(owner_id, request.messages)
-        label = decision.prediction.label
-        return RoutePublic(
-            model=decision.model,
-            route=label if label in ROUTES else "chat",
-            label=label,
-            scores=decision.prediction.scores,
-            ambiguous=decision.prediction.ambiguous,
-            margin=decision.prediction.margin,
-            message_index=decision.message_index,
-        )
+        return chat_route_public(self.classifiers.route(owner_id, request.messages), ROUTES)
 
     async def answer(self, owner_id: str, request: ChatCompletionRequest, base_url: str) -> ChatCompletionResponse:
         route = await asyncio.to_thread(self.decide, owner_id, request)

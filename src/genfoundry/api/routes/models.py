@@ -11,9 +11,8 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import PrincipalDep, ServicesDep
-from genfoundry.catalog import BaseModelEntry, TextModelEntry
-from genfoundry.db.tables import Adapter, Classifier
 from genfoundry.errors import Invalid, NotFound, TooLarge
+from genfoundry.presenters.models import adapter_public, base_public, classifier_public, router_public, text_base_public
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.schemas import DeletedPublic, ListPublic, ModelPublic
 from genfoundry.services import Services
@@ -24,75 +23,13 @@ from genfoundry.services.trained_models import delete_trained_model
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-def base_public(entry: BaseModelEntry) -> ModelPublic:
-    return ModelPublic(
-        id=entry.id,
-        created=entry.created,
-        owned_by=entry.owner_id or "genfoundry",  # a trained model is its owner's
-        kind="base",
-        family=entry.family,
-        base=entry.base_id,
-        description=entry.description or None,
-    )
-
-
-def text_base_public(entry: TextModelEntry) -> ModelPublic:
-    """A text base: family "text"; served by /v1/chat/completions and /v1/completions."""
-    return ModelPublic(
-        id=entry.id, created=0, owned_by="genfoundry", kind="base", family="text", description=entry.description or None
-    )
-
-
-def adapter_public(adapter: Adapter) -> ModelPublic:
-    return ModelPublic(
-        id=adapter.id,
-        created=int(adapter.created_at.timestamp()),
-        owned_by=adapter.owner_id,
-        kind="adapter",
-        family=adapter.family,
-        base=adapter.base_id,
-        trigger_word=adapter.trigger_word,
-        tags={str(k): str(v) for k, v in adapter.tags.items()},
-        description=adapter.name,
-        rank=adapter.rank,
-        source_format=adapter.source_format,
-    )
-
-
-def classifier_public(classifier: Classifier) -> ModelPublic:
-    return ModelPublic(
-        id=classifier.id,
-        created=int(classifier.created_at.timestamp()),
-        owned_by=classifier.owner_id,
-        kind="classifier",
-        family="text-classifier",
-        base=classifier.encoder,
-        description=classifier.name,
-        labels=list(classifier.labels),
-    )
-
-
-def router_public(services: Services) -> ModelPublic:
-    head = services.classifiers.default_head()
-    return ModelPublic(
-        id=ROUTER_MODEL_ID,
-        created=0,
-        owned_by="genfoundry",
-        kind="classifier",
-        family="text-classifier",
-        base=head.encoder,
-        description="the prompt router: image, diagram or chat",
-        labels=list(head.labels),
-    )
-
-
 def _find(services: Services, owner_id: str, model_id: str) -> ModelPublic:
     if model_id in services.catalog.text_models:
         return text_base_public(services.catalog.text_models[model_id])
     if (entry := services.catalog.find_visible(model_id, owner_id)) is not None:
         return base_public(entry)
     if model_id == ROUTER_MODEL_ID:
-        return router_public(services)
+        return router_public(ROUTER_MODEL_ID, services.classifiers.default_head())
     if (classifier := services.classifiers.get(owner_id, model_id)) is not None:
         return classifier_public(classifier)
     with services.sessions() as session:
@@ -108,7 +45,9 @@ async def read_models(services: ServicesDep, principal: PrincipalDep) -> ListPub
             data += [text_base_public(entry) for entry in services.catalog.text_models.values()]
             data += [adapter_public(adapter) for adapter in adapters]
         classifiers = [classifier_public(row) for row in services.classifiers.list_models(principal.user_id)]
-        return ListPublic(data=[*data, router_public(services), *classifiers])
+        return ListPublic(
+            data=[*data, router_public(ROUTER_MODEL_ID, services.classifiers.default_head()), *classifiers]
+        )
 
     return await run_in_threadpool(load)
 
