@@ -3,6 +3,7 @@ through the openai client; nothing is generated for them."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -52,6 +53,17 @@ BAD_CHAT = [
 def test_bad_chat_requests(alice: httpx.Client, overrides: dict[str, Any], status: int, param: str | None) -> None:
     body = {key: value for key, value in {**GOOD_CHAT, **overrides}.items() if value is not None}
     assert_error(alice.post("/v1/chat/completions", json=body), status, param=param)
+
+
+@pytest.mark.parametrize(
+    ("field", "literal"), [("temperature", "NaN"), ("top_p", "Infinity"), ("frequency_penalty", "-Infinity")]
+)
+def test_non_finite_numbers_are_named_as_such(alice: httpx.Client, field: str, literal: str) -> None:
+    """Python's JSON parser reads NaN and Infinity; the answer says what is wrong, not that a range was missed."""
+    body = json.dumps(GOOD_CHAT)[:-1] + f', "{field}": {literal}}}'
+    response = alice.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    error = assert_error(response, 400, param=field)
+    assert "must be a finite number" in error["message"]
 
 
 def test_max_tokens_error_names_the_cap(alice: httpx.Client, live: LiveServer) -> None:

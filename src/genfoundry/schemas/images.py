@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from genfoundry.schemas.common import Seed
+from genfoundry.schemas.common import FINITE, Seed
 
 
 class LoraRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=120)
-    weight: float = Field(default=1.0, ge=-4.0, le=4.0)
-
-    @field_validator("weight")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("weight must be a finite number")
-        return value
+    weight: Annotated[float, Field(ge=-4.0, le=4.0), FINITE] = 1.0
 
 
 class ImageOptions(BaseModel):
@@ -36,19 +29,12 @@ class ImageOptions(BaseModel):
     response_format: Literal["url", "b64_json"] = "url"
     negative_prompt: str | None = None
     steps: int | None = Field(default=None, ge=1)
-    guidance_scale: float | None = Field(default=None, ge=0.0, le=100.0)
+    guidance_scale: Annotated[float, Field(ge=0.0, le=100.0), FINITE] | None = None
     seed: Seed | None = None
     loras: list[LoraRef] = Field(default_factory=list)
     style: str | None = None
     industry: str | None = Field(default=None, max_length=100)
     user: str | None = None
-
-    @field_validator("guidance_scale")
-    @classmethod
-    def _finite_guidance(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("guidance_scale must be a finite number")
-        return value
 
 
 class ImageGenerationRequest(ImageOptions):
@@ -108,10 +94,15 @@ class GenerationPublic(BaseModel):
     feedback: str | None
 
 
+def _without_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 class GenerationUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    favorite: bool | None = None
+    # May be left out (unchanged) but not null: the schema says boolean, the validator refuses an explicit null.
+    favorite: bool | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_without_default)
     rating: int | None = Field(default=None, ge=1, le=5)
     feedback: str | None = Field(default=None, max_length=4000)
 

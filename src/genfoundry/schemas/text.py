@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genfoundry.schemas.classify import RoutePublic
-from genfoundry.schemas.common import Seed
+from genfoundry.schemas.common import FINITE, Seed
 
 
 class ChatContentPart(BaseModel):
@@ -63,15 +62,15 @@ class TextSamplingOptions(BaseModel):
 
     model: str = Field(min_length=1, max_length=120)
     max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    temperature: Annotated[float, Field(ge=0.0, le=2.0), FINITE] | None = None
+    top_p: Annotated[float, Field(ge=0.0, le=1.0), FINITE] | None = None
     n: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
     seed: Seed | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: Annotated[float, Field(ge=-2.0, le=2.0), FINITE] | None = None
+    presence_penalty: Annotated[float, Field(ge=-2.0, le=2.0), FINITE] | None = None
     logit_bias: dict[str, float] | None = None
     user: str | None = Field(default=None, max_length=256)
 
@@ -79,13 +78,6 @@ class TextSamplingOptions(BaseModel):
     @classmethod
     def _stop(cls, value: str | list[str] | None) -> str | list[str] | None:
         return _check_stop(value)
-
-    @field_validator("temperature", "top_p")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
     def stop_sequences(self) -> tuple[str, ...]:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
