@@ -14,6 +14,7 @@ from genfoundry.api.errors import install_error_handlers
 from genfoundry.api.main import api_router
 from genfoundry.api.metrics import Metrics
 from genfoundry.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from genfoundry.api.openapi import install_openapi
 from genfoundry.config import Settings
 from genfoundry.repo import users as users_repo
 from genfoundry.services import Services, build_services
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(api_router)
+    install_openapi(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
         BodyLimitMiddleware,

@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genfoundry.errors import GenfoundryError, Overloaded
@@ -65,14 +66,39 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, message, param=param, code="invalid_value")
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(request: Request) -> str:
+    """The methods of the path the request names, and OPTIONS (Starlette's 405 names only one route's).
+
+    The path is the first route template that matches, as routing picks it: `/v1/datasets/from-urls` is that
+    route's (POST), not `/v1/datasets/{dataset_id}`'s (GET, DELETE)."""
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    path = path.removeprefix(root) if root else path
+    template: str | None = None
+    methods = {"OPTIONS"}
+    for route in iter_route_contexts(request.app.routes):
+        pattern = getattr(route, "path_regex", None)
+        if template is None and route.methods and pattern is not None and pattern.match(path):
+            template = route.path_format  # the first match is the path's own template, as routing picks it
+        if template is not None and route.path_format == template:
+            methods |= set(route.methods or ())
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    headers = getattr(exc, "headers", None)
+    if status == 405:
+        # The path exists: OPTIONS is answered with what it allows; another method is told the same in `Allow`.
+        allow = allowed_methods(request)
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": allow})
+        headers = {**(headers or {}), "Allow": allow}
     return error_response(
         status,
         str(exc.detail),
         error_type=_TYPES_BY_STATUS.get(status, "invalid_request_error"),
-        headers=getattr(exc, "headers", None),
+        headers=headers,
     )
 
 
