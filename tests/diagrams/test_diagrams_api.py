@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
+from tests.diagrams.test_security import invisible_characters
 from tests.helpers import assert_error
 
 SEQUENCE = "@startuml\nAlice -> Bob : hello\nBob --> Alice : hi\n@enduml"
@@ -87,6 +88,51 @@ def test_file_url_and_environment_access_is_refused(alice: httpx.Client, plantum
     error = assert_error(alice.post("/v1/diagrams/render", json={"plantuml": plantuml}), 400, param="plantuml")
     assert error["details"]["directive"] == construct
     assert construct in error["message"] and "root:" not in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("line", "construct"),
+    [
+        ("\ufeff!include /etc/passwd", "!include"),
+        ("\ufeff!include <C4/C4_Context>", "!include"),
+        ("\ufeff!dump_memory", "!dump_memory"),
+        ("\ufeff!option handwritten true", "!option"),
+        ("\ufeff!pragma layout dot", "!pragma layout dot"),
+    ],
+)
+def test_a_byte_order_mark_does_not_hide_a_directive(alice: httpx.Client, line: str, construct: str) -> None:
+    response = alice.post("/v1/diagrams/render", json={"plantuml": f"@startuml\n{line}\nA -> B\n@enduml"})
+    error = assert_error(response, 400, param="plantuml")
+    assert error["code"] == "plantuml_not_allowed"
+    assert error["details"] == {"line": 2, "directive": construct}
+
+
+@pytest.mark.parametrize(
+    ("template", "opens_line"),
+    [
+        ("@startuml\n{c}{d}\n@enduml", True),
+        ("@startuml\n  {c}{d}\n@enduml", False),
+        ("{c}{d}\n@startuml\nA -> B\n@enduml", True),
+    ],
+)
+def test_no_invisible_character_hides_a_directive(alice: httpx.Client, template: str, opens_line: bool) -> None:
+    """Every format character, Unicode space and C1 control before `!include` or `!define`: a 400 naming it."""
+    answers: dict[str, list[str]] = {}
+    for char in invisible_characters():
+        for directive in ("!include /etc/passwd", "!define X Y"):
+            if char == "\ufeff" and opens_line and directive == "!define X Y":
+                continue  # a byte-order mark opening a line is dropped, as PlantUML drops it
+            response = alice.post("/v1/diagrams/render", json={"plantuml": template.format(c=char, d=directive)})
+            answer = response.json()["error"]["code"] if response.status_code == 400 else str(response.status_code)
+            answers.setdefault(answer, []).append(f"U+{ord(char):04X} {directive}")
+    assert list(answers) == ["plantuml_not_allowed"], {answer: chars[:5] for answer, chars in answers.items()}
+
+
+def test_a_lone_surrogate_is_400_not_500(alice: httpx.Client) -> None:
+    """JSON may escape half a surrogate pair; PlantUML cannot be sent one (the request is refused before)."""
+    body = b'{"plantuml": "@startuml\\nAlice -> Bob : \\ud83d\\n@enduml"}'
+    response = alice.post("/v1/diagrams/render", content=body, headers={"Content-Type": "application/json"})
+    assert_error(response, 400, param="plantuml")
 
 
 def test_enormous_diagram_is_413(alice: httpx.Client) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import sys
+import unicodedata
+
 import pytest
 
 from genfoundry.diagrams.security import screen_source
@@ -82,6 +86,112 @@ def test_control_characters_cannot_hide_a_directive(hidden: str) -> None:
         screen(f"@startuml\n{hidden}\n@enduml")
     assert caught.value.details == {"line": 2}
     assert "control character" in caught.value.message
+
+
+@functools.cache
+def invisible_characters() -> tuple[str, ...]:
+    """Characters that can stand before a `!` unseen: every format (Cf) and space-separator (Zs) code point but the
+    ASCII space, the C1 controls the screen lets through, a private-use and an unassigned code point."""
+    every = (chr(code) for code in range(sys.maxunicode + 1))
+    chosen = [char for char in every if unicodedata.category(char) in ("Cf", "Zs") and char != " "]
+    c1_controls = [chr(code) for code in range(0x80, 0xA0) if code != 0x85]
+    return (*chosen, *c1_controls, "\ue000", "\U000f0000", "\u0378")
+
+
+def test_the_invisible_characters_cover_the_reported_ones() -> None:
+    assert {"\ufeff", "\u200b", "\u2060", "\u00a0", "\u3000", "\u202e", "\U000e0001"} <= set(invisible_characters())
+
+
+# Where a hidden character can sit: `{c}` is the invisible character, `{d}` the directive line.
+POSITIONS = {
+    "line start": "@startuml\nA -> B\n{c}{d}\n@enduml",
+    "after spaces": "@startuml\nA -> B\n  {c}{d}\n@enduml",
+    "between tab and space": "@startuml\nA -> B\n\t{c} {d}\n@enduml",
+    "twice": "@startuml\nA -> B\n{c}{c}{d}\n@enduml",
+    "before @startuml": "{c}{d}\n@startuml\nA -> B\n@enduml",
+    "bare source": "A -> B\n{c}{d}",
+}
+POSITION_LINE = {"before @startuml": 1, "bare source": 2}
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize(
+    ("line", "directive"),
+    [
+        ("!include /etc/passwd", "!include"),
+        ("!include <C4/C4_Context>", "!include"),
+        ("!dump_memory", "!dump_memory"),
+        ("!option handwritten true", "!option"),
+        ("!pragma layout dot", "!pragma layout dot"),
+        ("!theme spacelab from /etc", "!theme spacelab from /etc"),
+    ],
+)
+def test_refused_directives_cannot_hide_behind_invisible_characters(position: str, line: str, directive: str) -> None:
+    expected = {"line": POSITION_LINE.get(position, 3), "directive": directive}
+    passed = []
+    for char in invisible_characters():
+        try:
+            screen(POSITIONS[position].format(c=char, d=line))
+        except Invalid as error:
+            assert error.code == "plantuml_not_allowed" and error.details == expected, (f"U+{ord(char):04X}", error)
+        else:
+            passed.append(f"U+{ord(char):04X}")
+    assert passed == []
+
+
+@pytest.mark.parametrize("position", [name for name in POSITIONS if name != "bare source"])
+@pytest.mark.parametrize(
+    ("line", "directive"),
+    [("!define X Y", "!define"), ("!pragma layout smetana", "!pragma"), ("!$x = 1", "!$x"), ("!theme plain", "!theme")],
+)
+def test_allowed_directives_behind_invisible_characters_are_refused(position: str, line: str, directive: str) -> None:
+    """PlantUML reads such a line apart from this screen (as text, or failing); the user is told to indent plainly."""
+    passed = []
+    for char in invisible_characters():
+        source = POSITIONS[position].format(c=char, d=line)
+        if char == "\ufeff" and position in ("line start", "before @startuml"):
+            continue  # one byte-order mark opening a line is dropped, as PlantUML drops it (next test)
+        try:
+            screen(source)
+        except Invalid as error:
+            code = f"U+{ord(char):04X}"
+            assert error.code == "plantuml_not_allowed", (code, error)
+            assert error.details == {"line": POSITION_LINE.get(position, 3), "directive": directive, "character": code}
+            assert f"invisible character {code}" in error.message and "spaces or tabs" in error.message
+        else:
+            passed.append(f"U+{ord(char):04X}")
+    assert passed == []
+
+
+def test_a_byte_order_mark_opening_a_line_is_dropped_as_plantuml_drops_it() -> None:
+    screened = screen_source(
+        "\ufeff@startuml\n\ufeff!define GREETING hello\n\ufeff  !pragma teoz true\nA -> B : GREETING\n@enduml",
+        max_chars=1000,
+        max_lines=10,
+    )
+    assert screened.line_offset == 0
+    assert screened.text == "@startuml\n!define GREETING hello\n  !pragma teoz true\nA -> B : GREETING\n@enduml"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Alice -> Bob : \U0001f469\u200d\U0001f4bb pairs",  # an emoji sequence joined by U+200D
+        "Alice -> Bob : \u200f\u05e9\u05dc\u05d5\u05dd\u00a0ok",  # right-to-left mark, Hebrew, no-break space
+        "\u200bAlice -> Bob : starts with a zero-width space",
+        "\u00a0Alice -> Bob : 100%\u00a0!",
+        "note left : x\ufeff!include is only text here",
+    ],
+)
+def test_invisible_characters_in_text_are_kept(line: str) -> None:
+    assert line in screen(f"@startuml\n{line}\n@enduml")
+
+
+def test_a_lone_surrogate_is_refused() -> None:
+    with pytest.raises(Invalid) as caught:
+        screen("@startuml\nA -> B : \ud83d\n@enduml")
+    assert caught.value.code == "plantuml_not_allowed" and caught.value.details == {"line": 2}
+    assert "lone surrogate U+D83D" in caught.value.message
 
 
 def test_size_limits_are_413() -> None:
