@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -15,8 +16,9 @@ import pytest
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 
+from genfoundry.catalog import Catalog  # noqa: E402
 from genfoundry.models import tiny  # noqa: E402
-from genfoundry.models.tiny import TINY_FAMILIES, build_tiny_pipeline  # noqa: E402
+from genfoundry.models.tiny import build_tiny_pipeline  # noqa: E402
 
 FAMILIES = ["sd15", "sdxl", "flux"]
 EXPECTED_CLASS = {
@@ -61,8 +63,24 @@ def _generate(pipe: Any, prompt: str, seed: int = 0) -> np.ndarray:
     return np.asarray(image)
 
 
-def test_tiny_families_mapping() -> None:
-    assert TINY_FAMILIES == {"tiny-sd15": "sd15", "tiny-sdxl": "sdxl", "tiny-flux": "flux"}
+def test_build_tiny_registers_every_family_for_the_catalog(tiny_dir: pathlib.Path) -> None:
+    """What `models build-tiny` leaves for the catalog: tiny-sd15 / tiny-sdxl / tiny-flux as float32 image bases of
+    their family, read from the folder holding that family's pipeline, generating 64x64 by default; tiny-llm as a
+    text base."""
+    catalog = Catalog(catalog_file=None, styles_file=None, tiny_dir=tiny_dir)
+    for family in FAMILIES:
+        entry = catalog.models[f"tiny-{family}"]
+        assert (entry.family, entry.dtype) == (family, "float32")
+        index = json.loads((pathlib.Path(entry.source) / "model_index.json").read_text())
+        assert index["_class_name"] == EXPECTED_CLASS[family]
+        assert (entry.defaults.width, entry.defaults.height) == (64, 64)
+    assert {model_id for model_id in catalog.models if model_id.startswith("tiny-")} == {
+        "tiny-sd15",
+        "tiny-sdxl",
+        "tiny-flux",
+    }
+    text = catalog.get_text("tiny-llm")
+    assert (pathlib.Path(text.source) / "config.json").is_file()
 
 
 def test_unknown_family_rejected(tmp_path: pathlib.Path) -> None:
@@ -164,16 +182,43 @@ def test_lora_target_modules_are_linear(family: str, pipes: dict[str, Any]) -> N
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_peft_adapter_attaches(family: str, built: dict[str, pathlib.Path]) -> None:
-    peft = pytest.importorskip("peft")
-    if family == "flux":
-        model = diffusers.FluxTransformer2DModel.from_pretrained(built[family], subfolder="transformer")
-    else:
-        model = diffusers.UNet2DConditionModel.from_pretrained(built[family], subfolder="unet")
-    config = peft.LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
-    model.add_adapter(config)
-    lora_params = [n for n, _ in model.named_parameters() if "lora_" in n]
-    assert lora_params
+def test_training_lora_lands_on_the_family_default_layers(family: str, built: dict[str, pathlib.Path]) -> None:
+    """The tiny denoisers stand in for real ones in LoRA training: the recipe's setup finds every default target
+    module of the family, freezes the base, trains exactly those layers, and seeds their init from the config
+    without moving the caller's random state."""
+    pytest.importorskip("peft")
+    from genfoundry.training.config import LoraTrainingConfig
+    from genfoundry.training.lora_setup import add_lora, check_target_modules
+
+    config = LoraTrainingConfig(family=family, base_source=str(built[family]), rank=4)
+
+    def set_up(seed: int) -> tuple[dict[str, torch.Tensor], set[str], set[str]]:
+        if family == "flux":
+            model = diffusers.FluxTransformer2DModel.from_pretrained(built[family], subfolder="transformer")
+        else:
+            model = diffusers.UNet2DConditionModel.from_pretrained(built[family], subfolder="unet")
+        check_target_modules(model, config.target_modules)
+        targeted = {
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear)
+            and any(name == t or name.endswith(f".{t}") for t in config.target_modules)
+        }
+        caller_rng = torch.random.get_rng_state()
+        add_lora(model, dataclasses.replace(config, seed=seed), torch.device("cpu"), torch.float32)
+        assert torch.equal(torch.random.get_rng_state(), caller_rng)
+        trainable = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+        return trainable, {name.split(".lora_")[0] for name in trainable}, targeted
+
+    trainable, trained_modules, targeted = set_up(seed=0)
+    assert all(".lora_A." in name or ".lora_B." in name for name in trainable)  # the base is frozen
+    assert trained_modules == targeted
+    assert all(p.dtype == torch.float32 for p in trainable.values())
+    again, _, _ = set_up(seed=0)
+    other, _, _ = set_up(seed=1)
+    lora_a = [name for name in trainable if ".lora_A." in name]
+    assert all(torch.equal(trainable[name], again[name]) for name in lora_a)
+    assert not all(torch.equal(trainable[name], other[name]) for name in lora_a)
 
 
 def test_tokenizer_vocab_independent_of_process_hash_seed() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from genfoundry.router import onnx_encoder
-from genfoundry.router.encoder import ONNX_CHUNK_ROWS, TextEncoder
+from genfoundry.router.encoder import ONNX_CHUNK_ROWS, TextEncoder, encoder_dir
 from genfoundry.router.head import default_head_dir, load_head
 
 TEXTS = [
@@ -50,16 +50,23 @@ def test_onnx_embeds_like_torch(tuned_pair: tuple[TextEncoder, TextEncoder]) -> 
 def test_cached_export_loads_without_torch(
     tuned_pair: tuple[TextEncoder, TextEncoder], shared_encoder_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, onnx = tuned_pair
+    reference, onnx = tuned_pair
     onnx.load()
-    assert len(list(shared_encoder_cache.glob("*.onnx"))) >= 1
+    assert onnx.lora is not None
+    # The export is cached under the key of these weights and this LoRA.
+    assert (shared_encoder_cache / f"{onnx_encoder.export_key(encoder_dir(), onnx.lora.path)}.onnx").is_file()
+    tuned, untuned = reference.encode(TEXTS[:3]), TextEncoder().encode(TEXTS[:3])
+    assert float(np.abs(tuned - untuned).max()) > 0.05  # the LoRA matters, so matching `tuned` below means something
 
     def no_torch(*_: Any) -> Any:
         raise AssertionError("a cached export must not load the torch model")
 
     monkeypatch.setattr(TextEncoder, "_load_torch", no_torch)
     again = TextEncoder(lora=onnx.lora, backend="onnx", cache_dir=shared_encoder_cache)
-    np.testing.assert_array_equal(again.encode(TEXTS[:3]), onnx.encode(TEXTS[:3]))
+    got = again.encode(TEXTS[:3])
+    np.testing.assert_array_equal(got, onnx.encode(TEXTS[:3]))
+    # What was loaded is the router's tuned encoder: torch's embeddings with the LoRA merged.
+    assert float(np.abs(got - tuned).max()) < 1e-4
 
 
 def test_broken_cache_file_is_exported_again(tmp_path: Path) -> None:
