@@ -10,11 +10,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from genfoundry.config import Settings
 from genfoundry.errors import Invalid, NotFound
 
 FAMILIES = ("sd15", "sdxl", "flux")
 TEXT_PROMPT_FORMATS = ("chat_template", "plain")
 TINY_REGISTRY_FILE = "registry.toml"
+TRAINED_DIR = "trained"  # under <home>/models: full fine-tunes, each visible to its owner only
 TRAINED_REGISTRY_FILE = "registry.toml"  # under <home>/models/trained, written by services.trained_models
 
 
@@ -228,3 +230,18 @@ class Catalog:
         except KeyError:
             known = ", ".join(sorted(self.styles))
             raise Invalid(f"unknown style {name!r}; known styles: {known}", param="style") from None
+
+
+def trained_models_dir(models_dir: Path) -> Path:
+    """Where trained models and their registry live: `<home>/models/trained`."""
+    return Path(models_dir) / TRAINED_DIR
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    """The catalog the settings name: shipped or configured bases and styles, the home's tiny and trained models."""
+    return Catalog(
+        catalog_file=settings.catalog_file,
+        styles_file=settings.styles_file,
+        tiny_dir=settings.tiny_models_dir,
+        trained_dir=trained_models_dir(settings.home / "models"),
+    )

@@ -73,7 +73,6 @@ def _demo_adapter(local: Any, owner: str) -> str | None:
 
 def _train(local: Any, owner: str, steps: int | None) -> str:
     """Upload the pairs, run the SFT job with a progress bar; returns the adapter id."""
-    from genfoundry.repo import jobs as jobs_repo
     from genfoundry.schemas import FineTuningJobCreate
 
     services = local.services
@@ -98,7 +97,7 @@ def _train(local: Any, owner: str, steps: int | None) -> str:
             "method": {"type": "sft", "sft": {"hyperparameters": hyper}},
         }
     )
-    job = services.sft.create_job(owner_id=owner, body=body)
+    job = services.fine_tuning.create(owner_id=owner, body=body)
     err_console.print(f"fine-tuning {DEMO_BASE} on {dataset.accepted} scenario -> PlantUML pairs (job {job.id})")
     columns = (
         TextColumn("[bold]SFT[/bold]"),
@@ -112,12 +111,10 @@ def _train(local: Any, owner: str, steps: int | None) -> str:
         with Progress(*columns, console=err_console) as progress:
             task = progress.add_task("sft", total=None, metrics="starting…")
             while True:
-                with services.sessions() as session:
-                    row = jobs_repo.get_job(session=session, job_id=job.id)
-                    assert row is not None
-                    last = jobs_repo.latest_event(session=session, job_id=job.id, type="metrics")
-                    status, error, result = row.status, row.error, dict(row.result)
-                    step, total = row.progress_step, row.progress_total
+                row = services.fine_tuning.get(owner_id=owner, job_id=job.id)
+                last = services.fine_tuning.latest_event(job_id=job.id, type="metrics")
+                status, error, result = row.status, row.error, dict(row.result)
+                step, total = row.progress_step, row.progress_total
                 shown = _metrics_text(last.data if last is not None else {})
                 progress.update(task, completed=step, total=total or None, metrics=shown)
                 if status not in ACTIVE_STATUSES:

@@ -13,13 +13,16 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from genfoundry.catalog import open_catalog
 from genfoundry.config import JobSettings, Settings
 from genfoundry.db.session import make_engine, make_session_factory, upgrade_database
 from genfoundry.db.tables import Job
 from genfoundry.jobs.context import JobContext
+from genfoundry.jobs.env import JobEnv
 from genfoundry.jobs.executors import make_executor
 from genfoundry.jobs.runner import JobRunner
 from genfoundry.repo import jobs as jobs_repo
+from genfoundry.storage import open_store
 
 HERE = "tests.jobs.sample_jobs"
 
@@ -100,9 +103,8 @@ def make_runner(settings: Settings) -> Harness:
     engine = make_engine(settings.resolved_database_url)
     upgrade_database(engine)
     sessions = make_session_factory(engine)
-    runner = JobRunner(
-        sessions=sessions, settings=settings.jobs, executor=make_executor(settings, sessions), poll_s=0.1
-    )
+    env = JobEnv(settings=settings, sessions=sessions, store=open_store(settings), catalog=open_catalog(settings))
+    runner = JobRunner(sessions=sessions, settings=settings.jobs, executor=make_executor(env), poll_s=0.1)
     for name in ("count", "stubborn", "boom", "exit_hard"):
         runner.register(name, f"{HERE}:{name}", on_finish=f"{HERE}:record_finish")
     runner.register("missing", "tests.jobs.no_such_module:run", on_finish=f"{HERE}:record_finish")

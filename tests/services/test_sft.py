@@ -19,7 +19,7 @@ from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo import users as users_repo
 from genfoundry.schemas import ChatCompletionRequest, FineTuningJobCreate
 from genfoundry.services import Services, build_services
-from genfoundry.services.sft import SFT_KIND, sft_params
+from genfoundry.services.fine_tuning.sft import SFT_KIND, sft_params
 from genfoundry.text.formats import TextFormat
 from tests.conftest import make_home
 
@@ -87,7 +87,7 @@ def ended(job: Job) -> bool:
 
 
 def test_a_job_trains_registers_the_adapter_and_chats(services: Services, owner: str, dataset_id: str) -> None:
-    job = services.sft.create_job(
+    job = services.fine_tuning.create(
         owner_id=owner,
         body=body(dataset_id, validation_fraction=0.25, checkpoint_every_n_steps=2, eval_every_n_steps=2),
     )
@@ -122,7 +122,7 @@ def test_a_job_trains_registers_the_adapter_and_chats(services: Services, owner:
 
 
 def test_cancel_then_resume_finishes_from_the_checkpoint(services: Services, owner: str, dataset_id: str) -> None:
-    job = services.sft.create_job(owner_id=owner, body=body(dataset_id, max_steps=40, checkpoint_every_n_steps=2))
+    job = services.fine_tuning.create(owner_id=owner, body=body(dataset_id, max_steps=40, checkpoint_every_n_steps=2))
     wait(services, job.id, lambda j: j.progress_step >= 2 or ended(j))
     assert services.jobs.cancel(job.id)
     cancelled = wait(services, job.id, ended)
@@ -158,7 +158,7 @@ def test_bad_requests_are_refused_before_queueing(
     param: str,
 ) -> None:
     with pytest.raises(error) as info:
-        services.sft.create_job(owner_id=owner, body=body(dataset_id, model=model, **hyper))
+        services.fine_tuning.create(owner_id=owner, body=body(dataset_id, model=model, **hyper))
     assert info.value.param == param
 
 
@@ -166,20 +166,20 @@ def test_bad_datasets_are_refused(services: Services, owner: str, dataset_id: st
     labels = tmp_path / "labels.jsonl"
     labels.write_text('{"text": "draw a cat", "label": "image"}\n')
     with pytest.raises(Invalid) as info:
-        services.sft.create_job(owner_id=owner, body=body(upload(services, owner, labels)))
+        services.fine_tuning.create(owner_id=owner, body=body(upload(services, owner, labels)))
     assert info.value.param == "training_file" and "classification" in info.value.message
     with pytest.raises(NotFound) as missing:
-        services.sft.create_job(owner_id=owner, body=body("ds_nope"))
+        services.fine_tuning.create(owner_id=owner, body=body("ds_nope"))
     assert missing.value.param == "training_file"
     both = body(dataset_id, validation_fraction=0.2).model_copy(update={"validation_file": dataset_id})
     with pytest.raises(Invalid) as info:
-        services.sft.create_job(owner_id=owner, body=both)
+        services.fine_tuning.create(owner_id=owner, body=both)
     assert info.value.param == "validation_fraction"
     with services.sessions() as session:
         bob = users_repo.create_user(session=session, name="bob").id
         session.commit()
     with pytest.raises(NotFound):  # another user's dataset does not exist
-        services.sft.create_job(owner_id=bob, body=body(dataset_id))
+        services.fine_tuning.create(owner_id=bob, body=body(dataset_id))
 
 
 def test_hyperparameter_names_and_openai_aliases() -> None:
@@ -214,7 +214,7 @@ def test_conflict_on_a_dataset_that_is_not_ready(services: Services, owner: str,
         session.commit()
     try:
         with pytest.raises(Conflict):
-            services.sft.create_job(owner_id=owner, body=body(dataset_id))
+            services.fine_tuning.create(owner_id=owner, body=body(dataset_id))
     finally:
         with services.sessions() as session:
             dataset = datasets_repo.get_dataset(session=session, dataset_id=dataset_id)

@@ -1,4 +1,5 @@
-"""Job events as a Server-Sent Events stream: replays from a cursor, follows the job, ends with `[DONE]`."""
+"""Job events as a page or a Server-Sent Events stream (replays from a cursor, follows the job, ends with `[DONE]`):
+the one events endpoint behind /v1/jobs/{id}/events and /v1/fine_tuning/jobs/{id}/events."""
 
 from __future__ import annotations
 
@@ -6,15 +7,21 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from genfoundry.db.tables import JobEvent
+from genfoundry.presenters.jobs import event_cursor
 from genfoundry.repo import jobs as jobs_repo
+from genfoundry.schemas import ListPublic
 from genfoundry.schemas.jobs import FINAL_STATUSES
+from genfoundry.services.jobs import JobService
+
+EventT = TypeVar("EventT", bound=BaseModel)
 
 POLL_S = 0.25
 KEEPALIVE_S = 15.0
@@ -78,4 +85,36 @@ def stream_job_events(
         blocks(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def job_events(
+    request: Request,
+    jobs: JobService,
+    *,
+    owner_id: str,
+    job_id: str,
+    after: str | None,
+    last_event_id: str | None,
+    limit: int,
+    stream: bool,
+    present: Callable[[JobEvent], EventT],
+    event_name: Callable[[JobEvent], str],
+) -> ListPublic[EventT] | StreamingResponse:
+    """A page of the owner's job's events after a cursor (`after`, or a reconnecting client's `Last-Event-ID`),
+    oldest first; with `stream`, the SSE stream from that cursor. A cursor that is not one of the job's events
+    is a 400, another user's job a 404 — before any stream starts."""
+    cursor, param = event_cursor(after, last_event_id)
+    events, has_more = jobs.events(
+        owner_id=owner_id, job_id=job_id, after=cursor, limit=0 if stream else limit, param=param
+    )
+    if not stream:
+        return ListPublic(data=[present(event) for event in events], has_more=has_more)
+    return stream_job_events(
+        request,
+        sessions=jobs.sessions,
+        job_id=job_id,
+        after=cursor,
+        render=lambda event: present(event).model_dump(),
+        event_name=event_name,
     )

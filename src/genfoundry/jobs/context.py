@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from genfoundry.db.tables import Job
+from genfoundry.jobs.env import JobEnv
 from genfoundry.jobs.kinds import JobKind
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.schemas.jobs import FINAL_STATUSES, JobStatus
@@ -41,17 +42,19 @@ class JobRun:
 
 
 class JobContext:
-    """What a job function sees: parameters, the checkpoint to resume from, reporting, and the cancel flag."""
+    """What a job function sees: parameters, the checkpoint to resume from, reporting, the cancel flag, and the
+    environment (`env`: settings, database, store, catalog) to build what it needs from."""
 
     def __init__(
         self,
         *,
-        sessions: sessionmaker[Session],
+        env: JobEnv,
         run: JobRun,
         params: dict[str, Any],
         resume_from: str | None,
     ) -> None:
-        self.sessions = sessions
+        self.env = env
+        self.sessions = env.sessions
         self.run = run
         self.job_id = run.job_id
         self.attempt = run.attempt
@@ -219,14 +222,15 @@ def apply_finisher(*, session: Session, kind: JobKind, job_id: str) -> None:
         logger.exception("job %s: the finisher of %s failed", job_id, kind.name)
 
 
-def run_attempt(*, sessions: sessionmaker[Session], run: JobRun, heartbeat_s: float, parent_pid: int | None) -> bool:
+def run_attempt(*, env: JobEnv, run: JobRun, heartbeat_s: float, parent_pid: int | None) -> bool:
     """Run one claimed attempt to a final status; False when the run had lost the job (nothing written)."""
+    sessions = env.sessions
     with sessions() as session:
         job = jobs_repo.get_job(session=session, job_id=run.job_id)
         if job is None:
             return False
         params, resume_from = dict(job.params), job.resume_from
-    ctx = JobContext(sessions=sessions, run=run, params=params, resume_from=resume_from)
+    ctx = JobContext(env=env, run=run, params=params, resume_from=resume_from)
     ctx.log(
         f"attempt {run.attempt} started in process {os.getpid()}",
         attempt=run.attempt,

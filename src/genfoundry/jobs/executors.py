@@ -15,10 +15,9 @@ from collections import deque
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from genfoundry.config import Settings
 from genfoundry.jobs.context import JobRun, run_attempt
+from genfoundry.jobs.env import JobEnv
 from genfoundry.jobs.liveness import exit_reason
 
 logger = logging.getLogger(__name__)
@@ -73,8 +72,8 @@ class ThreadHandle:
 class ThreadExecutor:
     """Runs each attempt on a thread of this process: starts at once, but a crash takes the process down."""
 
-    def __init__(self, *, sessions: sessionmaker[Session], heartbeat_s: float) -> None:
-        self.sessions = sessions
+    def __init__(self, *, env: JobEnv, heartbeat_s: float) -> None:
+        self.env = env
         self.heartbeat_s = heartbeat_s
 
     def launch(self, run: JobRun) -> RunHandle:
@@ -82,7 +81,7 @@ class ThreadExecutor:
 
         def target() -> None:
             try:
-                run_attempt(sessions=self.sessions, run=run, heartbeat_s=self.heartbeat_s, parent_pid=None)
+                run_attempt(env=self.env, run=run, heartbeat_s=self.heartbeat_s, parent_pid=None)
             except BaseException as exc:  # e.g. the database went away during the final write
                 logger.exception("job %s: attempt %d crashed", run.job_id, run.attempt)
                 handle.error = str(exc) or type(exc).__name__
@@ -141,13 +140,13 @@ class SubprocessExecutor:
         self.log_dir = log_dir
 
     def launch(self, run: JobRun) -> RunHandle:
+        function, on_finish = run.kind.function, run.kind.on_finish
+        if not isinstance(function, str) or callable(on_finish):
+            raise ValueError(f"job kind {run.kind.name} is registered with callables; its own process cannot find them")
         args = [sys.executable, "-m", "genfoundry.jobs.worker", run.job_id, str(run.attempt), run.worker_id]
-        args += ["--kind", run.kind.name]
-        if run.kind.importable:
-            assert isinstance(run.kind.function, str)
-            args += ["--function", run.kind.function]
-            if isinstance(run.kind.on_finish, str):
-                args += ["--on-finish", run.kind.on_finish]
+        args += ["--kind", run.kind.name, "--function", function]
+        if on_finish is not None:
+            args += ["--on-finish", on_finish]
         env = {**os.environ, SETTINGS_ENV: self.settings.model_dump_json()}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{run.job_id}.log"
@@ -161,8 +160,9 @@ class SubprocessExecutor:
         """Nothing to release: the runner stops and reaps the processes it launched."""
 
 
-def make_executor(settings: Settings, sessions: sessionmaker[Session]) -> Executor:
-    """The executor `settings.jobs.executor` names."""
+def make_executor(env: JobEnv) -> Executor:
+    """The executor `env.settings.jobs.executor` names."""
+    settings = env.settings
     if settings.jobs.executor == "thread":
-        return ThreadExecutor(sessions=sessions, heartbeat_s=settings.jobs.heartbeat_s)
+        return ThreadExecutor(env=env, heartbeat_s=settings.jobs.heartbeat_s)
     return SubprocessExecutor(settings=settings, log_dir=settings.home / "logs" / "jobs")

@@ -45,11 +45,6 @@ class JobKind:
     resumable: bool = False  # a cancelled or failed job may be re-queued to go on from its last checkpoint
     uses_device: bool = True  # False: network or disk work (downloads) that takes a CPU slot, not a device slot
 
-    @property
-    def importable(self) -> bool:
-        """True when a fresh process can rebuild this kind from its strings alone."""
-        return isinstance(self.function, str) and not callable(self.on_finish)
-
     def resolve_function(self) -> JobFunction:
         if isinstance(self.function, str):
             fn: JobFunction = load_target(self.function)

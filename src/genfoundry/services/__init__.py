@@ -7,29 +7,31 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from genfoundry.catalog import Catalog
+from genfoundry.catalog import Catalog, open_catalog
 from genfoundry.config import Settings
 from genfoundry.db.session import make_engine, make_session_factory, upgrade_database
 from genfoundry.diagrams.renderer import make_renderer
 from genfoundry.inference.caption import load_captioner_catalog
 from genfoundry.inference.image import ImageEngine
 from genfoundry.inference.text import TextEngine
+from genfoundry.jobs.env import JobEnv
 from genfoundry.jobs.executors import make_executor
 from genfoundry.jobs.runner import JobRunner
 from genfoundry.services.adapters import AdapterService
 from genfoundry.services.auto_chat import AutoChat
 from genfoundry.services.classifiers import ClassifierService
-from genfoundry.services.dataset_jobs import CaptionerPool, DatasetJobs
+from genfoundry.services.dataset_jobs import register_dataset_jobs
 from genfoundry.services.datasets import DatasetService
 from genfoundry.services.diagram_generation import DiagramGenerator
 from genfoundry.services.diagrams import DiagramService
+from genfoundry.services.fine_tuning.classifier import router_encoder
+from genfoundry.services.fine_tuning.registry import register_fine_tuning_jobs
+from genfoundry.services.fine_tuning.service import FineTuningService
 from genfoundry.services.images import ImageService
-from genfoundry.services.sft import SftService
+from genfoundry.services.jobs import JobService
 from genfoundry.services.text import TextService
-from genfoundry.services.trained_models import trained_models_dir
-from genfoundry.services.training import TrainingService
 from genfoundry.services.urls import UrlSigner, load_or_create_secret
-from genfoundry.storage import ArtifactStore
+from genfoundry.storage import ArtifactStore, open_store
 
 
 @dataclass
@@ -44,13 +46,13 @@ class Services:
     adapters: AdapterService
     signer: UrlSigner
     jobs: JobRunner
+    user_jobs: JobService
     datasets: DatasetService
-    training: TrainingService
+    fine_tuning: FineTuningService
     classifiers: ClassifierService
     diagrams: DiagramService
     text_engine: TextEngine
     text: TextService
-    sft: SftService
     diagram_generator: DiagramGenerator
     auto_chat: AutoChat
 
@@ -68,13 +70,8 @@ def build_services(settings: Settings) -> Services:
     db_engine = make_engine(settings.resolved_database_url)
     upgrade_database(db_engine)
     sessions = make_session_factory(db_engine)
-    store = ArtifactStore(settings.resolved_storage_url, cache_dir=settings.home / "cache" / "artifacts")
-    catalog = Catalog(
-        catalog_file=settings.catalog_file,
-        styles_file=settings.styles_file,
-        tiny_dir=settings.tiny_models_dir,
-        trained_dir=trained_models_dir(settings.home / "models"),
-    )
+    store = open_store(settings)
+    catalog = open_catalog(settings)
     device = settings.resolved_device()
     image_engine = ImageEngine(
         device=device,
@@ -91,7 +88,10 @@ def build_services(settings: Settings) -> Services:
     signer = UrlSigner(load_or_create_secret(settings.home / "secret.key"))
     # Job processes get the device and dtype resolved here, so they need not import torch just to find them.
     job_settings = settings.model_copy(update={"device": device, "dtype": settings.resolved_dtype(device)})
-    jobs = JobRunner(sessions=sessions, settings=settings.jobs, executor=make_executor(job_settings, sessions))
+    env = JobEnv(settings=job_settings, sessions=sessions, store=store, catalog=catalog)
+    jobs = JobRunner(sessions=sessions, settings=settings.jobs, executor=make_executor(env))
+    register_dataset_jobs(jobs)
+    register_fine_tuning_jobs(jobs)
     captioner_specs = load_captioner_catalog(settings.captioners_file, settings.tiny_models_dir)
     datasets = DatasetService(
         sessions=sessions,
@@ -101,36 +101,13 @@ def build_services(settings: Settings) -> Services:
         work_dir=settings.home / "tmp",
         captioner_ids=frozenset(captioner_specs),
     )
-    DatasetJobs(
-        sessions=sessions,
-        datasets=datasets,
-        settings=settings.datasets,
-        captioners=CaptionerPool(captioner_specs, device=device, dtype=settings.resolved_dtype(device)),
-        caption_cache_dir=settings.home / "cache" / "captions",
-    ).register(jobs)
-    training = TrainingService(
-        sessions=sessions,
-        catalog=catalog,
-        datasets=datasets,
-        adapters=adapters,
-        jobs=jobs,
-        store=store,
-        work_dir=settings.home / "training",
-        models_dir=settings.home / "models",
-        class_cache_dir=settings.home / "cache" / "class_images",
-    )
-    training.register(jobs)
     classifiers = ClassifierService(
         sessions=sessions,
         store=store,
         settings=settings.router,
-        datasets=datasets,
-        jobs=jobs,
-        work_dir=settings.home / "training",
-        device=device,
-        encoder_cache_dir=settings.router.encoder_cache_dir or settings.home / "cache" / "encoders",
+        # Shared with classifier jobs on the thread executor.
+        encoder=env.cached("router-encoder", lambda: router_encoder(job_settings)),
     )
-    classifiers.register(jobs)
     text_settings = settings.text
     text_engine = TextEngine(
         device=device,
@@ -142,10 +119,6 @@ def build_services(settings: Settings) -> Services:
         max_adapters_per_base=text_settings.max_loaded_adapters,
     )
     text = TextService(sessions=sessions, store=store, catalog=catalog, engine=text_engine, settings=text_settings)
-    sft = SftService(
-        sessions=sessions, catalog=catalog, store=store, jobs=jobs, work_dir=settings.home / "training", device=device
-    )
-    sft.register(jobs)
     # PlantUML starts on the first check or render, not here.
     diagrams = DiagramService(
         renderer=make_renderer(settings.diagrams, work_dir=settings.home / "cache" / "plantuml"), store=store
@@ -170,13 +143,13 @@ def build_services(settings: Settings) -> Services:
         adapters=adapters,
         signer=signer,
         jobs=jobs,
+        user_jobs=JobService(sessions=sessions, runner=jobs),
         datasets=datasets,
-        training=training,
+        fine_tuning=FineTuningService(env=env, runner=jobs),
         classifiers=classifiers,
         diagrams=diagrams,
         text_engine=text_engine,
         text=text,
-        sft=sft,
         diagram_generator=diagram_generator,
         auto_chat=auto_chat,
     )

@@ -43,7 +43,7 @@ class AdapterService:
         sessions: sessionmaker[Session],
         store: ArtifactStore,
         catalog: Catalog,
-        engine: ImageEngine,
+        engine: ImageEngine | None,  # None in a job's process: nothing is loaded there to unload
         work_dir: Path,
     ) -> None:
         self.work_dir = work_dir
@@ -106,5 +106,6 @@ class AdapterService:
             key = adapter.file_key
             adapters_repo.delete_adapter(session=session, adapter=adapter)
             session.commit()
-        self.engine.unload_adapter(adapter_id)
+        if self.engine is not None:
+            self.engine.unload_adapter(adapter_id)
         self.store.delete(key.rsplit("/", 1)[0])

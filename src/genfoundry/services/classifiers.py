@@ -1,40 +1,30 @@
-"""Prompt classification and routing (the shipped router or a caller's own classifier), and custom classifier
-jobs: checked and queued here, trained by the job runner in their own process, registered per owner."""
+"""Prompt classification and routing (the shipped router or a caller's own classifier, trained by the fine-tuning
+method "classifier" and registered per owner)."""
 
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genfoundry.config import RouterSettings
-from genfoundry.db.tables import Classifier, Job
-from genfoundry.errors import Conflict, Invalid, NotFound, TooLarge
-from genfoundry.jobs.runner import JobContext, JobRunner
+from genfoundry.db.tables import Classifier
+from genfoundry.errors import Invalid, TooLarge
 from genfoundry.repo import classifiers as classifiers_repo
-from genfoundry.repo import datasets as datasets_repo
-from genfoundry.repo import jobs as jobs_repo
-from genfoundry.repo.ids import new_id, slug
-from genfoundry.router.encoder import ENCODER_ALIASES, ENCODER_ID, TextEncoder
+from genfoundry.router.encoder import TextEncoder
 from genfoundry.router.head import HEAD_META, HEAD_WEIGHTS, ClassifierHead, Prediction, default_head_dir, load_head
-from genfoundry.schemas import FineTuningJobCreate, RouteMessage
-from genfoundry.services.datasets import DatasetService, dataset_prefix
+from genfoundry.schemas import RouteMessage
 from genfoundry.storage import ArtifactStore
 
 logger = logging.getLogger(__name__)
 
 ROUTER_MODEL_ID = "router-default"
-CLASSIFIER_KIND = "fine_tune_classifier"
-# Hyperparameters of the image recipes that mean nothing to a logistic-regression head fit to convergence.
-_UNUSED_HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "learning_rate")
 
 
 @dataclass(frozen=True)
@@ -91,34 +81,18 @@ class ClassifierService:
         sessions: sessionmaker[Session],
         store: ArtifactStore,
         settings: RouterSettings,
-        datasets: DatasetService,
-        jobs: JobRunner,
-        work_dir: Path,
-        device: str = "cpu",
-        encoder: TextEncoder | None = None,
-        encoder_cache_dir: Path | None = None,
+        encoder: TextEncoder,
         head_dir: Path | None = None,
     ) -> None:
         self.sessions = sessions
         self.store = store
         self.settings = settings
-        self.datasets = datasets
-        self.jobs = jobs
-        self.work_dir = work_dir
-        backend = settings.encoder_backend
-        if backend == "auto":
-            backend = "onnx" if device == "cpu" else "torch"
-        self.encoder = encoder or TextEncoder(
-            device=device, threads=settings.encoder_threads, backend=backend, cache_dir=encoder_cache_dir
-        )
+        self.encoder = encoder
         self.head_dir = head_dir or default_head_dir()
         self._default: ClassifierHead | None = None
         self._tuned: dict[Path, TextEncoder] = {}  # encoders with a head's LoRA merged in, one per LoRA file
         self._heads: OrderedDict[str, ClassifierHead] = OrderedDict()
         self._lock = threading.Lock()
-
-    def register(self, runner: JobRunner) -> None:
-        runner.register(CLASSIFIER_KIND, self.run)
 
     def preload(self) -> None:
         """Load the shipped router's head and encoder on a background thread (the server calls it at start), so
@@ -224,135 +198,3 @@ class ClassifierService:
         with self._lock:
             self._heads.pop(classifier_id, None)
         self.store.delete(classifier_prefix(classifier_id))
-
-    # -- custom classifier jobs --------------------------------------------------------------------
-
-    def _config(self, hyperparameters: dict[str, Any], seed: int) -> Any:
-        from genfoundry.router.train import ClassifierTrainingConfig
-
-        fields: dict[str, Any] = {"seed": seed}
-        if hyperparameters.get("c") not in (None, "auto"):
-            fields["c"] = float(hyperparameters["c"])
-        if hyperparameters.get("validation_fraction") is not None:
-            fields["validation_fraction"] = float(hyperparameters["validation_fraction"])
-        try:
-            return ClassifierTrainingConfig(**fields)
-        except ValueError as exc:
-            raise Invalid(str(exc), param="hyperparameters") from None
-
-    def create_job(self, *, owner_id: str, body: FineTuningJobCreate) -> Job:
-        """Check the request and the dataset (labels and their counts) now; queue the training."""
-        from genfoundry.router.train import check_labels, read_examples
-
-        if body.model not in ENCODER_ALIASES and body.model != ROUTER_MODEL_ID:
-            raise NotFound(
-                f"The model '{body.model}' cannot be fine-tuned as a classifier; use '{ENCODER_ID}'", param="model"
-            )
-        hyper = body.method.classifier_settings().model_dump(exclude_none=True)
-        for name in _UNUSED_HYPERPARAMETERS:
-            if hyper.get(name, "auto") != "auto":
-                raise Invalid(
-                    f"{name} does not apply to a classifier: its logistic-regression head is fit to convergence; "
-                    "set c, or leave it 'auto' to choose it on the validation split",
-                    param=name,
-                )
-        seed = body.seed or 0
-        config = self._config(hyper, seed)
-        with self.sessions() as session:
-            dataset = datasets_repo.require_dataset(
-                session=session, owner_id=owner_id, dataset_id=body.training_file, param="training_file"
-            )
-            if dataset.kind != "text":
-                raise Invalid(
-                    'a classifier trains on a JSONL file of {"text", "label"} lines; this dataset holds images',
-                    param="training_file",
-                )
-            if dataset.text_format != "classification":
-                raise Invalid(
-                    f'a classifier trains on {{"text", "label"}} lines; this file is {dataset.text_format}',
-                    param="training_file",
-                )
-            if dataset.status != "ready":
-                raise Conflict(f"dataset {dataset.id} is {dataset.status}; train on it when it is ready")
-            check_labels(read_examples(self._dataset_file(dataset.id)), config)
-            job = self.jobs.submit(
-                session=session,
-                owner_id=owner_id,
-                kind=CLASSIFIER_KIND,
-                params={
-                    "method": "classifier",
-                    "base_id": ENCODER_ID,
-                    "dataset_id": dataset.id,
-                    "suffix": body.suffix,
-                    "hyperparameters": {
-                        "c": config.c if config.c is not None else "auto",
-                        "validation_fraction": config.validation_fraction,
-                        "seed": seed,
-                    },
-                },
-            )
-            session.commit()
-        self.jobs.start(job)
-        return job
-
-    def _dataset_file(self, dataset_id: str) -> Path:
-        return self.store.local_path(f"{dataset_prefix(dataset_id)}/data.jsonl")
-
-    def run(self, ctx: JobContext) -> dict[str, Any]:
-        """The job function, in the job's own process: train, store the head, register the classifier."""
-        from genfoundry.router.train import train_classifier
-        from genfoundry.training.callbacks import TrainingCallbacks
-
-        params = ctx.params
-        with self.sessions() as session:
-            job = jobs_repo.get_job(session=session, job_id=ctx.job_id)
-            existing = classifiers_repo.find_by_job(session=session, job_id=ctx.job_id)
-            dataset = datasets_repo.get_dataset(session=session, dataset_id=params["dataset_id"])
-        if existing is not None:  # an earlier attempt registered it and died before its final write
-            return {"fine_tuned_model": existing.id, **existing.metrics}
-        if dataset is None or job is None:
-            raise NotFound("the training dataset was deleted")
-        hyper = params["hyperparameters"]
-        config = self._config(hyper, int(hyper.get("seed", 0)))
-
-        def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
-            ctx.progress(step, total)
-            if metrics:
-                ctx.metrics(step, **metrics)
-
-        output_dir = self.work_dir / ctx.job_id
-        shutil.rmtree(output_dir, ignore_errors=True)
-        result = train_classifier(
-            config,
-            self._dataset_file(dataset.id),
-            output_dir,
-            TrainingCallbacks(on_step=on_step, should_stop=ctx.cancel_requested, on_log=ctx.log),
-            encoder=self.encoder,
-            meta={"job": ctx.job_id, "dataset": dataset.id},
-        )
-        if result.stopped or result.head is None:
-            ctx.check_cancelled()
-            raise Conflict("training stopped before the end")
-        classifier_id = new_id("clf")
-        prefix = classifier_prefix(classifier_id)
-        for name in (HEAD_WEIGHTS, HEAD_META):
-            self.store.put_file(f"{prefix}/{name}", output_dir / name)
-        shutil.rmtree(output_dir, ignore_errors=True)
-        metrics = {
-            "validation_accuracy": round(result.validation["accuracy"], 6),
-            "validation_macro_f1": round(result.validation["macro_f1"], 6),
-        }
-        name = "-".join(part for part in ("classifier", params.get("suffix")) if part)
-        with self.sessions() as session:
-            classifiers_repo.create_classifier(
-                session=session,
-                id=classifier_id,
-                owner_id=job.owner_id,
-                name=slug(name),
-                encoder=ENCODER_ID,
-                labels=list(result.head.labels),
-                metrics={**metrics, "examples": sum(result.label_counts.values())},
-                job_id=ctx.job_id,
-            )
-            session.commit()
-        return {"fine_tuned_model": classifier_id, "labels": list(result.head.labels), **metrics}

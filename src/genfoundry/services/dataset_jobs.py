@@ -1,16 +1,19 @@
-"""The dataset jobs: downloading image URLs into a dataset, and captioning a dataset's images."""
+"""The dataset jobs: downloading image URLs into a dataset, and captioning a dataset's images.
+
+Their kinds name module-level functions (`download_urls`, `caption_dataset`, `finish_dataset_job`), so a job's
+own process runs them over its `JobEnv` without building the server's services.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import threading
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from genfoundry.config import DatasetSettings
+from genfoundry.config import Settings
 from genfoundry.datasets.images import normalize_image
 from genfoundry.datasets.url_fetch import FetchPolicy, FetchResult, fetch_all
 from genfoundry.db.tables import DatasetItem, Job
@@ -21,12 +24,18 @@ from genfoundry.inference.caption import (
     CaptionerSpec,
     apply_trigger_word,
     caption_with_cache,
+    load_captioner_catalog,
 )
+from genfoundry.jobs.env import JobEnv
 from genfoundry.jobs.runner import JobContext, JobRunner
 from genfoundry.repo import datasets as datasets_repo
 from genfoundry.repo.ids import new_id
 from genfoundry.schemas.jobs import JobStatus
-from genfoundry.services.datasets import DatasetService, caption_key, image_key
+from genfoundry.services.datasets import caption_key, image_key, write_manifest
+
+DATASET_URLS_KIND = "dataset_urls"
+DATASET_CAPTION_KIND = "dataset_caption"
+_HERE = "genfoundry.services.dataset_jobs"
 
 
 class CaptionerPool:
@@ -46,27 +55,52 @@ class CaptionerPool:
             return self._loaded[captioner_id]
 
 
+def captioner_pool(settings: Settings) -> CaptionerPool:
+    """The captioners the settings' catalog lists, each loaded on first use."""
+    specs = load_captioner_catalog(settings.captioners_file, settings.tiny_models_dir)
+    device = settings.resolved_device()
+    return CaptionerPool(specs, device=device, dtype=settings.resolved_dtype(device))
+
+
+def register_dataset_jobs(runner: JobRunner) -> None:
+    runner.register(
+        DATASET_URLS_KIND, f"{_HERE}:download_urls", on_finish=f"{_HERE}:finish_dataset_job", uses_device=False
+    )
+    runner.register(DATASET_CAPTION_KIND, f"{_HERE}:caption_dataset", on_finish=f"{_HERE}:finish_dataset_job")
+
+
+def download_urls(ctx: JobContext) -> dict[str, Any]:
+    """The URL download job."""
+    return DatasetJobs(ctx.env).download_urls(ctx)
+
+
+def caption_dataset(ctx: JobContext) -> dict[str, Any]:
+    """The captioning job."""
+    return DatasetJobs(ctx.env).caption(ctx)
+
+
+def finish_dataset_job(session: Session, job: Job) -> None:
+    """The dataset leaves `processing` / `captioning` whatever the job's end, in the job's final transaction."""
+    dataset = datasets_repo.get_dataset(session=session, dataset_id=job.params["dataset_id"])
+    if dataset is None or dataset.active_job_id != job.id:
+        return
+    dataset.active_job_id = None
+    if job.kind == DATASET_URLS_KIND and job.status != JobStatus.SUCCEEDED:
+        dataset.status, dataset.error = "failed", job.error or f"download job {job.status}"
+    else:
+        dataset.status = "ready"
+    session.flush()
+
+
 class DatasetJobs:
-    """Job functions registered with the runner; they write through the dataset service's store and tables."""
+    """The jobs' work over a job environment: the dataset's rows and files, and the captioners (kept per process)."""
 
-    def __init__(
-        self,
-        *,
-        sessions: sessionmaker[Session],
-        datasets: DatasetService,
-        settings: DatasetSettings,
-        captioners: CaptionerPool,
-        caption_cache_dir: Path,
-    ) -> None:
-        self.sessions = sessions
-        self.datasets = datasets
-        self.settings = settings
-        self.captioners = captioners
-        self.caption_cache_dir = caption_cache_dir
-
-    def register(self, runner: JobRunner) -> None:
-        runner.register("dataset_urls", self.download_urls, on_finish=self.finish, uses_device=False)
-        runner.register("dataset_caption", self.caption, on_finish=self.finish)
+    def __init__(self, env: JobEnv) -> None:
+        self.sessions = env.sessions
+        self.store = env.store
+        self.settings = env.settings.datasets
+        self.captioners = env.cached("captioners", lambda: captioner_pool(env.settings))
+        self.caption_cache_dir = env.settings.home / "cache" / "captions"
 
     # -- URL downloads -----------------------------------------------------------------------------
 
@@ -103,7 +137,7 @@ class DatasetJobs:
                 dataset.duplicates = sum(1 for item in rows if item.status == "duplicate")
                 dataset.total_bytes = sum(item.bytes for item in rows if item.status == "ok")
             session.commit()
-        self.datasets.write_manifest(dataset_id)
+        write_manifest(sessions=self.sessions, store=self.store, dataset_id=dataset_id)
         if accepted == 0:
             raise GenfoundryError("no URL gave a valid image; see the dataset's items for each reason")
         return {"dataset_id": dataset_id, "accepted": accepted, "total": len(urls)}
@@ -118,7 +152,7 @@ class DatasetJobs:
                 first[item.sha256] = item.source
                 continue
             assert item.file is not None
-            self.datasets.store.delete(image_key(dataset_id, item.file))
+            self.store.delete(image_key(dataset_id, item.file))
             item.status, item.duplicate_of, item.file, item.bytes = "duplicate", first[item.sha256], None, 0
 
     def _store_download(self, dataset_id: str, result: FetchResult) -> DatasetItem:
@@ -136,7 +170,7 @@ class DatasetJobs:
         item.sha256, item.width, item.height = image.sha256, image.width, image.height
         extension = ".png" if self.settings.image_format == "PNG" else ".jpg"
         item.file = f"{item.id}{extension}"
-        self.datasets.store.put_bytes(image_key(dataset_id, item.file), image.data)
+        self.store.put_bytes(image_key(dataset_id, item.file), image.data)
         item.status, item.bytes = "ok", len(image.data)
         return item
 
@@ -161,7 +195,7 @@ class DatasetJobs:
             images = []
             for item in chunk:
                 assert item.file is not None and item.sha256 is not None
-                data = self.datasets.store.get_bytes(image_key(dataset_id, item.file))
+                data = self.store.get_bytes(image_key(dataset_id, item.file))
                 images.append((item.sha256, Image.open(io.BytesIO(data)).convert("RGB")))
             captions = caption_with_cache(
                 captioner, images, prompt=params["prompt"], cache=cache, batch_size=batch, on_progress=None
@@ -170,23 +204,11 @@ class DatasetJobs:
                 for item, text in zip(chunk, captions, strict=True):
                     final = apply_trigger_word(text, params["trigger_word"])
                     assert item.file is not None
-                    self.datasets.store.put_bytes(caption_key(dataset_id, item.file), final.encode("utf-8"))
+                    self.store.put_bytes(caption_key(dataset_id, item.file), final.encode("utf-8"))
                     row = datasets_repo.require_item(session=session, dataset_id=dataset_id, item_id=item.id)
                     row.caption = final
                     written += 1
                 session.commit()
             ctx.progress(written, len(todo))
-        self.datasets.write_manifest(dataset_id)
+        write_manifest(sessions=self.sessions, store=self.store, dataset_id=dataset_id)
         return {"dataset_id": dataset_id, "captioned": written, "model": params["model"]}
-
-    def finish(self, session: Session, job: Job) -> None:
-        """The dataset leaves `processing` / `captioning` whatever the job's end, in the job's final transaction."""
-        dataset = datasets_repo.get_dataset(session=session, dataset_id=job.params["dataset_id"])
-        if dataset is None or dataset.active_job_id != job.id:
-            return
-        dataset.active_job_id = None
-        if job.kind == "dataset_urls" and job.status != JobStatus.SUCCEEDED:
-            dataset.status, dataset.error = "failed", job.error or f"download job {job.status}"
-        else:
-            dataset.status = "ready"
-        session.flush()

@@ -258,31 +258,7 @@ class DatasetService:
     # -- reading and editing -----------------------------------------------------------------------
 
     def write_manifest(self, dataset_id: str) -> None:
-        """manifest.json beside the images: what a trainer or a person needs to know about each file."""
-        with self.sessions() as session:
-            dataset = datasets_repo.get_dataset(session=session, dataset_id=dataset_id)
-            if dataset is None:
-                return
-            items, _ = datasets_repo.list_items(session=session, dataset_id=dataset_id, status="ok")
-            manifest = {
-                "id": dataset.id,
-                "name": dataset.name,
-                "kind": dataset.kind,
-                "trigger_word": dataset.trigger_word,
-                "images": [
-                    {
-                        "id": item.id,
-                        "file": f"images/{item.file}",
-                        "caption": item.caption,
-                        "sha256": item.sha256,
-                        "width": item.width,
-                        "height": item.height,
-                        "source": item.source,
-                    }
-                    for item in items
-                ],
-            }
-        self.store.put_bytes(f"{dataset_prefix(dataset_id)}/manifest.json", json.dumps(manifest, indent=1).encode())
+        write_manifest(sessions=self.sessions, store=self.store, dataset_id=dataset_id)
 
     def stats(self, session: Session, dataset: Dataset) -> dict[str, Any]:
         if dataset.kind == "text":
@@ -326,19 +302,7 @@ class DatasetService:
         return item
 
     def image_dir(self, dataset: Dataset) -> Path:
-        """A local folder with the images and captions (the store's own folder when it is local)."""
-        prefix = f"{dataset_prefix(dataset.id)}/images"
-        if self.store.is_local:
-            return Path(self.store.root) / prefix
-        with self.sessions() as session:
-            items, _ = datasets_repo.list_items(session=session, dataset_id=dataset.id, status="ok")
-        folder = Path()
-        for item in items:
-            assert item.file is not None
-            folder = self.store.local_path(image_key(dataset.id, item.file)).parent
-            if item.caption:
-                self.store.local_path(caption_key(dataset.id, item.file))
-        return folder
+        return dataset_image_dir(sessions=self.sessions, store=self.store, dataset=dataset)
 
     def kohya_config(self, dataset: Dataset, options: KohyaOptions) -> str:
         if dataset.kind != "image":
@@ -367,3 +331,47 @@ def copy_upload(source: Any, target: Path, *, limit: int, param: str) -> int:
                 raise TooLarge(f"{param} is larger than {limit} bytes", param=param)
             handle.write(chunk)
     return size
+
+
+def write_manifest(*, sessions: sessionmaker[Session], store: ArtifactStore, dataset_id: str) -> None:
+    """manifest.json beside the images: what a trainer or a person needs to know about each file."""
+    with sessions() as session:
+        dataset = datasets_repo.get_dataset(session=session, dataset_id=dataset_id)
+        if dataset is None:
+            return
+        items, _ = datasets_repo.list_items(session=session, dataset_id=dataset_id, status="ok")
+        manifest = {
+            "id": dataset.id,
+            "name": dataset.name,
+            "kind": dataset.kind,
+            "trigger_word": dataset.trigger_word,
+            "images": [
+                {
+                    "id": item.id,
+                    "file": f"images/{item.file}",
+                    "caption": item.caption,
+                    "sha256": item.sha256,
+                    "width": item.width,
+                    "height": item.height,
+                    "source": item.source,
+                }
+                for item in items
+            ],
+        }
+    store.put_bytes(f"{dataset_prefix(dataset_id)}/manifest.json", json.dumps(manifest, indent=1).encode())
+
+
+def dataset_image_dir(*, sessions: sessionmaker[Session], store: ArtifactStore, dataset: Dataset) -> Path:
+    """A local folder with the images and captions (the store's own folder when it is local)."""
+    prefix = f"{dataset_prefix(dataset.id)}/images"
+    if store.is_local:
+        return Path(store.root) / prefix
+    with sessions() as session:
+        items, _ = datasets_repo.list_items(session=session, dataset_id=dataset.id, status="ok")
+    folder = Path()
+    for item in items:
+        assert item.file is not None
+        folder = store.local_path(image_key(dataset.id, item.file)).parent
+        if item.caption:
+            store.local_path(caption_key(dataset.id, item.file))
+    return folder

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from genfoundry.catalog import FAMILIES, TRAINED_REGISTRY_FILE, GenerationDefaults
+from genfoundry.catalog import FAMILIES, TRAINED_REGISTRY_FILE, GenerationDefaults, trained_models_dir
 from genfoundry.errors import Conflict, Invalid, NotFound
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.repo import jobs as jobs_repo
@@ -30,14 +30,8 @@ from genfoundry.repo.ids import new_id
 if TYPE_CHECKING:
     from genfoundry.inference.image import ImageEngine
 
-TRAINED_DIR = "trained"
 _LOCK_FILE = ".registry.lock"
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def trained_models_dir(models_dir: Path) -> Path:
-    """Where trained models and their registry live: `<home>/models/trained`."""
-    return Path(models_dir) / TRAINED_DIR
 
 
 def register_trained_model(

@@ -9,9 +9,9 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import PrincipalDep, ServicesDep
-from genfoundry.api.routes.jobs import job_public
 from genfoundry.datasets.kohya import KohyaOptions
 from genfoundry.db.tables import Dataset, DatasetItem
+from genfoundry.presenters.jobs import job_public
 from genfoundry.repo import datasets as datasets_repo
 from genfoundry.schemas import (
     CaptionRequest,

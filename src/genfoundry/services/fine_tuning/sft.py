@@ -1,28 +1,33 @@
-"""SFT jobs (method.type "sft"): checked and queued here, run by the job runner in their own process, the
-adapter registered as a text adapter (`fine_tuned_model`), each checkpoint too."""
+"""Supervised fine-tuning of a text base (`method.type` "sft"): LoRA, or QLoRA with quantization "4bit". The
+adapter, and each checkpoint, is registered as a text adapter for /v1/chat/completions."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from genfoundry.catalog import Catalog, TextModelEntry
-from genfoundry.db.tables import Dataset, Job
+from genfoundry.catalog import TextModelEntry
+from genfoundry.db.tables import Dataset
 from genfoundry.errors import Conflict, Invalid, NotFound
-from genfoundry.jobs.runner import JobContext, JobRunner
+from genfoundry.jobs.context import JobContext
 from genfoundry.repo import datasets as datasets_repo
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo.ids import slug
 from genfoundry.schemas import FineTuningJobCreate
-from genfoundry.services.datasets import dataset_prefix
+from genfoundry.services.fine_tuning.method import (
+    FineTuningMethod,
+    check_ready,
+    scaled_learning_rate,
+    without_auto,
+)
 from genfoundry.services.text_adapters import register_text_adapter
-from genfoundry.storage import ArtifactStore
+from genfoundry.training.sft_data import SFT_FORMATS
 
 SFT_KIND = "fine_tune_sft"
-SFT_FORMATS = ("prompt_completion", "chat")
+
 DEFAULT_LEARNING_RATE = 2e-4  # what learning_rate_multiplier scales when learning_rate is not given
 _AUTO = ("n_epochs", "batch_size", "learning_rate_multiplier")
 # Fields of the legacy top-level `hyperparameters` (the image schema) that mean something to SFT.
@@ -50,16 +55,7 @@ def sft_params(body: FineTuningJobCreate) -> dict[str, Any]:
                 raise Invalid(f"{name} is an image hyperparameter; SFT does not take it", param=name)
         merged.update(legacy)
     merged.update(body.method.sft_settings().model_dump(exclude_none=True))
-    for name in _AUTO:
-        if merged.get(name) == "auto":
-            merged.pop(name)
-    multiplier = merged.pop("learning_rate_multiplier", None)
-    if multiplier is not None:
-        if not 0 < float(multiplier) <= 100:
-            raise Invalid(
-                "learning_rate_multiplier must be greater than 0 and at most 100", param="learning_rate_multiplier"
-            )
-        merged["learning_rate"] = float(merged.get("learning_rate", DEFAULT_LEARNING_RATE)) * float(multiplier)
+    merged = scaled_learning_rate(without_auto(merged, _AUTO), DEFAULT_LEARNING_RATE)
     if body.seed is not None:
         merged["seed"] = body.seed
     return merged
@@ -70,50 +66,34 @@ def training_device(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
 
-class SftService:
-    def __init__(
-        self,
-        *,
-        sessions: sessionmaker[Session],
-        catalog: Catalog,
-        store: ArtifactStore,
-        jobs: JobRunner,
-        work_dir: Path,
-        device: str = "cpu",
-    ) -> None:
-        self.sessions = sessions
-        self.catalog = catalog
-        self.store = store
-        self.jobs = jobs
-        self.work_dir = work_dir
-        self.device = device
-
-    def register(self, runner: JobRunner) -> None:
-        runner.register(SFT_KIND, self.run, resumable=True)
+class SftMethod(FineTuningMethod):
+    name: ClassVar[str] = "sft"
+    kind: ClassVar[str] = SFT_KIND
 
     def base(self, model: str) -> TextModelEntry:
         """The text base `model` names; an image model is a 400 that says so."""
-        if model in self.catalog.models:
+        catalog = self.env.catalog
+        if model in catalog.models:
             raise Invalid(
                 f"'{model}' is an image model; method 'sft' fine-tunes a text model (lora or dreambooth train "
                 "image models)",
                 param="model",
             )
-        return self.catalog.get_text(model)
+        return catalog.get_text(model)
 
-    def config(self, base: TextModelEntry, params: dict[str, Any]) -> Any:
+    def config(self, base: TextModelEntry, hyperparameters: dict[str, Any]) -> Any:
         from genfoundry.training.sft_config import SftTrainingConfig
 
         return SftTrainingConfig.from_params(
             base.source,
-            params,
+            hyperparameters,
             base_id=base.id,
             prompt_format=base.prompt_format,
-            device=training_device(self.device),
+            device=training_device(self.env.settings.resolved_device()),
         )
 
     def _text_dataset(self, session: Session, owner_id: str, dataset_id: str, param: str) -> Dataset:
-        dataset = datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id, param=param)
+        dataset = self.owned_dataset(session, owner_id, dataset_id, param=param)
         if dataset.kind != "text" or dataset.text_format not in SFT_FORMATS:
             what = "images" if dataset.kind != "text" else f"{dataset.text_format} lines"
             raise Invalid(
@@ -121,61 +101,44 @@ class SftService:
                 f"holds {what}",
                 param=param,
             )
-        if dataset.status != "ready":
-            raise Conflict(f"dataset {dataset.id} is {dataset.status}; train on it when it is ready")
+        check_ready(dataset)
         if dataset.accepted == 0:
             raise Invalid("the dataset has no examples", param=param)
         return dataset
 
-    def create_job(self, *, owner_id: str, body: FineTuningJobCreate) -> Job:
-        """Check the base, the data and every hyperparameter now; queue the training."""
+    def validate(self, session: Session, owner_id: str, body: FineTuningJobCreate) -> dict[str, Any]:
         base = self.base(body.model)
-        params = sft_params(body)
-        config = self.config(base, params)  # every range check, before queueing
+        hyperparameters = sft_params(body)
+        config = self.config(base, hyperparameters)  # every range check, before queueing
         if config.quantization == "4bit" and importlib.util.find_spec("bitsandbytes") is None:
             raise Invalid(
                 'quantization "4bit" (QLoRA) needs bitsandbytes: pip install bitsandbytes', param="quantization"
             )
-        with self.sessions() as session:
-            dataset = self._text_dataset(session, owner_id, body.training_file, "training_file")
-            validation = None
-            if body.validation_file is not None:
-                validation = self._text_dataset(session, owner_id, body.validation_file, "validation_file")
-                if config.validation_fraction > 0:
-                    raise Invalid(
-                        "give a validation_file or a validation_fraction, not both", param="validation_fraction"
-                    )
-            job = self.jobs.submit(
-                session=session,
-                owner_id=owner_id,
-                kind=SFT_KIND,
-                params={
-                    "method": "sft",
-                    "base_id": base.id,
-                    "dataset_id": dataset.id,
-                    "validation_dataset_id": validation.id if validation is not None else None,
-                    "suffix": body.suffix,
-                    "hyperparameters": params,
-                },
-            )
-            session.commit()
-        self.jobs.start(job)
-        return job
-
-    def dataset_file(self, dataset_id: str) -> Path:
-        return self.store.local_path(f"{dataset_prefix(dataset_id)}/data.jsonl")
+        dataset = self._text_dataset(session, owner_id, body.training_file, "training_file")
+        validation = None
+        if body.validation_file is not None:
+            validation = self._text_dataset(session, owner_id, body.validation_file, "validation_file")
+            if config.validation_fraction > 0:
+                raise Invalid("give a validation_file or a validation_fraction, not both", param="validation_fraction")
+        return {
+            "method": self.name,
+            "base_id": base.id,
+            "dataset_id": dataset.id,
+            "validation_dataset_id": validation.id if validation is not None else None,
+            "suffix": body.suffix,
+            "hyperparameters": hyperparameters,
+        }
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
-        """The job function, in the job's own process: train, then register the adapter."""
         from genfoundry.text.formats import TextFormat
         from genfoundry.training.callbacks import TrainingCallbacks
         from genfoundry.training.sft import train_sft
 
-        params = ctx.params
-        base = self.catalog.get_text(params["base_id"])
+        env, params = self.env, ctx.params
+        base = env.catalog.get_text(params["base_id"])
         config = self.config(base, dict(params["hyperparameters"]))
         validation_id = params.get("validation_dataset_id")
-        with self.sessions() as session:
+        with env.sessions() as session:
             job = jobs_repo.get_job(session=session, job_id=ctx.job_id)
             dataset = datasets_repo.get_dataset(session=session, dataset_id=params["dataset_id"])
             validation = datasets_repo.get_dataset(session=session, dataset_id=validation_id) if validation_id else None
@@ -185,6 +148,18 @@ class SftService:
         name = slug("-".join(part for part in ("ft", base.id, params.get("suffix")) if part))
         last: dict[str, float] = {}
 
+        def register(adapter_name: str, peft_dir: Path, tags: dict[str, str]) -> str:
+            return register_text_adapter(
+                sessions=env.sessions,
+                store=env.store,
+                owner_id=owner_id,
+                base_id=base.id,
+                name=adapter_name,
+                peft_dir=peft_dir,
+                text_format=TextFormat.read(peft_dir),
+                tags=tags,
+            ).id
+
         def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
             ctx.progress(step, total)
             ctx.metrics(step, total=total, **metrics)
@@ -192,18 +167,9 @@ class SftService:
 
         def on_checkpoint(step: int, path: Path) -> None:
             # Each checkpoint becomes an adapter at once, so it can be chatted with while training goes on.
-            adapter = register_text_adapter(
-                sessions=self.sessions,
-                store=self.store,
-                owner_id=owner_id,
-                base_id=base.id,
-                name=f"{name}-step-{step}",
-                peft_dir=path,
-                text_format=TextFormat.read(path),
-                tags={"job": ctx.job_id, "checkpoint_step": str(step)},
-            )
+            adapter_id = register(f"{name}-step-{step}", path, {"job": ctx.job_id, "checkpoint_step": str(step)})
             evals: dict[str, float] = {k: last[k] for k in ("eval_loss", "token_accuracy") if k in last}
-            ctx.checkpoint(step, str(path), adapter_id=adapter.id, loss=last.get("loss"), **evals)
+            ctx.checkpoint(step, str(path), adapter_id=adapter_id, loss=last.get("loss"), **evals)
 
         callbacks = TrainingCallbacks(
             on_step=on_step, on_checkpoint=on_checkpoint, should_stop=ctx.cancel_requested, on_log=ctx.log
@@ -219,15 +185,6 @@ class SftService:
         if result.stopped or result.adapter_path is None:
             ctx.check_cancelled()
             raise Conflict("training stopped before the end")
-        adapter = register_text_adapter(
-            sessions=self.sessions,
-            store=self.store,
-            owner_id=owner_id,
-            base_id=base.id,
-            name=name,
-            peft_dir=result.adapter_path,
-            text_format=TextFormat.read(result.adapter_path),
-            tags={"job": ctx.job_id},
-        )
+        adapter_id = register(name, result.adapter_path, {"job": ctx.job_id})
         evals: dict[str, float] = {k: round(last[k], 6) for k in ("eval_loss", "token_accuracy") if k in last}
-        return {"fine_tuned_model": adapter.id, "steps": result.step, **evals}
+        return {"fine_tuned_model": adapter_id, "steps": result.step, **evals}

@@ -1,0 +1,189 @@
+"""LoRA and DreamBooth on an image base: each checkpoint becomes an adapter as it is saved, the result an adapter
+(or, for a DreamBooth `train_mode: "full"`, a private model)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy.orm import Session
+
+from genfoundry.errors import Conflict, Invalid, NotFound
+from genfoundry.jobs.context import JobContext
+from genfoundry.repo import datasets as datasets_repo
+from genfoundry.repo import jobs as jobs_repo
+from genfoundry.repo.ids import slug
+from genfoundry.schemas import FineTuningJobCreate
+from genfoundry.services.adapters import AdapterService
+from genfoundry.services.datasets import dataset_image_dir
+from genfoundry.services.fine_tuning.method import (
+    FineTuningMethod,
+    check_ready,
+    scaled_learning_rate,
+    without_auto,
+)
+from genfoundry.services.trained_models import register_trained_model
+
+IMAGE_TRAINING_KIND = "fine_tune_lora"  # LoRA and DreamBooth runs alike
+DEFAULT_LEARNING_RATE = 1e-4  # what learning_rate_multiplier scales when learning_rate is not given
+# OpenAI's names, mapped onto the recipe's.
+_RENAMED = {"n_epochs": "epochs"}
+_AUTO = ("n_epochs", "batch_size", "learning_rate_multiplier")
+_SAMPLE_NAME = re.compile(r"^step_\d{6}_\d{1,2}\.png$")
+
+
+def sample_key(job_id: str, name: str) -> str:
+    """Where a job's sample image lives in the artifact store; the name must be one a recipe writes."""
+    if not _SAMPLE_NAME.match(name):
+        raise NotFound(f"No sample named '{name}'")
+    return f"jobs/{job_id}/samples/{name}"
+
+
+def recipe_params(body: FineTuningJobCreate) -> dict[str, Any]:
+    """The recipe's hyperparameters from the request (method settings win over the legacy top-level ones)."""
+    merged: dict[str, Any] = {}
+    for source in (body.hyperparameters, body.method.settings()):
+        if source is not None:
+            merged.update(source.model_dump(exclude_none=True))
+    merged = scaled_learning_rate(without_auto(merged, _AUTO), DEFAULT_LEARNING_RATE)
+    return {_RENAMED.get(k, k): v for k, v in merged.items()}
+
+
+class ImageMethod(FineTuningMethod):
+    """What LoRA and DreamBooth share: an image base, an image dataset, a recipe of `training/registry.py`."""
+
+    kind: ClassVar[str] = IMAGE_TRAINING_KIND
+
+    def config(self, family: str, base_source: str, hyperparameters: dict[str, Any]) -> Any:
+        from genfoundry.training.registry import CONFIGS
+
+        return CONFIGS[self.name].from_params(family, base_source, hyperparameters)
+
+    def validate(self, session: Session, owner_id: str, body: FineTuningJobCreate) -> dict[str, Any]:
+        base = self.env.catalog.find_visible(body.model, owner_id)  # a public base, or one of the caller's trained
+        if base is None:
+            raise NotFound(f"The model '{body.model}' does not exist", param="model")
+        dataset = self.owned_dataset(session, owner_id, body.training_file, param="training_file")
+        if dataset.kind != "image":
+            raise Invalid(f"{self.name} training needs an image dataset; this one is text", param="training_file")
+        check_ready(dataset)
+        if dataset.accepted == 0:
+            raise Invalid("the dataset has no images", param="training_file")
+        hyperparameters = recipe_params(body)
+        hyperparameters.setdefault("trigger_word", dataset.trigger_word)
+        if body.seed is not None:
+            hyperparameters["seed"] = body.seed
+        self.config(base.family, base.source, hyperparameters)  # every range check, before queueing
+        return {
+            "method": self.name,
+            "base_id": base.id,
+            "dataset_id": dataset.id,
+            "suffix": body.suffix,
+            "hyperparameters": hyperparameters,
+        }
+
+    def recipe_options(self) -> dict[str, Any]:
+        """Keyword arguments this method's recipe takes besides the common ones."""
+        return {}
+
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        from genfoundry.training.callbacks import TrainingCallbacks
+        from genfoundry.training.checkpoints import LORA_WEIGHT_NAME
+        from genfoundry.training.registry import RECIPES
+
+        env, params = self.env, ctx.params
+        with env.sessions() as session:
+            dataset = datasets_repo.get_dataset(session=session, dataset_id=params["dataset_id"])
+            job = jobs_repo.get_job(session=session, job_id=ctx.job_id)
+        if dataset is None or job is None:
+            raise NotFound("the training dataset was deleted")
+        base = env.catalog.get_visible(params["base_id"], job.owner_id)
+        config = self.config(base.family, base.source, params["hyperparameters"])
+        adapters = AdapterService(
+            sessions=env.sessions, store=env.store, catalog=env.catalog, engine=None, work_dir=env.settings.home / "tmp"
+        )
+        name = slug("-".join(part for part in ("ft", base.id, params.get("suffix")) if part))
+        last_loss: dict[str, float] = {}
+
+        def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
+            ctx.progress(step, total)
+            ctx.metrics(step, total=total, **metrics)
+            last_loss["loss"] = metrics["loss"]
+
+        def on_checkpoint(step: int, path: Path) -> None:
+            # A LoRA checkpoint becomes an adapter at once, so it can be tried while training goes on (a full
+            # fine-tune's checkpoint is a whole UNet: it only serves to resume).
+            adapter_id = None
+            if (path / LORA_WEIGHT_NAME).is_file():
+                adapter_id = adapters.import_upload(
+                    owner_id=job.owner_id,
+                    upload=path / LORA_WEIGHT_NAME,
+                    base_id=base.id,
+                    name=f"{name}-step-{step}",
+                    trigger_word=config.trigger_word,
+                    tags={"job": ctx.job_id, "checkpoint_step": str(step)},
+                ).id
+            ctx.checkpoint(step, str(path), adapter_id=adapter_id, loss=last_loss.get("loss"))
+
+        def on_sample(step: int, prompt: str, path: Path) -> None:
+            env.store.put_file(sample_key(ctx.job_id, path.name), path)
+            ctx.event("sample", f"sample at step {step}: {prompt}", step=step, prompt=prompt, name=path.name)
+
+        callbacks = TrainingCallbacks(
+            on_step=on_step,
+            on_checkpoint=on_checkpoint,
+            on_sample=on_sample,
+            should_stop=ctx.cancel_requested,
+            on_log=ctx.log,
+        )
+        result = RECIPES[self.name](
+            config,
+            dataset_image_dir(sessions=env.sessions, store=env.store, dataset=dataset),
+            self.work_dir / ctx.job_id,
+            callbacks,
+            resume_from=Path(ctx.resume_from) if ctx.resume_from else None,
+            **self.recipe_options(),
+        )
+        if result.stopped or (result.adapter_path is None and result.model_path is None):
+            ctx.check_cancelled()
+            raise Conflict("training stopped before the end")
+        if result.model_path is not None:
+            model_id = register_trained_model(
+                models_dir=env.settings.home / "models",
+                owner_id=job.owner_id,
+                family=base.family,
+                source_dir=result.model_path,
+                model_id=f"{name}-{ctx.job_id.removeprefix('job_')[:8]}",
+                description=f"{self.name} fine-tune of {base.id} (job {ctx.job_id})",
+                base_id=base.id,
+                defaults=base.defaults,
+                move=True,
+            )
+            return {"fine_tuned_model": model_id, "steps": result.step}
+        assert result.adapter_path is not None
+        adapter = adapters.import_upload(
+            owner_id=job.owner_id,
+            upload=result.adapter_path,
+            base_id=base.id,
+            name=name,
+            trigger_word=config.trigger_word,
+            tags={"job": ctx.job_id},
+        )
+        return {"fine_tuned_model": adapter.id, "steps": result.step}
+
+
+class LoraMethod(ImageMethod):
+    """LoRA on the base's denoiser, captions (with the trigger word) as prompts."""
+
+    name: ClassVar[str] = "lora"
+
+
+class DreamBoothMethod(ImageMethod):
+    """DreamBooth: an instance prompt, prior preservation with generated class images, LoRA or the whole UNet."""
+
+    name: ClassVar[str] = "dreambooth"
+
+    def recipe_options(self) -> dict[str, Any]:
+        # Generated class images are cached across runs with the same base, prompt and count.
+        return {"class_cache_dir": self.env.settings.home / "cache" / "class_images"}
