@@ -148,23 +148,11 @@ def list_models(
     ] = False,
 ) -> None:
     """Show every model on this machine: image and text bases, trained models, adapters, classifiers (all users)."""
-    from genfoundry.presenters.models import (
-        adapter_public,
-        base_public,
-        classifier_public,
-        router_public,
-        text_base_public,
-    )
-    from genfoundry.services.classifiers import ROUTER_MODEL_ID
+    from genfoundry.presenters.models import models_public
     from genfoundry.services.local import open_local
 
     with open_local(Settings()) as local:
-        found = local.list_models()
-        rows = [base_public(entry) for entry in found.bases]
-        rows += [text_base_public(entry) for entry in found.text_bases]
-        rows += [adapter_public(adapter) for adapter in found.adapters]
-        rows += [router_public(ROUTER_MODEL_ID, local.services.classifiers.default_head())]
-        rows += [classifier_public(classifier) for classifier in found.classifiers]
+        rows = models_public(local.list_models())
     if as_json:
         for row in rows:
             typer.echo(row.model_dump_json())

@@ -9,7 +9,7 @@ from genfoundry.db.tables import Adapter, Classifier
 from genfoundry.schemas import ModelPublic
 
 if TYPE_CHECKING:
-    from genfoundry.router.head import ClassifierHead
+    from genfoundry.services.model_directory import Model, ModelListing, RouterModel
 
 
 def base_public(entry: BaseModelEntry) -> ModelPublic:
@@ -60,15 +60,38 @@ def classifier_public(classifier: Classifier) -> ModelPublic:
     )
 
 
-def router_public(model_id: str, head: ClassifierHead) -> ModelPublic:
-    """The shipped prompt router (`model_id` is the id the API gives it), from its loaded head."""
+def router_public(router: RouterModel) -> ModelPublic:
+    """The shipped prompt router, from its loaded head."""
     return ModelPublic(
-        id=model_id,
+        id=router.id,
         created=0,
         owned_by="genfoundry",
         kind="classifier",
         family="text-classifier",
-        base=head.encoder,
+        base=router.head.encoder,
         description="the prompt router: image, diagram or chat",
-        labels=list(head.labels),
+        labels=list(router.head.labels),
     )
+
+
+def model_public(model: Model) -> ModelPublic:
+    if isinstance(model, BaseModelEntry):
+        return base_public(model)
+    if isinstance(model, TextModelEntry):
+        return text_base_public(model)
+    if isinstance(model, Adapter):
+        return adapter_public(model)
+    if isinstance(model, Classifier):
+        return classifier_public(model)
+    return router_public(model)
+
+
+def models_public(listing: ModelListing) -> list[ModelPublic]:
+    """Image bases, text bases, adapters, the router, then classifiers: /v1/models' order."""
+    return [
+        *(base_public(entry) for entry in listing.bases),
+        *(text_base_public(entry) for entry in listing.text_bases),
+        *(adapter_public(adapter) for adapter in listing.adapters),
+        router_public(listing.router),
+        *(classifier_public(classifier) for classifier in listing.classifiers),
+    ]

@@ -6,16 +6,18 @@ import re
 import secrets
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from genfoundry.catalog import Catalog
 from genfoundry.db.tables import Adapter
-from genfoundry.errors import GenfoundryError, Invalid
+from genfoundry.errors import GenfoundryError, Invalid, NotFound
 from genfoundry.inference.image import ImageEngine
 from genfoundry.models.lora_formats import export_lora, import_lora
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.repo.ids import slug
+from genfoundry.services.datasets import copy_upload
 from genfoundry.storage import ArtifactStore
 
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9_\-]{0,39}$")
@@ -94,6 +96,38 @@ class AdapterService:
             )
             session.commit()
         return adapter
+
+    def import_file(
+        self,
+        *,
+        owner_id: str,
+        source: BinaryIO,
+        limit: int,
+        base_id: str,
+        name: str,
+        trigger_word: str | None,
+        tags: dict[str, str],
+    ) -> Adapter:
+        """An uploaded LoRA file of at most `limit` bytes for a catalog base: copied aside, then `import_upload`."""
+        if base_id not in self.catalog.models:
+            raise NotFound(f"The base model '{base_id}' does not exist", param="base")
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
+            upload = Path(tmp) / "upload.safetensors"
+            copy_upload(source, upload, limit=limit, param="file")
+            return self.import_upload(
+                owner_id=owner_id, upload=upload, base_id=base_id, name=name, trigger_word=trigger_word, tags=tags
+            )
+
+    def export_owned(self, *, owner_id: str, adapter_id: str, fmt: str) -> bytes:
+        """`owner_id`'s adapter's weights in `fmt`; a base model's id is a 400 (only adapters are downloadable)."""
+        with self.sessions() as session:
+            adapter = adapters_repo.get_adapter(session=session, owner_id=owner_id, adapter_id=adapter_id)
+        if adapter is None:
+            if adapter_id in self.catalog.models:
+                raise Invalid("only adapters can be downloaded; base weights come from their source", param="model")
+            raise NotFound(f"The model '{adapter_id}' does not exist")
+        return self.export(adapter, fmt=fmt)
 
     def export(self, adapter: Adapter, *, fmt: str) -> bytes:
         if fmt not in EXPORT_FORMATS:

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from genfoundry.catalog import BaseModelEntry, TextModelEntry
 from genfoundry.config import Settings
 from genfoundry.db.session import make_engine, make_session_factory, upgrade_database
-from genfoundry.db.tables import Adapter, Classifier
 from genfoundry.errors import Unauthorized
-from genfoundry.repo import adapters as adapters_repo
-from genfoundry.repo import classifiers as classifiers_repo
 from genfoundry.repo import users as users_repo
 from genfoundry.schemas import ImageOptions
 from genfoundry.services import Services, build_services
+from genfoundry.services.model_directory import ModelListing, list_models
 
 
 @contextmanager
@@ -33,14 +29,6 @@ def open_database(settings: Settings) -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
-
-
-@dataclass
-class LocalModels:
-    bases: list[BaseModelEntry]  # public bases, then trained models (each with its owner)
-    text_bases: list[TextModelEntry]
-    adapters: list[Adapter]
-    classifiers: list[Classifier]
 
 
 class LocalContext:
@@ -59,18 +47,9 @@ class LocalContext:
             session.commit()
             return user.id
 
-    def list_models(self) -> LocalModels:
+    def list_models(self) -> ModelListing:
         """Every model on this machine, every user's included: the local operator's view."""
-        catalog = self.services.catalog
-        with self.services.sessions() as session:
-            adapters = adapters_repo.list_all_adapters(session=session)
-            classifiers = classifiers_repo.list_all_classifiers(session=session)
-        return LocalModels(
-            bases=[*catalog.models.values(), *catalog.trained_models().values()],
-            text_bases=list(catalog.text_models.values()),
-            adapters=adapters,
-            classifiers=classifiers,
-        )
+        return list_models(self.services, owner_id=None)
 
 
 @contextmanager
