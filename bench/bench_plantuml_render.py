@@ -41,7 +41,8 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def fresh_jvm_render(source: str, *, java: Path, jar: Path, work: Path, settings: DiagramSettings) -> bytes:
-    command = [str(java), *jvm_options(heap_mb=settings.java_heap_mb), "-jar", str(jar)]
+    options = jvm_options(heap_mb=settings.java_heap_mb, user_home=work, temp_dir=work)
+    command = [str(java), *options, "-jar", str(jar)]
     command += ["-pipe", "-tpng", LAYOUT_PRAGMA]
     env = plantuml_environment(limit_size_px=settings.max_side_px, home=work)
     done = subprocess.run(command, input=source.encode(), capture_output=True, env=env, cwd=work, check=True)

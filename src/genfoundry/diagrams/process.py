@@ -1,9 +1,14 @@
 """One long-lived PlantUML process: its HTTP server on a free loopback port, started on first use and again
-whenever it has died or been stopped (a render past its time limit stops it, which is how that work ends)."""
+whenever it has died or been stopped (a render past its time limit stops it, which is how that work ends).
+
+The JVM ends with this process however it ends: it halts when its standard input, a pipe only this process
+writes, reaches end of file (launcher.py). Each JVM is recorded under the work folder, and one left behind by a
+process that is gone is killed before a new one starts (jvm_records.py)."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import subprocess
@@ -14,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from genfoundry.diagrams.jvm_records import end_orphaned_jvms, forget_jvm, record_jvm
 from genfoundry.diagrams.launcher import LAUNCHER_CLASS, write_launcher
 from genfoundry.diagrams.report import RendererUnavailable
 from genfoundry.diagrams.runtime import jvm_options, plantuml_environment
@@ -57,7 +63,7 @@ class PlantUmlProcess:
         self._process: subprocess.Popen[str] | None = None
         self._running: Running | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
-        self._reaper: weakref.finalize[[subprocess.Popen[str]], PlantUmlProcess] | None = None
+        self._reaper: weakref.finalize[[subprocess.Popen[str], Path], PlantUmlProcess] | None = None
         self._closed = False
 
     @property
@@ -90,22 +96,28 @@ class PlantUmlProcess:
             self._closed = True
             self._stop_locked()
 
-    def _command(self) -> list[str]:
+    def _command(self, *, jvm_home: Path, jvm_tmp: Path) -> list[str]:
         launcher_dir = write_launcher(self.work_dir)
         classpath = os.pathsep.join([str(self.jar), str(launcher_dir)])
-        return [str(self.java), *jvm_options(heap_mb=self.heap_mb), "-cp", classpath, LAUNCHER_CLASS]
+        options = jvm_options(heap_mb=self.heap_mb, user_home=jvm_home, temp_dir=jvm_tmp)
+        return [str(self.java), *options, "-cp", classpath, LAUNCHER_CLASS]
 
     def _start_locked(self) -> Running:
+        end_orphaned_jvms(self.work_dir, marker=LAUNCHER_CLASS)
         sandbox = self.work_dir / "sandbox"  # an empty working folder: nothing relative to read
-        sandbox.mkdir(parents=True, exist_ok=True)
+        jvm_home = self.work_dir / "jvm-home"  # Java's font and preference caches, instead of the user's home
+        jvm_tmp = self.work_dir / "tmp"
+        for folder in (sandbox, jvm_home, jvm_tmp):
+            folder.mkdir(parents=True, exist_ok=True)
         self._stderr_tail.clear()
         started = time.monotonic()
         try:
             process = subprocess.Popen(
-                self._command(),
+                self._command(jvm_home=jvm_home, jvm_tmp=jvm_tmp),
                 cwd=sandbox,
-                env=plantuml_environment(limit_size_px=self.limit_size_px, home=sandbox),
-                stdin=subprocess.DEVNULL,
+                env=plantuml_environment(limit_size_px=self.limit_size_px, home=jvm_home),
+                # Never written: the JVM halts at its end of file, which comes when this process dies (launcher.py).
+                stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -115,8 +127,9 @@ class PlantUmlProcess:
         except OSError as exc:
             raise RendererUnavailable(f"could not start Java for PlantUML: {exc}") from exc
         self._process = process
+        record_jvm(self.work_dir, process.pid)
         # Should the owner never be closed (a crash, a forgotten close), the JVM still ends with this interpreter.
-        self._reaper = weakref.finalize(self, _kill, process)
+        self._reaper = weakref.finalize(self, _end_jvm, process, self.work_dir)
         port_found = threading.Event()
         port: list[int] = []
         threading.Thread(
@@ -148,7 +161,7 @@ class PlantUmlProcess:
             self._reaper.detach()
             self._reaper = None
         if process is not None:
-            _kill(process)
+            _end_jvm(process, self.work_dir)
 
 
 def _read_stderr(
@@ -166,7 +179,11 @@ def _read_stderr(
             tail.append(text[:500])
 
 
-def _kill(process: subprocess.Popen[str]) -> None:
+def _end_jvm(process: subprocess.Popen[str], work_dir: Path) -> None:
     if process.poll() is None:
         process.kill()
         process.wait(timeout=10)
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+    forget_jvm(work_dir, process.pid)

@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 
 from genfoundry.config import DiagramSettings
+from genfoundry.diagrams.jvm_records import end_orphaned_jvms
+from genfoundry.diagrams.launcher import LAUNCHER_CLASS
 from genfoundry.diagrams.process import PlantUmlProcess
 from genfoundry.diagrams.report import (
     DiagramError,
@@ -202,6 +204,8 @@ class LocalRenderer(PlantUmlRenderer):
         super().__init__(settings)
         self.work_dir = work_dir
         self.warm_up_sources = warm_up_sources
+        # A JVM a killed server left on this home goes now, not when this one first draws (it holds ~200 MiB).
+        end_orphaned_jvms(work_dir, marker=LAUNCHER_CLASS)
         self._process: PlantUmlProcess | None = None
         self._process_lock = threading.Lock()
         self._client = httpx.Client(

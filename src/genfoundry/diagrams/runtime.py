@@ -64,14 +64,19 @@ def find_plantuml_jar(configured: Path | None = None) -> Path:
     return jars[-1]
 
 
-def jvm_options(*, heap_mb: int) -> list[str]:
-    """Options for every PlantUML JVM: headless, bounded heap, and exit (so we restart it) on out-of-memory."""
+def jvm_options(*, heap_mb: int, user_home: Path, temp_dir: Path) -> list[str]:
+    """Options for every PlantUML JVM: headless, bounded heap, exit (so we restart it) on out-of-memory, and
+    nothing written outside our folders: Java's caches go to `user_home` (Java reads its home from the password
+    database, not $HOME), temporary files to `temp_dir`, and no /tmp/hsperfdata_<user>/<pid> file at all."""
     return [
         "-Djava.awt.headless=true",
         "-Dfile.encoding=UTF-8",
+        f"-Duser.home={user_home}",
+        f"-Djava.io.tmpdir={temp_dir}",
         f"-Xmx{heap_mb}m",
         "-XX:+UseSerialGC",
         "-XX:+ExitOnOutOfMemoryError",
+        "-XX:-UsePerfData",
     ]
 
 
