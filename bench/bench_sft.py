@@ -113,8 +113,9 @@ def child(spec: dict[str, Any]) -> None:
     import torch
 
     from genfoundry.training.callbacks import TrainingCallbacks
-    from genfoundry.training.sft import load_base_model, resolve_device, train_sft
+    from genfoundry.training.sft import train_sft
     from genfoundry.training.sft_config import SftTrainingConfig
+    from genfoundry.training.sft_model import load_base_model, resolve_device
 
     last: dict[str, float] = {}
     cuda = torch.cuda.is_available()

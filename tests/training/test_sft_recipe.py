@@ -324,7 +324,7 @@ def test_plain_format_for_base_models(tiny_llm_dir: Path, pairs_file: Path, tmp_
 
 def test_qlora_trains_over_a_4bit_nf4_base(tiny_llm_dir: Path, pairs_file: Path, tmp_path: Path) -> None:
     pytest.importorskip("bitsandbytes")
-    from genfoundry.training.sft import add_lora, load_base_model
+    from genfoundry.training.sft_model import add_lora, load_base_model
 
     config = small_config(tiny_llm_dir, max_steps=2, quantization="4bit", validation_fraction=0.2)
     base = load_base_model(config, torch.device("cpu"), torch.float32)

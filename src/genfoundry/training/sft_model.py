@@ -1,0 +1,128 @@
+"""The SFT recipe's model: the device and dtype, the tokenizer, the base causal LM (4-bit for QLoRA), the LoRA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from genfoundry.errors import Invalid, ModelUnavailable
+from genfoundry.inference.loader import MODULE_BUILD_LOCK
+from genfoundry.training.sft_config import SftTrainingConfig
+
+if TYPE_CHECKING:
+    import torch
+
+
+def resolve_device(config: SftTrainingConfig) -> tuple[torch.device, torch.dtype]:
+    """The training device and the dtype of the frozen weights (the LoRA weights stay float32)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if config.device == "cuda" and not cuda:
+        raise Invalid('device "cuda" was asked for and no CUDA GPU is available', param="device")
+    device = torch.device("cuda" if config.device == "cuda" or (config.device == "auto" and cuda) else "cpu")
+    if config.dtype == "auto":
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return device, torch.bfloat16 if bf16 else torch.float32
+    return device, getattr(torch, config.dtype)
+
+
+def _base_path(source: str) -> str:
+    local = Path(source).expanduser()
+    return str(local) if local.is_dir() else source
+
+
+def load_tokenizer(config: SftTrainingConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(_base_path(config.base_source))
+    except (OSError, ValueError) as exc:  # huggingface_hub's offline / not-found errors are OSErrors
+        raise ModelUnavailable(f"the tokenizer of {config.base_source!r} cannot be loaded: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def load_base_model(config: SftTrainingConfig, device: torch.device, dtype: torch.dtype) -> Any:
+    """The causal LM, frozen; with quantization "4bit" its linear layers are NF4 (bitsandbytes), ready for k-bit
+    training."""
+    import importlib.util
+
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if config.quantization == "4bit":
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise Invalid(
+                'quantization "4bit" (QLoRA) needs bitsandbytes: pip install bitsandbytes', param="quantization"
+            )
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        kwargs["device_map"] = {"": device}
+    try:
+        with MODULE_BUILD_LOCK:
+            model: Any = AutoModelForCausalLM.from_pretrained(_base_path(config.base_source), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"base model {config.base_source!r} cannot be loaded: {_first_line(exc)}") from exc
+    model.config.use_cache = False
+    model.requires_grad_(False)
+    checkpointing = {"use_reentrant": False}
+    if config.quantization == "4bit":
+        from peft import prepare_model_for_kbit_training
+
+        return prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=config.gradient_checkpointing,
+            gradient_checkpointing_kwargs=checkpointing,
+        )
+    model = model.to(device)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
+    return model
+
+
+def check_target_modules(model: Any, config: SftTrainingConfig) -> None:
+    """Invalid naming every listed target module that matches no linear layer (PEFT only fails when none do)."""
+    from torch import nn
+
+    targets = config.peft_target_modules()
+    if isinstance(targets, str):
+        return
+    names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if missing:
+        raise Invalid(
+            f"target_modules {', '.join(missing)} match no linear layer of the {type(model).__name__}",
+            param="target_modules",
+        )
+
+
+def add_lora(model: Any, config: SftTrainingConfig) -> Any:
+    """The PEFT model: a seeded LoRA (rank, alpha, dropout) on the target modules."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    value = float(config.alpha or 2 * config.rank)
+    alpha: Any = int(value) if value.is_integer() else value
+    lora_config = LoraConfig(
+        r=config.rank,
+        lora_alpha=alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.peft_target_modules(),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    with torch.random.fork_rng(devices=[]):  # LoRA init draws from the global RNG
+        torch.manual_seed(config.seed)
+        with MODULE_BUILD_LOCK:
+            peft_model = get_peft_model(model, lora_config)
+    peft_model.train()
+    return peft_model
