@@ -35,7 +35,9 @@ def error_response(
 
 
 def _param_of(error: dict[str, Any]) -> str | None:
-    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "form")]
+    location = [
+        str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "form", "header", "cookie")
+    ]
     return ".".join(location) or None
 
 

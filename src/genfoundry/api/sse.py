@@ -7,9 +7,9 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +26,21 @@ EventT = TypeVar("EventT", bound=BaseModel)
 POLL_S = 0.25
 KEEPALIVE_S = 15.0
 PAGE = 200
+
+# What the events endpoints take as a cursor: the `id` of an event they sent (`ev_<seq>`).
+EVENT_ID_PATTERN = r"^ev_[0-9]{1,20}$"
+EventCursor = Annotated[
+    str | None,
+    Query(pattern=EVENT_ID_PATTERN, description="An event id of this job: the page starts after it (else a 400)"),
+]
+LastEventId = Annotated[
+    str | None,
+    Header(
+        pattern=EVENT_ID_PATTERN,
+        description="Sent by a reconnecting client: the stream goes on after that event, or from the job's first "
+        "event when it is not one of this job's",
+    ),
+]
 
 
 def sse_block(*, data: str, event_id: str | None = None, event: str | None = None) -> bytes:
@@ -102,9 +117,15 @@ def job_events(
     event_name: Callable[[JobEvent], str],
 ) -> ListPublic[EventT] | StreamingResponse:
     """A page of the owner's job's events after a cursor (`after`, or a reconnecting client's `Last-Event-ID`),
-    oldest first; with `stream`, the SSE stream from that cursor. A cursor that is not one of the job's events
-    is a 400, another user's job a 404 — before any stream starts."""
+    oldest first; with `stream`, the SSE stream from that cursor. An `after` that is not one of the job's events
+    is a 400, another user's job a 404 — before any stream starts. A `Last-Event-ID` that is not one of the
+    job's events starts from the first: a client reconnects with what it was sent last, and a refused stream is
+    one its browser never retries."""
     cursor, param = event_cursor(after, last_event_id)
+    if param == "Last-Event-ID" and cursor is not None:
+        with jobs.sessions() as session:
+            if not jobs_repo.is_job_event(session=session, job_id=job_id, seq=cursor):
+                cursor = None
     events, has_more = jobs.events(
         owner_id=owner_id, job_id=job_id, after=cursor, limit=0 if stream else limit, param=param
     )

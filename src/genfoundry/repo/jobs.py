@@ -53,12 +53,13 @@ def list_events(
     return rows[:limit], len(rows) > limit
 
 
+def is_job_event(*, session: Session, job_id: str, seq: int) -> bool:
+    return session.scalar(select(JobEvent.seq).where(JobEvent.seq == seq, JobEvent.job_id == job_id)) is not None
+
+
 def check_event_cursor(*, session: Session, job_id: str, seq: int | None, param: str = "after") -> None:
     """A cursor must name one of this job's events; anything else is Invalid (not an empty page)."""
-    if seq is None:
-        return
-    found = session.scalar(select(JobEvent.seq).where(JobEvent.seq == seq, JobEvent.job_id == job_id))
-    if found is None:
+    if seq is not None and not is_job_event(session=session, job_id=job_id, seq=seq):
         raise Invalid(f"job {job_id} has no event ev_{seq}", param=param)
 
 

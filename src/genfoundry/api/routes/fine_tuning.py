@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from genfoundry.api.deps import OptionalPrincipalDep, PrincipalDep, ServicesDep
-from genfoundry.api.sse import job_events
+from genfoundry.api.sse import EventCursor, LastEventId, job_events
 from genfoundry.db.tables import Job, JobEvent
 from genfoundry.errors import Unauthorized
 from genfoundry.presenters.fine_tuning import (
@@ -82,10 +82,10 @@ def read_fine_tuning_events(
     job_id: str,
     services: ServicesDep,
     principal: PrincipalDep,
-    after: Annotated[str | None, Query(max_length=40)] = None,
+    after: EventCursor = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     stream: bool = False,
-    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+    last_event_id: LastEventId = None,
 ) -> ListPublic[FineTuningEventPublic] | StreamingResponse:
     """Oldest first; `after` is an event id from a previous page. `stream=true`: Server-Sent Events that follow
     the job (replaying from `Last-Event-ID`) and end with `data: [DONE]`. `data.kind` says what an event is

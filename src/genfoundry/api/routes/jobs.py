@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from genfoundry.api.deps import PrincipalDep, ServicesDep
-from genfoundry.api.sse import job_events
+from genfoundry.api.sse import EventCursor, LastEventId, job_events
 from genfoundry.presenters.jobs import job_event_public, job_public
 from genfoundry.schemas import JobEventPublic, JobPublic, ListPublic
 
@@ -40,10 +40,10 @@ def read_job_events(
     job_id: str,
     services: ServicesDep,
     principal: PrincipalDep,
-    after: Annotated[str | None, Query(max_length=40)] = None,
+    after: EventCursor = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     stream: bool = False,
-    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+    last_event_id: LastEventId = None,
 ) -> ListPublic[JobEventPublic] | StreamingResponse:
     """Oldest first; `after` is an event id from a previous page. `stream=true`: Server-Sent Events that follow
     the job (replaying from `Last-Event-ID`) and end with `data: [DONE]`."""
