@@ -268,8 +268,40 @@ class ImageService:
             raise
         return recorded
 
-    def image_bytes(self, generation: Generation) -> bytes:
-        return self.store.get_bytes(generation.image_key)
+    # -- history -----------------------------------------------------------------------------------
+
+    def list_generations(
+        self, *, owner_id: str, limit: int, after: str | None, favorite: bool | None, model: str | None
+    ) -> tuple[list[Generation], bool]:
+        """Newest first; `after` is the last id of the previous page."""
+        with self.sessions() as session:
+            return generations_repo.list_generations(
+                session=session, owner_id=owner_id, limit=limit, after=after, favorite=favorite, model=model
+            )
+
+    def get_generation(self, *, owner_id: str, generation_id: str) -> Generation:
+        with self.sessions() as session:
+            return generations_repo.require_generation(session=session, owner_id=owner_id, generation_id=generation_id)
+
+    def update_generation(self, *, owner_id: str, generation_id: str, changes: dict[str, Any]) -> Generation:
+        """Set the given fields (favorite, rating, feedback) of `owner_id`'s generation."""
+        with self.sessions() as session:
+            row = generations_repo.require_generation(session=session, owner_id=owner_id, generation_id=generation_id)
+            for name, value in changes.items():
+                setattr(row, name, value)
+            session.commit()
+            return row
+
+    def image_file(self, image_id: str, *, owner_id: str | None) -> bytes:
+        """The PNG of `owner_id`'s generation; `owner_id` None means access was proven by a signed URL."""
+        with self.sessions() as session:
+            if owner_id is None:
+                row = generations_repo.get_generation(session=session, generation_id=image_id)
+                if row is None:
+                    raise NotFound(f"No image with id '{image_id}'")
+            else:
+                row = generations_repo.require_generation(session=session, owner_id=owner_id, generation_id=image_id)
+            return self.store.get_bytes(row.image_key)
 
     def delete(self, *, owner_id: str, generation_id: str) -> None:
         with self.sessions() as session:

@@ -5,41 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import PrincipalDep, ServicesDep
-from genfoundry.db.tables import Generation
-from genfoundry.repo import generations as generations_repo
+from genfoundry.presenters.images import generation_public
 from genfoundry.schemas import DeletedPublic, GenerationPublic, GenerationUpdate, ListPublic
-from genfoundry.services import Services
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"])
 
 
-def to_public(services: Services, request: Request, row: Generation) -> GenerationPublic:
-    return GenerationPublic(
-        id=row.id,
-        created=int(row.created_at.timestamp()),
-        kind=row.kind,
-        model=row.model,
-        base=row.base_id,
-        prompt=row.prompt,
-        revised_prompt=row.revised_prompt,
-        negative_prompt=row.negative_prompt,
-        params=row.params,
-        seed=row.seed,
-        width=row.width,
-        height=row.height,
-        url=services.signer.image_url(str(request.base_url), row.id),
-        generation_time_s=row.generation_time_s,
-        favorite=row.favorite,
-        rating=row.rating,
-        feedback=row.feedback,
-    )
-
-
 @router.get("")
-async def read_generations(
+def read_generations(
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
@@ -49,38 +24,24 @@ async def read_generations(
     model: Annotated[str | None, Query(max_length=120)] = None,
 ) -> ListPublic[GenerationPublic]:
     """Newest first; pass the last id of a page as `after` for the next."""
-
-    def load() -> ListPublic[GenerationPublic]:
-        with services.sessions() as session:
-            rows, has_more = generations_repo.list_generations(
-                session=session,
-                owner_id=principal.user_id,
-                limit=limit,
-                after=after,
-                favorite=favorite,
-                model=model,
-            )
-            return ListPublic(data=[to_public(services, request, row) for row in rows], has_more=has_more)
-
-    return await run_in_threadpool(load)
+    rows, has_more = services.images.list_generations(
+        owner_id=principal.user_id, limit=limit, after=after, favorite=favorite, model=model
+    )
+    base_url = str(request.base_url)
+    data = [generation_public(row, signer=services.signer, base_url=base_url) for row in rows]
+    return ListPublic(data=data, has_more=has_more)
 
 
 @router.get("/{generation_id}")
-async def read_generation(
+def read_generation(
     generation_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> GenerationPublic:
-    def load() -> GenerationPublic:
-        with services.sessions() as session:
-            row = generations_repo.require_generation(
-                session=session, owner_id=principal.user_id, generation_id=generation_id
-            )
-            return to_public(services, request, row)
-
-    return await run_in_threadpool(load)
+    row = services.images.get_generation(owner_id=principal.user_id, generation_id=generation_id)
+    return generation_public(row, signer=services.signer, base_url=str(request.base_url))
 
 
 @router.patch("/{generation_id}")
-async def update_generation(
+def update_generation(
     generation_id: str,
     body: GenerationUpdate,
     request: Request,
@@ -88,21 +49,13 @@ async def update_generation(
     principal: PrincipalDep,
 ) -> GenerationPublic:
     """Set `favorite`, `rating` (1–5) or `feedback`; fields left out are unchanged."""
-
-    def update() -> GenerationPublic:
-        with services.sessions() as session:
-            row = generations_repo.require_generation(
-                session=session, owner_id=principal.user_id, generation_id=generation_id
-            )
-            for name, value in body.model_dump(exclude_unset=True).items():
-                setattr(row, name, value)
-            session.commit()
-            return to_public(services, request, row)
-
-    return await run_in_threadpool(update)
+    row = services.images.update_generation(
+        owner_id=principal.user_id, generation_id=generation_id, changes=body.model_dump(exclude_unset=True)
+    )
+    return generation_public(row, signer=services.signer, base_url=str(request.base_url))
 
 
 @router.delete("/{generation_id}")
-async def delete_generation(generation_id: str, services: ServicesDep, principal: PrincipalDep) -> DeletedPublic:
-    await run_in_threadpool(services.images.delete, owner_id=principal.user_id, generation_id=generation_id)
+def delete_generation(generation_id: str, services: ServicesDep, principal: PrincipalDep) -> DeletedPublic:
+    services.images.delete(owner_id=principal.user_id, generation_id=generation_id)
     return DeletedPublic(id=generation_id, object="generation")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
@@ -13,30 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import OptionalPrincipalDep, PrincipalDep, ServicesDep
 from genfoundry.datasets.image_checks import open_checked_image
-from genfoundry.errors import Invalid, NotFound, TooLarge, Unauthorized
-from genfoundry.repo import generations as generations_repo
-from genfoundry.schemas import ImageGenerationRequest, ImageOptions, ImagePublic, ImagesResponse
+from genfoundry.errors import Invalid, TooLarge, Unauthorized
+from genfoundry.presenters.images import images_response
+from genfoundry.schemas import ImageGenerationRequest, ImageOptions, ImagesResponse
 from genfoundry.services import Services
-from genfoundry.services.images import RecordedImage
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
-
-
-def _public(
-    services: Services, request: Request, recorded: list[RecordedImage], response_format: str
-) -> ImagesResponse:
-    data = []
-    for image in recorded:
-        row = image.row
-        item = ImagePublic(
-            revised_prompt=row.revised_prompt, id=row.id, seed=row.seed, generation_time_s=row.generation_time_s
-        )
-        if response_format == "b64_json":
-            item.b64_json = base64.b64encode(image.png).decode("ascii")
-        else:
-            item.url = services.signer.image_url(str(request.base_url), row.id)
-        data.append(item)
-    return ImagesResponse(created=int(time.time()), data=data)
 
 
 async def _generate(
@@ -51,11 +31,10 @@ async def _generate(
         services.images.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength
     )
     results = await services.images.run(planned)
-
-    def finish() -> ImagesResponse:
-        return _public(services, request, services.images.record(planned, results), options.response_format)
-
-    return await run_in_threadpool(finish)
+    recorded = await run_in_threadpool(services.images.record, planned, results)
+    return images_response(
+        recorded, response_format=options.response_format, signer=services.signer, base_url=str(request.base_url)
+    )
 
 
 @router.post("/generations", response_model_exclude_none=True)
@@ -120,7 +99,7 @@ async def edit_image(
 
 
 @router.get("/{image_id}", response_class=Response, responses={200: {"content": {"image/png": {}}}})
-async def read_image(
+def read_image(
     image_id: str,
     services: ServicesDep,
     principal: OptionalPrincipalDep,
@@ -131,18 +110,5 @@ async def read_image(
     signed = expires is not None and signature is not None and services.signer.verify(image_id, expires, signature)
     if not signed and principal is None:
         raise Unauthorized("missing API key or valid signature")
-
-    def load() -> bytes:
-        with services.sessions() as session:
-            if signed:
-                row = generations_repo.get_generation(session=session, generation_id=image_id)
-                if row is None:
-                    raise NotFound(f"No image with id '{image_id}'")
-            else:
-                assert principal is not None
-                row = generations_repo.require_generation(
-                    session=session, owner_id=principal.user_id, generation_id=image_id
-                )
-            return services.images.image_bytes(row)
-
-    return Response(await run_in_threadpool(load), media_type="image/png")
+    owner_id = None if signed or principal is None else principal.user_id
+    return Response(services.images.image_file(image_id, owner_id=owner_id), media_type="image/png")
