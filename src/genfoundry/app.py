@@ -16,6 +16,7 @@ from genfoundry.api.metrics import Metrics
 from genfoundry.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from genfoundry.api.openapi import install_openapi
 from genfoundry.config import Settings
+from genfoundry.inference.long_lived_heap import freeze_long_lived_objects
 from genfoundry.repo import users as users_repo
 from genfoundry.services import Services, build_services
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for kind, engine in (("image", services.image_engine), ("text", services.text_engine)):
             metrics.watch_engine(kind, engine.stats, engine.counter_names)
         app.state.services = services
+        freeze_long_lived_objects()  # what start-up built lives as long as the server
         try:
             yield
         finally:

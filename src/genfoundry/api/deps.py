@@ -30,7 +30,9 @@ class Principal:
     is_admin: bool
 
 
-def get_services(request: Request) -> Services:
+# async, like every dependency here: FastAPI runs a plain `def` dependency in its threadpool, where under load a
+# request would queue behind other requests' blocking work just to read app.state.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -38,7 +40,8 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
+    """The key in `Authorization: Bearer KEY`, or None."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -63,7 +66,7 @@ def _authenticate(services: Services, token: str | None) -> Principal:
 
 async def get_principal(request: Request, services: ServicesDep) -> Principal:
     """The caller: a key's user, or the local user in single-user mode (no keys exist, loopback-only)."""
-    return await run_in_threadpool(_authenticate, services, _bearer(request))
+    return await run_in_threadpool(_authenticate, services, bearer_token(request))
 
 
 async def get_optional_principal(request: Request, services: ServicesDep) -> Principal | None:
@@ -87,7 +90,7 @@ AdminDep = Annotated[Principal, Depends(require_admin)]
 OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 

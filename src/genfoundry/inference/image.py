@@ -19,7 +19,7 @@ from genfoundry.inference.loader import (
     estimate_weight_files_bytes,
     load_pipeline,
 )
-from genfoundry.inference.model_pool import ModelPool, Slot
+from genfoundry.inference.model_pool import ModelPool, QueuePlace, Slot
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -121,9 +121,10 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
             counters=("requests_served", "batches_served", "images_served", "failed_batches"),
         )
 
-    async def generate(self, job: ImageJob) -> list[GeneratedImage]:
-        """Generate `len(job.seeds)` images; raises `Overloaded` at once when the base's queue is full."""
-        return await asyncio.wrap_future(self._submit(job))
+    async def generate(self, job: ImageJob, place: QueuePlace | None = None) -> list[GeneratedImage]:
+        """Generate `len(job.seeds)` images; raises `Overloaded` at once when the base's queue is full, unless
+        `place` (from `hold_place`) holds a place in it."""
+        return await asyncio.wrap_future(self._submit(job, place))
 
     def generate_sync(self, job: ImageJob) -> list[GeneratedImage]:
         """`generate` for in-process CLI use: same queue and worker, blocking the calling thread."""

@@ -5,16 +5,19 @@ An engine subclasses `ModelPool` and says how to check a job, which base it is f
 how to load a base (a runner and its measured bytes) and how to run a batch on that runner. Loading happens on
 the base's worker thread, never on the event loop; idle bases are evicted least recently used first to make room;
 a busy base is never evicted.
+
+Admission: a request holds a `QueuePlace` in its base's queue before its other checks (auth, database, planning),
+so a full queue is refused at once instead of after that work, and the place it holds cannot be taken by another
+request in between; submitting the job hands the place over, `release()` gives it back.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Hashable
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
@@ -24,8 +27,11 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from genfoundry.errors import Overloaded
 from genfoundry.inference.batching import BatchWorker, QueueFull, WorkerClosed
+from genfoundry.inference.long_lived_heap import collect_including_frozen, freeze_long_lived_objects
 
 logger = logging.getLogger(__name__)
+
+_REQUEST_KEYS_KEPT = 4096  # request keys remembered with the base they were queued for (most recent kept)
 
 
 class BaseSpec(Protocol):
@@ -59,6 +65,25 @@ class Slot(Generic[SpecT, JobT, ResultT, RunnerT]):
     nbytes: int = 0
 
 
+class QueuePlace:
+    """A place in one base's queue, held for a request from before its checks until its job is submitted.
+
+    `base_id` is None when the request's base was not known before planning: then nothing is held and the queue
+    is checked when the job is submitted. `request_key` (the caller and the model it named) lets later requests
+    with the same key hold their place at once: the pool remembers which base such a request was queued for.
+    """
+
+    def __init__(self, pool: ModelPool[Any, Any, Any, Any], base_id: str | None, request_key: Hashable | None) -> None:
+        self._pool = pool
+        self.base_id = base_id
+        self.request_key = request_key
+        self.held = base_id is not None  # guarded by the pool's lock
+
+    def release(self) -> None:
+        """Give the place back unless a submitted job took it; safe to call more than once."""
+        self._pool._release_place(self)
+
+
 class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
     """One worker thread and bounded queue per loaded base, LRU under a byte budget (see the module docstring)."""
 
@@ -88,9 +113,11 @@ class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
         self.max_queue = max_queue
         self.max_batch_size = max_batch_size
         self.batch_timeout_s = batch_timeout_s
-        self._lock = threading.Lock()  # guards _slots, _closed and the counters
+        self._lock = threading.Lock()  # guards _slots, _closed, the held places, request keys and counters
         self._slots: OrderedDict[str, Slot[SpecT, JobT, ResultT, RunnerT]] = OrderedDict()  # least recent first
         self._closed = False
+        self._held_places: Counter[str] = Counter()  # base id -> places held by requests not yet queued
+        self._base_by_request_key: OrderedDict[Hashable, str] = OrderedDict()
         self._resolved_device: str | None = None
         self._counters = dict.fromkeys((*counters, "loads", "evictions"), 0)
 
@@ -133,6 +160,28 @@ class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
     def counter_names(self) -> tuple[str, ...]:
         """The running totals `stats()` carries (requests served, loads, evictions, ...)."""
         return tuple(self._counters)
+
+    def hold_place(self, base_id: str | None, *, request_key: Hashable | None = None) -> QueuePlace:
+        """Hold a place in `base_id`'s queue (or, when None, the base `request_key` was last queued for).
+
+        Raises `Overloaded` at once when the queue's waiting jobs and held places fill it. Cheap and non-blocking
+        (no loading, no I/O), so the API calls it on the event loop before anything else.
+        """
+        with self._lock:
+            if self._closed:
+                raise Overloaded(f"the {self.kind} engine is shutting down", retry_after=5.0)
+            if base_id is None and request_key is not None:
+                base_id = self._base_by_request_key.get(request_key)
+            if base_id is None:
+                return QueuePlace(self, None, request_key)
+            slot = self._slots.get(base_id)
+            if self._room(base_id, slot) < 1:
+                raise Overloaded(
+                    f"too many requests waiting for {base_id!r} ({self.max_queue}); retry shortly",
+                    retry_after=self._retry_after(base_id, slot),
+                )
+            self._held_places[base_id] += 1
+            return QueuePlace(self, base_id, request_key)
 
     def unload_adapter(self, adapter_id: str, *, wait: bool = False) -> None:
         """Remove an adapter from every loaded base (it was deleted); done on each base's worker thread."""
@@ -193,11 +242,17 @@ class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
 
     # -- queueing ----------------------------------------------------------------------------------
 
-    def _submit(self, job: JobT) -> Future[ResultT]:
+    def _submit(self, job: JobT, place: QueuePlace | None = None) -> Future[ResultT]:
+        """Queue `job`; with a place held in its base's queue it is never refused for a full queue."""
         self._validate(job)
         spec = self._job_base(job)
         base_id = spec.id
         with self._lock:
+            # A place held for another base (the request named a model that planning resolved elsewhere) is given
+            # back, and the job is checked against the queue like one that held none.
+            reserved = place is not None and place.held and place.base_id == base_id
+            if place is not None:
+                self._release_place_locked(place)
             if self._closed:
                 raise Overloaded(f"the {self.kind} engine is shutting down", retry_after=5.0)
             for _ in range(2):  # a slot closed by eviction or a failed load is replaced once
@@ -206,6 +261,10 @@ class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
                     slot = self._new_slot(spec)
                 assert slot.worker is not None
                 try:
+                    # Places held by requests still being checked count as taken; a job that held one has room
+                    # by construction (held places + waiting jobs never exceed max_queue).
+                    if not reserved and self._room(base_id, slot) < 1:
+                        raise QueueFull(slot.worker.name)
                     future = slot.worker.submit(job)
                 except WorkerClosed:
                     if self._slots.get(base_id) is slot:
@@ -214,16 +273,43 @@ class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
                 except QueueFull:
                     raise Overloaded(
                         f"too many requests waiting for {base_id!r} ({self.max_queue}); retry shortly",
-                        retry_after=self._retry_after(slot),
+                        retry_after=self._retry_after(base_id, slot),
                     ) from None
                 self._slots.move_to_end(base_id)
+                if place is not None and place.request_key is not None:
+                    self._remember_request_key(place.request_key, base_id)
                 return future
         raise Overloaded(f"model {base_id!r} is being reloaded; retry shortly", retry_after=1.0)
 
-    def _retry_after(self, slot: Slot[SpecT, JobT, ResultT, RunnerT]) -> float:
-        assert slot.worker is not None
-        batches_ahead = slot.worker.queue_depth / self.max_batch_size + 1
-        return float(max(1, math.ceil(slot.worker.last_batch_s * batches_ahead)))
+    def _room(self, base_id: str, slot: Slot[SpecT, JobT, ResultT, RunnerT] | None) -> int:
+        """Called with the lock held: places left in `base_id`'s queue (waiting jobs and held places count)."""
+        waiting = slot.worker.queue_depth if slot is not None and slot.worker is not None else 0
+        return self.max_queue - waiting - self._held_places[base_id]
+
+    def _retry_after(self, base_id: str, slot: Slot[SpecT, JobT, ResultT, RunnerT] | None) -> float:
+        """Called with the lock held: seconds until the jobs ahead (waiting and held places) should have run."""
+        if slot is None or slot.worker is None:
+            return 1.0  # the base is not loaded yet: nothing measured to estimate from
+        ahead = slot.worker.queue_depth + self._held_places[base_id]
+        return float(max(1, math.ceil(slot.worker.last_batch_s * (ahead / self.max_batch_size + 1))))
+
+    def _release_place(self, place: QueuePlace) -> None:
+        with self._lock:
+            self._release_place_locked(place)
+
+    def _release_place_locked(self, place: QueuePlace) -> None:
+        if place.held and place.base_id is not None:
+            place.held = False
+            self._held_places[place.base_id] -= 1
+            if self._held_places[place.base_id] <= 0:
+                del self._held_places[place.base_id]
+
+    def _remember_request_key(self, request_key: Hashable, base_id: str) -> None:
+        """Called with the lock held."""
+        self._base_by_request_key[request_key] = base_id
+        self._base_by_request_key.move_to_end(request_key)
+        while len(self._base_by_request_key) > _REQUEST_KEYS_KEPT:
+            self._base_by_request_key.popitem(last=False)
 
     def _new_slot(self, spec: SpecT) -> Slot[SpecT, JobT, ResultT, RunnerT]:
         """Called with the lock held: the worker's first act, on its own thread, is loading the base."""
@@ -272,6 +358,7 @@ class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
             self._counters["loads"] += 1
         logger.info("loaded %s (%d MiB) in %.2fs", slot.spec.id, nbytes >> 20, time.perf_counter() - started)
         self._make_room(slot, nbytes)
+        freeze_long_lived_objects()  # the base's objects (and the libraries it imported) live until it is unloaded
 
     def _forget(self, slot: Slot[SpecT, JobT, ResultT, RunnerT], _exc: BaseException) -> None:
         with self._lock:
@@ -310,7 +397,7 @@ class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
             slot.runner = None
 
     def _free_memory(self) -> None:
-        gc.collect()
+        collect_including_frozen()  # an unloaded base's objects were frozen when it loaded
         if (self._resolved_device or "").startswith("cuda"):
             import torch
 

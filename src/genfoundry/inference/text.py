@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from genfoundry.errors import Invalid
-from genfoundry.inference.model_pool import ModelPool, Slot
+from genfoundry.inference.model_pool import ModelPool, QueuePlace, Slot
 from genfoundry.inference.text_decoding import RowState, TextDelta, TokenSink
 from genfoundry.inference.text_loader import (
     TextModelSpec,
@@ -209,19 +209,20 @@ class TextEngine(ModelPool[TextModelSpec, TextJob, "TextOutput | Exception", "Te
                 self._tokenizers[spec] = found
             return found
 
-    async def generate(self, job: TextJob) -> TextOutput:
-        """All choices of `job`; raises `Overloaded` at once when the base's queue is full."""
-        return _unwrap(await asyncio.wrap_future(self._submit(job)))
+    async def generate(self, job: TextJob, place: QueuePlace | None = None) -> TextOutput:
+        """All choices of `job`; raises `Overloaded` at once when the base's queue is full, unless `place` (from
+        `hold_place`) holds a place in it."""
+        return _unwrap(await asyncio.wrap_future(self._submit(job, place)))
 
     def generate_sync(self, job: TextJob) -> TextOutput:
         """`generate` for in-process use (CLI, benchmarks): same queue and worker, blocking the caller."""
         return _unwrap(self._submit(job).result())
 
-    def stream(self, job: TextJob) -> TextStream:
+    def stream(self, job: TextJob, place: QueuePlace | None = None) -> TextStream:
         """Queue `job` and return its stream of deltas; call from the event loop that will read it."""
         sink = TokenSink(asyncio.get_running_loop())
         job = TextJob(job.base, job.prompts, job.sampling, job.n, job.adapter, sink)
-        return TextStream(sink, self._submit(job))
+        return TextStream(sink, self._submit(job, place))
 
     # -- the pool's hooks --------------------------------------------------------------------------
 

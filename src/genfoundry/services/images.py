@@ -16,6 +16,7 @@ from genfoundry.db.tables import Adapter, Generation
 from genfoundry.errors import Invalid, NotFound
 from genfoundry.inference.image import GeneratedImage, ImageEngine, ImageJob, LoraSpec
 from genfoundry.inference.loader import BaseModelSpec
+from genfoundry.inference.model_pool import QueuePlace
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.repo import generations as generations_repo
 from genfoundry.repo.ids import new_id
@@ -224,8 +225,9 @@ class ImageService:
             )
         return found[:1]
 
-    async def run(self, planned: PlannedRequest) -> list[GeneratedImage]:
-        return await self.engine.generate(planned.job)
+    async def run(self, planned: PlannedRequest, place: QueuePlace | None = None) -> list[GeneratedImage]:
+        """The engine's images; `place`: the queue place the request held before planning (`hold_place`)."""
+        return await self.engine.generate(planned.job, place)
 
     def run_sync(self, planned: PlannedRequest) -> list[GeneratedImage]:
         return self.engine.generate_sync(planned.job)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from genfoundry.catalog import Catalog, TextModelEntry
 from genfoundry.config import TextSettings
 from genfoundry.errors import Invalid, TooLarge, Unprocessable
+from genfoundry.inference.model_pool import QueuePlace
 from genfoundry.inference.text import (
     SamplingParams,
     TextAdapterSpec,
@@ -305,10 +306,13 @@ class TextService:
 
     # -- chat --------------------------------------------------------------------------------------
 
-    async def chat(self, owner_id: str, request: ChatCompletionRequest) -> ChatCompletionResponse:
-        """A whole chat completion (`request.stream` is not looked at)."""
+    async def chat(
+        self, owner_id: str, request: ChatCompletionRequest, place: QueuePlace | None = None
+    ) -> ChatCompletionResponse:
+        """A whole chat completion (`request.stream` is not looked at); `place`: the queue place the request held
+        before planning (`hold_place`)."""
         planned = await asyncio.to_thread(self.plan_chat, owner_id=owner_id, request=request)
-        return self.chat_response(planned, await self.engine.generate(planned.job))
+        return self.chat_response(planned, await self.engine.generate(planned.job, place))
 
     def chat_sync(self, owner_id: str, request: ChatCompletionRequest) -> ChatCompletionResponse:
         """`chat` for callers without an event loop (CLI, scripts)."""
@@ -333,7 +337,7 @@ class TextService:
         )
 
     async def open_chat_stream(
-        self, owner_id: str, request: ChatCompletionRequest
+        self, owner_id: str, request: ChatCompletionRequest, place: QueuePlace | None = None
     ) -> AsyncIterator[ChatCompletionChunk]:
         """Plan and queue now (so bad input and a full queue raise here), then yield chunks as tokens arrive.
 
@@ -342,7 +346,7 @@ class TextService:
         early cancels the generation.
         """
         planned = await asyncio.to_thread(self.plan_chat, owner_id=owner_id, request=request)
-        stream = self.engine.stream(planned.job)
+        stream = self.engine.stream(planned.job, place)
         return self._chat_chunks(planned, stream)
 
     async def _chat_chunks(self, planned: PlannedText, stream: TextStream) -> AsyncIterator[ChatCompletionChunk]:
@@ -380,9 +384,11 @@ class TextService:
 
     # -- completions -------------------------------------------------------------------------------
 
-    async def complete(self, owner_id: str, request: CompletionRequest) -> CompletionResponse:
+    async def complete(
+        self, owner_id: str, request: CompletionRequest, place: QueuePlace | None = None
+    ) -> CompletionResponse:
         planned = await asyncio.to_thread(self.plan_completion, owner_id=owner_id, request=request)
-        output = await self.engine.generate(planned.job)
+        output = await self.engine.generate(planned.job, place)
         return CompletionResponse(
             id=f"cmpl-{secrets.token_hex(12)}",
             created=int(time.time()),
@@ -399,11 +405,11 @@ class TextService:
         )
 
     async def open_completion_stream(
-        self, owner_id: str, request: CompletionRequest
+        self, owner_id: str, request: CompletionRequest, place: QueuePlace | None = None
     ) -> AsyncIterator[CompletionResponse]:
         """Like `open_chat_stream`, in the completions shape (text chunks, then a finish chunk per choice)."""
         planned = await asyncio.to_thread(self.plan_completion, owner_id=owner_id, request=request)
-        stream = self.engine.stream(planned.job)
+        stream = self.engine.stream(planned.job, place)
         return self._completion_chunks(planned, stream)
 
     async def _completion_chunks(self, planned: PlannedText, stream: TextStream) -> AsyncIterator[CompletionResponse]:

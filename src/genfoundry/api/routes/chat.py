@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from genfoundry.api.admission import TextPlaceDep
 from genfoundry.api.deps import PrincipalDep, ServicesDep
 from genfoundry.api.sse import sse_block
 from genfoundry.errors import GenfoundryError
@@ -51,7 +52,11 @@ def sse_response(chunks: AsyncIterator[BaseModel]) -> StreamingResponse:
 
 @router.post("/completions", response_model=None)
 async def create_chat_completion(
-    body: ChatCompletionRequest, request: Request, services: ServicesDep, principal: PrincipalDep
+    body: ChatCompletionRequest,
+    request: Request,
+    services: ServicesDep,
+    place: TextPlaceDep,
+    principal: PrincipalDep,
 ) -> ChatCompletionResponse | StreamingResponse:
     """`model` is a text base or your text adapter; `stream: true` answers with `chat.completion.chunk` events.
 
@@ -64,5 +69,5 @@ async def create_chat_completion(
             return sse_response(await services.auto_chat.stream(principal.user_id, body, base_url))
         return await services.auto_chat.answer(principal.user_id, body, base_url)
     if body.stream:
-        return sse_response(await services.text.open_chat_stream(principal.user_id, body))
-    return await services.text.chat(principal.user_id, body)
+        return sse_response(await services.text.open_chat_stream(principal.user_id, body, place))
+    return await services.text.chat(principal.user_id, body, place)

@@ -9,9 +9,11 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from genfoundry.api.admission import ImagePlaceDep
 from genfoundry.api.deps import OptionalPrincipalDep, PrincipalDep, ServicesDep
 from genfoundry.datasets.image_checks import open_checked_image
 from genfoundry.errors import Invalid, TooLarge, Unauthorized
+from genfoundry.inference.model_pool import QueuePlace
 from genfoundry.presenters.images import images_response
 from genfoundry.schemas import ImageGenerationRequest, ImageOptions, ImagesResponse
 from genfoundry.services import Services
@@ -24,13 +26,14 @@ async def _generate(
     request: Request,
     owner_id: str,
     options: ImageOptions,
+    place: QueuePlace,
     init_image: Any = None,
     strength: float | None = None,
 ) -> ImagesResponse:
     planned = await run_in_threadpool(
         services.images.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength
     )
-    results = await services.images.run(planned)
+    results = await services.images.run(planned, place)
     recorded = await run_in_threadpool(services.images.record, planned, results)
     return images_response(
         recorded, response_format=options.response_format, signer=services.signer, base_url=str(request.base_url)
@@ -39,16 +42,17 @@ async def _generate(
 
 @router.post("/generations", response_model_exclude_none=True)
 async def create_image(
-    body: ImageGenerationRequest, request: Request, services: ServicesDep, principal: PrincipalDep
+    body: ImageGenerationRequest, request: Request, services: ServicesDep, place: ImagePlaceDep, principal: PrincipalDep
 ) -> ImagesResponse:
     """Text to image. `model` is a base model or an adapter id; `loras`, `style`, `industry` are ours."""
-    return await _generate(services, request, principal.user_id, body)
+    return await _generate(services, request, principal.user_id, body, place)
 
 
 @router.post("/edits", response_model_exclude_none=True)
 async def edit_image(
     request: Request,
     services: ServicesDep,
+    place: ImagePlaceDep,
     principal: PrincipalDep,
     image: Annotated[UploadFile, File(description="PNG, JPEG or WebP to start from")],
     prompt: Annotated[str, Form()],
@@ -95,7 +99,7 @@ async def edit_image(
     if len(data) > limits.max_body_bytes:
         raise TooLarge("image upload is too large", param="image")
     init_image = await run_in_threadpool(open_checked_image, data, max_pixels=limits.max_upload_pixels)
-    return await _generate(services, request, principal.user_id, options, init_image, strength)
+    return await _generate(services, request, principal.user_id, options, place, init_image, strength)
 
 
 @router.get("/{image_id}", response_class=Response, responses={200: {"content": {"image/png": {}}}})
