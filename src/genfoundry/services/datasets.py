@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +26,7 @@ from genfoundry.repo.ids import new_id
 from genfoundry.storage import ArtifactStore
 
 RESOLUTION_BUCKETS = ((512, "<512"), (768, "512-767"), (1024, "768-1023"), (1536, "1024-1535"))
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 def dataset_prefix(dataset_id: str) -> str:
@@ -43,6 +47,13 @@ def resolution_bucket(width: int, height: int) -> str:
         if side < limit:
             return label
     return "1536+"
+
+
+@dataclass(frozen=True)
+class DatasetPage:
+    datasets: list[Dataset]
+    has_more: bool
+    stats: dict[str, dict[str, Any]]  # by dataset id; empty unless asked for
 
 
 class DatasetService:
@@ -78,6 +89,31 @@ class DatasetService:
             max_ratio=s.max_compression_ratio,
             max_pixels=s.max_image_pixels,
         )
+
+    def upload_zip(
+        self, *, owner_id: str, name: str, upload: BinaryIO, trigger_word: str | None, filename: str | None
+    ) -> tuple[Dataset, dict[str, Any]]:
+        """`create_from_zip` for an uploaded ZIP, streamed aside first (at most `max_zip_bytes`)."""
+        with self.scratch_dir() as scratch:
+            target = Path(scratch) / "upload.zip"
+            copy_upload(upload, target, limit=self.settings.max_zip_bytes, param="file")
+            return self.create_from_zip(
+                owner_id=owner_id, name=name, zip_path=target, trigger_word=trigger_word, filename=filename
+            )
+
+    def upload_file(self, *, owner_id: str, upload: BinaryIO, filename: str) -> Dataset:
+        """A fine-tune file (the files API): a ZIP of images or a JSONL, told apart by its first bytes."""
+        with self.scratch_dir() as scratch:
+            target = Path(scratch) / "upload"
+            copy_upload(upload, target, limit=self.settings.max_zip_bytes, param="file")
+            with target.open("rb") as handle:
+                is_zip = handle.read(4) == ZIP_MAGIC
+            if is_zip:
+                dataset, _report = self.create_from_zip(
+                    owner_id=owner_id, name=filename, zip_path=target, trigger_word=None, filename=filename
+                )
+                return dataset
+            return self.create_from_jsonl(owner_id=owner_id, name=filename, path=target, filename=filename)
 
     def create_from_zip(
         self,
@@ -260,27 +296,67 @@ class DatasetService:
     def write_manifest(self, dataset_id: str) -> None:
         write_manifest(sessions=self.sessions, store=self.store, dataset_id=dataset_id)
 
-    def stats(self, session: Session, dataset: Dataset) -> dict[str, Any]:
-        if dataset.kind == "text":
-            return {"examples": dataset.accepted, "format": dataset.text_format, "total_bytes": dataset.total_bytes}
-        items, _ = datasets_repo.list_items(session=session, dataset_id=dataset.id, status="ok")
-        histogram = Counter(resolution_bucket(item.width or 0, item.height or 0) for item in items)
-        captioned = sum(1 for item in items if item.caption)
-        return {
-            "accepted": dataset.accepted,
-            "rejected": dataset.rejected,
-            "duplicates": dataset.duplicates,
-            "skipped": dataset.skipped,
-            "total_bytes": dataset.total_bytes,
-            "captioned": captioned,
-            "caption_coverage": round(captioned / len(items), 4) if items else 0.0,
-            "resolution_histogram": dict(sorted(histogram.items())),
-        }
+    def get(self, *, owner_id: str, dataset_id: str) -> Dataset:
+        with self.sessions() as session:
+            return datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id)
 
-    def item_image(self, dataset_id: str, item: DatasetItem) -> bytes:
+    def get_with_stats(self, *, owner_id: str, dataset_id: str) -> tuple[Dataset, dict[str, Any]]:
+        with self.sessions() as session:
+            dataset = datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id)
+            return dataset, self.stats(session, dataset)
+
+    def list_datasets(
+        self, *, owner_id: str, limit: int, after: str | None, purpose: str | None = None, with_stats: bool = False
+    ) -> DatasetPage:
+        """Newest first; with `with_stats`, the page's stats come from one query, not one per dataset."""
+        with self.sessions() as session:
+            rows, has_more = datasets_repo.list_datasets(
+                session=session, owner_id=owner_id, limit=limit, after=after, purpose=purpose
+            )
+            stats = self.stats_for(session, rows) if with_stats else {}
+        return DatasetPage(datasets=rows, has_more=has_more, stats=stats)
+
+    def stats_of(self, dataset: Dataset) -> dict[str, Any]:
+        with self.sessions() as session:
+            return self.stats(session, dataset)
+
+    def stats(self, session: Session, dataset: Dataset) -> dict[str, Any]:
+        return self.stats_for(session, [dataset])[dataset.id]
+
+    def stats_for(self, session: Session, datasets: Sequence[Dataset]) -> dict[str, dict[str, Any]]:
+        """Each dataset's stats by id; the image datasets' accepted items are read in one query for them all."""
+        image_ids = [dataset.id for dataset in datasets if dataset.kind != "text"]
+        shapes: dict[str, list[tuple[int, int, bool]]] = {dataset_id: [] for dataset_id in image_ids}
+        for dataset_id, width, height, captioned in datasets_repo.accepted_item_shapes(
+            session=session, dataset_ids=image_ids
+        ):
+            shapes[dataset_id].append((width, height, captioned))
+        return {dataset.id: _stats(dataset, shapes.get(dataset.id, [])) for dataset in datasets}
+
+    def list_items(
+        self, *, owner_id: str, dataset_id: str, limit: int, after: str | None, status: str | None
+    ) -> tuple[list[DatasetItem], bool]:
+        """In ingestion order; `after` is an item id."""
+        with self.sessions() as session:
+            datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id)
+            return datasets_repo.list_items(
+                session=session, dataset_id=dataset_id, limit=limit, after=after, status=status
+            )
+
+    def item_image(self, *, owner_id: str, dataset_id: str, item_id: str) -> bytes:
+        with self.sessions() as session:
+            datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id)
+            item = datasets_repo.require_item(session=session, dataset_id=dataset_id, item_id=item_id)
         if item.status != "ok" or not item.file:
             raise Conflict(f"item {item.id} was {item.status}: it has no stored image")
         return self.store.get_bytes(image_key(dataset_id, item.file))
+
+    def jsonl_content(self, *, owner_id: str, dataset_id: str) -> bytes:
+        """A text dataset's JSONL as uploaded."""
+        dataset = self.get(owner_id=owner_id, dataset_id=dataset_id)
+        if dataset.kind != "text":
+            raise Invalid("only JSONL files have downloadable content; see /v1/datasets/{id}/items", param="file_id")
+        return self.store.get_bytes(f"{dataset_prefix(dataset.id)}/data.jsonl")
 
     def update_caption(self, *, owner_id: str, dataset_id: str, item_id: str, caption: str) -> DatasetItem:
         with self.sessions() as session:
@@ -311,6 +387,13 @@ class DatasetService:
             raise Conflict(f"dataset {dataset.id} is {dataset.status}")
         return kohya_dataset_config(self.image_dir(dataset), options)
 
+    def kohya_config_for(self, *, owner_id: str, dataset_id: str, options: KohyaOptions) -> str:
+        """`kohya_config` of `owner_id`'s dataset; without `class_tokens`, its trigger word is the class token."""
+        dataset = self.get(owner_id=owner_id, dataset_id=dataset_id)
+        if options.class_tokens is None:
+            options = dataclasses.replace(options, class_tokens=dataset.trigger_word)
+        return self.kohya_config(dataset, options)
+
     def delete(self, *, owner_id: str, dataset_id: str) -> None:
         with self.sessions() as session:
             dataset = datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id)
@@ -319,6 +402,24 @@ class DatasetService:
             datasets_repo.delete_dataset(session=session, dataset=dataset)
             session.commit()
         self.store.delete(dataset_prefix(dataset_id))
+
+
+def _stats(dataset: Dataset, accepted: list[tuple[int, int, bool]]) -> dict[str, Any]:
+    """A dataset's numbers; `accepted` holds (width, height, has a caption) of each accepted item of an image one."""
+    if dataset.kind == "text":
+        return {"examples": dataset.accepted, "format": dataset.text_format, "total_bytes": dataset.total_bytes}
+    histogram = Counter(resolution_bucket(width, height) for width, height, _ in accepted)
+    captioned = sum(1 for _, _, has_caption in accepted if has_caption)
+    return {
+        "accepted": dataset.accepted,
+        "rejected": dataset.rejected,
+        "duplicates": dataset.duplicates,
+        "skipped": dataset.skipped,
+        "total_bytes": dataset.total_bytes,
+        "captioned": captioned,
+        "caption_coverage": round(captioned / len(accepted), 4) if accepted else 0.0,
+        "resolution_histogram": dict(sorted(histogram.items())),
+    }
 
 
 def copy_upload(source: Any, target: Path, *, limit: int, param: str) -> int:
