@@ -1,6 +1,6 @@
 """ModelPool's admission on a stand-in engine (no model: each "base" is a counter, each batch waits on a gate the
 test opens): held places fill a base's queue and refuse at once, a held place is never refused, places are given
-back exactly once, and a request key learns its base."""
+back exactly once, and a request key learns its base; and the hooks are abstract."""
 
 from __future__ import annotations
 
@@ -167,3 +167,36 @@ def test_a_closed_pool_refuses_places(gate: Gate) -> None:
     engine.close()
     with pytest.raises(Overloaded):
         engine.hold_place("a")
+
+
+def test_an_engine_missing_a_hook_fails_when_constructed(gate: Gate) -> None:
+    """The hooks are abstract: forgetting one is a TypeError naming it at construction, not on the first request."""
+
+    class NoRunBatch(ModelPool[Spec, EchoJob, int, EchoRunner]):
+        _validate = EchoPool._validate
+        _job_base = EchoPool._job_base
+        _batch_key = EchoPool._batch_key
+        _job_size = EchoPool._job_size
+        _estimate_bytes = EchoPool._estimate_bytes
+        _load_runner = EchoPool._load_runner
+
+    with pytest.raises(TypeError, match="_run_batch"):
+        NoRunBatch(  # type: ignore[abstract]
+            device="cpu",
+            dtype="float32",
+            memory_budget_bytes=0,
+            max_queue=1,
+            max_batch_size=1,
+            batch_timeout_s=0.0,
+            counters=(),
+        )
+    assert ModelPool.__abstractmethods__ == {
+        "_validate",
+        "_job_base",
+        "_batch_key",
+        "_job_size",
+        "_estimate_bytes",
+        "_load_runner",
+        "_run_batch",
+    }
+    EchoPool(gate, max_queue=1).close()  # every hook given: constructs

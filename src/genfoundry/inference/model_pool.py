@@ -1,10 +1,10 @@
 """What the image and text engines share: loaded bases in an LRU under a byte budget, each behind its own worker
 thread and bounded queue (`batching.BatchWorker`).
 
-An engine subclasses `ModelPool` and says how to check a job, which base it is for, which jobs may share a batch,
-how to load a base (a runner and its measured bytes) and how to run a batch on that runner. Loading happens on
-the base's worker thread, never on the event loop; idle bases are evicted least recently used first to make room;
-a busy base is never evicted.
+An engine subclasses `ModelPool`, an ABC, and says in its abstract hooks how to check a job, which base it is for,
+which jobs may share a batch, how to load a base (a runner and its measured bytes) and how to run a batch on that
+runner. Loading happens on the base's worker thread, never on the event loop; idle bases are evicted least recently
+used first to make room; a busy base is never evicted.
 
 Admission: a request holds a `QueuePlace` in its base's queue before its other checks (auth, database, planning),
 so a full queue is refused at once instead of after that work, and the place it holds cannot be taken by another
@@ -17,6 +17,7 @@ import logging
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import Counter, OrderedDict
 from collections.abc import Hashable
 from concurrent.futures import Future
@@ -84,7 +85,7 @@ class QueuePlace:
         self._pool._release_place(self)
 
 
-class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
+class ModelPool(ABC, Generic[SpecT, JobT, ResultT, RunnerT]):
     """One worker thread and bounded queue per loaded base, LRU under a byte budget (see the module docstring)."""
 
     kind = "model"  # names the engine in worker names and messages
@@ -121,34 +122,35 @@ class ModelPool(Generic[SpecT, JobT, ResultT, RunnerT]):
         self._resolved_device: str | None = None
         self._counters = dict.fromkeys((*counters, "loads", "evictions"), 0)
 
-    # -- what an engine says -----------------------------------------------------------------------
+    # -- what an engine says (abstract: a subclass missing one fails when it is constructed) -------
 
+    @abstractmethod
     def _validate(self, job: JobT) -> None:
         """Raise `Invalid` for a job that would fail its whole batch."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _job_base(self, job: JobT) -> SpecT:
-        raise NotImplementedError
+        """The base the job runs on."""
 
+    @abstractmethod
     def _batch_key(self, job: JobT) -> Hashable:
         """Jobs with equal keys may run in one batch."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _job_size(self, job: JobT) -> int:
         """How much of a batch (`max_batch_size`) the job takes."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _estimate_bytes(self, spec: SpecT) -> int:
         """The base's size before loading it (from its weight files), to make room first."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _load_runner(self, spec: SpecT, device: str) -> tuple[RunnerT, int]:
         """Load the base on `device` (on its worker thread); its runner and measured bytes."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _run_batch(self, slot: Slot[SpecT, JobT, ResultT, RunnerT], jobs: list[JobT]) -> list[ResultT]:
         """One result per job, on the base's worker thread."""
-        raise NotImplementedError
 
     def _slot_stats(self, spec: SpecT) -> dict[str, Any]:
         """Extra fields of a base in `stats()`."""
