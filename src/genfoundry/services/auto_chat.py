@@ -12,6 +12,7 @@ from typing import Any
 
 from genfoundry.config import AssistantSettings
 from genfoundry.presenters.classify import chat_route_public
+from genfoundry.presenters.diagrams import diagram_content_path
 from genfoundry.schemas import (
     Attachment,
     ChatCompletionChoice,
@@ -32,10 +33,6 @@ from genfoundry.services.text import TextService
 from genfoundry.services.urls import UrlSigner
 
 ROUTES = ("image", "diagram", "chat")
-
-
-def diagram_path(diagram_id: str) -> str:
-    return f"/v1/diagrams/{diagram_id}/content"
 
 
 class AutoChat:
@@ -120,7 +117,7 @@ class AutoChat:
             errors = "; ".join(str(getattr(e, "message", e)) for e in made.final.errors) or "invalid PlantUML"
             content = f"I could not write valid PlantUML in {len(made.attempts)} tries ({errors}). My last try:\n{code}"
             return made.model, ChatCompletionMessage(content=content)
-        url = self.signer.path_url(base_url, diagram_path(made.stored.id))
+        url = self.signer.path_url(base_url, diagram_content_path(made.stored.id))
         attachment = Attachment(type="diagram", id=made.stored.id, url=url, plantuml=made.final.plantuml)
         content = f"{code}\n\nRendered diagram: {url}"
         return made.model, ChatCompletionMessage(content=content, attachments=[attachment])

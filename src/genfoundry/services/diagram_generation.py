@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from genfoundry.config import AssistantSettings
 from genfoundry.diagrams.report import DiagramFormat
 from genfoundry.errors import Invalid
-from genfoundry.schemas import ChatCompletionRequest, DiagramErrorPublic
+from genfoundry.schemas import ChatCompletionRequest
 from genfoundry.services.diagrams import DiagramService, StoredDiagram
 from genfoundry.services.text import TextService
 from genfoundry.text.plantuml import DiagramAttempt, generate_until_valid
@@ -22,16 +22,6 @@ class GeneratedDiagram:
     @property
     def final(self) -> DiagramAttempt:
         return self.attempts[-1]
-
-
-def public_errors(errors: object) -> list[DiagramErrorPublic]:
-    """PlantUML's errors (line and message) or a refusal's message, in the API's shape."""
-    out = []
-    for error in errors if isinstance(errors, list | tuple) else [errors]:
-        line = getattr(error, "line", None)
-        message = getattr(error, "message", None)
-        out.append(DiagramErrorPublic(line=line, message=str(message if message is not None else error)))
-    return out
 
 
 class DiagramGenerator:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import OptionalPrincipalDep, PrincipalDep, ServicesDep
 from genfoundry.errors import Unauthorized
+from genfoundry.presenters.diagrams import diagram_content_path, diagram_render_public
 from genfoundry.schemas import DiagramRenderPublic, DiagramRenderRequest
 
 router = APIRouter(prefix="/v1/diagrams", tags=["diagrams"])
@@ -21,36 +20,16 @@ _CONTENT_HEADERS = {
 }
 
 
-def content_path(diagram_id: str) -> str:
-    return f"/v1/diagrams/{diagram_id}/content"
-
-
 @router.post("/render", response_model_exclude_none=True)
-async def render_diagram(
+def render_diagram(
     body: DiagramRenderRequest, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> DiagramRenderPublic:
     """Check `plantuml` with PlantUML and draw it: 422 with line-numbered errors when invalid, 400 for directives
     that read files, URLs or the environment, 413 for a diagram too large or too slow to draw."""
-    stored = await run_in_threadpool(
-        services.diagrams.render, owner_id=principal.user_id, plantuml=body.plantuml, fmt=body.format
+    stored = services.diagrams.render(owner_id=principal.user_id, plantuml=body.plantuml, fmt=body.format)
+    return diagram_render_public(
+        stored, response_format=body.response_format, signer=services.signer, base_url=str(request.base_url)
     )
-    diagram = stored.diagram
-    public = DiagramRenderPublic(
-        id=stored.id,
-        created=stored.created,
-        valid=True,
-        diagram_type=diagram.diagram_type,
-        errors=[],
-        format=diagram.format,
-        width=diagram.width,
-        height=diagram.height,
-        render_time_s=round(diagram.render_time_s, 4),
-    )
-    if body.response_format == "b64_json":
-        public.b64_json = base64.b64encode(diagram.data).decode("ascii")
-    else:
-        public.url = services.signer.path_url(str(request.base_url), content_path(stored.id))
-    return public
 
 
 @router.get(
@@ -58,7 +37,7 @@ async def render_diagram(
     response_class=Response,
     responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
 )
-async def read_diagram_content(
+def read_diagram_content(
     diagram_id: str,
     services: ServicesDep,
     principal: OptionalPrincipalDep,
@@ -66,7 +45,7 @@ async def read_diagram_content(
     signature: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response:
     """A rendered diagram: for its owner's key, or anyone holding an unexpired signed URL."""
-    path = content_path(diagram_id)
+    path = diagram_content_path(diagram_id)
     signed = expires is not None and signature is not None and services.signer.verify(path, expires, signature)
     if not signed and principal is None:
         raise Unauthorized("missing API key or valid signature")
@@ -74,5 +53,5 @@ async def read_diagram_content(
     if not signed:
         assert principal is not None
         owner_id = principal.user_id
-    data, media_type = await run_in_threadpool(services.diagrams.content, diagram_id=diagram_id, owner_id=owner_id)
+    data, media_type = services.diagrams.content(diagram_id=diagram_id, owner_id=owner_id)
     return Response(data, media_type=media_type, headers=_CONTENT_HEADERS)
