@@ -43,6 +43,7 @@ class UrlSigner:
         return f"{base_url.rstrip('/')}{path}?expires={expires}&signature={self._signature(path, expires)}"
 
     def verify(self, image_id: str, expires: int, signature: str) -> bool:
-        if expires < time.time():
-            return False
+        """Whether `signature` is ours for `image_id` until `expires`; expired, forged or not even hex is False."""
+        if expires < time.time() or not signature.isascii():
+            return False  # ours are hex, and compare_digest raises on a str with other characters
         return hmac.compare_digest(self._signature(image_id, expires), signature)
