@@ -5,24 +5,18 @@ the default text model (a normal chat completion)."""
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from genfoundry.config import AssistantSettings
 from genfoundry.presenters.classify import chat_route_public
 from genfoundry.presenters.diagrams import diagram_content_path
+from genfoundry.presenters.text import chunks_with_route, message_chunks, message_response
 from genfoundry.schemas import (
     Attachment,
-    ChatCompletionChoice,
     ChatCompletionChunk,
-    ChatCompletionChunkChoice,
-    ChatCompletionDelta,
     ChatCompletionMessage,
     ChatCompletionRequest,
     ChatCompletionResponse,
-    CompletionUsage,
     ImageGenerationRequest,
     RoutePublic,
 )
@@ -63,14 +57,7 @@ class AutoChat:
             response = await self.text.chat(owner_id, self._chat_request(request))
             return response.model_copy(update={"route": route})
         model, message = await self._make(owner_id, request, route, base_url)
-        return ChatCompletionResponse(
-            id=f"chatcmpl-{secrets.token_hex(12)}",
-            created=int(time.time()),
-            model=model,
-            choices=[ChatCompletionChoice(index=0, message=message, finish_reason="stop")],
-            usage=CompletionUsage(prompt_tokens=0, completion_tokens=0, total_tokens=0),
-            route=route,
-        )
+        return message_response(model, message, route)
 
     async def stream(
         self, owner_id: str, request: ChatCompletionRequest, base_url: str
@@ -79,9 +66,9 @@ class AutoChat:
         route = await asyncio.to_thread(self.decide, owner_id, request)
         if route.route == "chat":
             chunks = await self.text.open_chat_stream(owner_id, self._chat_request(request))
-            return _with_route(chunks, route)
+            return chunks_with_route(chunks, route)
         model, message = await self._make(owner_id, request, route, base_url)
-        return _single(model, message, route)
+        return message_chunks(model, message, route)
 
     def _chat_request(self, request: ChatCompletionRequest) -> ChatCompletionRequest:
         return request.model_copy(update={"model": self.settings.text_model})
@@ -121,28 +108,3 @@ class AutoChat:
         attachment = Attachment(type="diagram", id=made.stored.id, url=url, plantuml=made.final.plantuml)
         content = f"{code}\n\nRendered diagram: {url}"
         return made.model, ChatCompletionMessage(content=content, attachments=[attachment])
-
-
-async def _with_route(chunks: AsyncIterator[ChatCompletionChunk], route: RoutePublic) -> AsyncIterator[Any]:
-    first = True
-    async for chunk in chunks:
-        yield chunk.model_copy(update={"route": route}) if first else chunk
-        first = False
-
-
-async def _single(model: str, message: ChatCompletionMessage, route: RoutePublic) -> AsyncIterator[Any]:
-    chunk_id, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
-    delta = ChatCompletionDelta(role="assistant", content=message.content, attachments=message.attachments)
-    yield ChatCompletionChunk(
-        id=chunk_id,
-        created=created,
-        model=model,
-        choices=[ChatCompletionChunkChoice(index=0, delta=delta)],
-        route=route,
-    )
-    yield ChatCompletionChunk(
-        id=chunk_id,
-        created=created,
-        model=model,
-        choices=[ChatCompletionChunkChoice(index=0, delta=ChatCompletionDelta(), finish_reason="stop")],
-    )

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,20 +30,15 @@ from genfoundry.inference.text import (
     TextOutput,
     TextStream,
 )
+from genfoundry.presenters.text import ChatChunks, CompletionChunks, chat_completion_response, completion_response
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.schemas import (
     SEED_MAX,
-    ChatCompletionChoice,
     ChatCompletionChunk,
-    ChatCompletionChunkChoice,
-    ChatCompletionDelta,
-    ChatCompletionMessage,
     ChatCompletionRequest,
     ChatCompletionResponse,
-    CompletionChoice,
     CompletionRequest,
     CompletionResponse,
-    CompletionUsage,
     TextSamplingOptions,
 )
 from genfoundry.services.text_adapters import PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, TEXT_FAMILY, text_adapter_prefix
@@ -71,18 +65,6 @@ class PlannedText:
     job: TextJob
     model: str
     include_usage: bool
-
-
-def _finish(reason: str) -> Literal["stop", "length"]:
-    return "stop" if reason == "stop" else "length"
-
-
-def _usage(output: TextOutput) -> CompletionUsage:
-    return CompletionUsage(
-        prompt_tokens=output.prompt_tokens,
-        completion_tokens=output.completion_tokens,
-        total_tokens=output.prompt_tokens + output.completion_tokens,
-    )
 
 
 def _refuse_unsupported(options: TextSamplingOptions, extra: dict[str, Any]) -> None:
@@ -321,20 +303,7 @@ class TextService:
 
     @staticmethod
     def chat_response(planned: PlannedText, output: TextOutput) -> ChatCompletionResponse:
-        return ChatCompletionResponse(
-            id=f"chatcmpl-{secrets.token_hex(12)}",
-            created=int(time.time()),
-            model=planned.model,
-            choices=[
-                ChatCompletionChoice(
-                    index=choice.index,
-                    message=ChatCompletionMessage(content=choice.text),
-                    finish_reason=_finish(choice.finish_reason),
-                )
-                for choice in output.choices
-            ],
-            usage=_usage(output),
-        )
+        return chat_completion_response(planned.model, output)
 
     async def open_chat_stream(
         self, owner_id: str, request: ChatCompletionRequest, place: QueuePlace | None = None
@@ -350,35 +319,16 @@ class TextService:
         return self._chat_chunks(planned, stream)
 
     async def _chat_chunks(self, planned: PlannedText, stream: TextStream) -> AsyncIterator[ChatCompletionChunk]:
-        chunk_id, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
-
-        def chunk(choices: list[ChatCompletionChunkChoice]) -> ChatCompletionChunk:
-            return ChatCompletionChunk(id=chunk_id, created=created, model=planned.model, choices=choices)
-
+        chunks = ChatChunks(planned.model)
         try:
-            roles = [
-                ChatCompletionChunkChoice(index=i, delta=ChatCompletionDelta(role="assistant", content=""))
-                for i in range(planned.job.rows)
-            ]
-            yield chunk(roles)
+            yield chunks.roles(planned.job.rows)
             async for delta in stream:
                 if delta.text:
-                    yield chunk(
-                        [ChatCompletionChunkChoice(index=delta.index, delta=ChatCompletionDelta(content=delta.text))]
-                    )
+                    yield chunks.content(delta.index, delta.text)
                 if delta.finish_reason is not None:
-                    reason = _finish(delta.finish_reason)
-                    yield chunk(
-                        [
-                            ChatCompletionChunkChoice(
-                                index=delta.index, delta=ChatCompletionDelta(), finish_reason=reason
-                            )
-                        ]
-                    )
+                    yield chunks.finish(delta.index, delta.finish_reason)
             if planned.include_usage and stream.output is not None:
-                last = chunk([])
-                last.usage = _usage(stream.output)
-                yield last
+                yield chunks.usage(stream.output)
         finally:
             stream.cancel()  # a no-op once the job is done; otherwise the client left and the rows stop
 
@@ -388,21 +338,7 @@ class TextService:
         self, owner_id: str, request: CompletionRequest, place: QueuePlace | None = None
     ) -> CompletionResponse:
         planned = await asyncio.to_thread(self.plan_completion, owner_id=owner_id, request=request)
-        output = await self.engine.generate(planned.job, place)
-        return CompletionResponse(
-            id=f"cmpl-{secrets.token_hex(12)}",
-            created=int(time.time()),
-            model=planned.model,
-            choices=[
-                CompletionChoice(
-                    index=choice.index,
-                    text=choice.text,
-                    finish_reason=_finish(choice.finish_reason),
-                )
-                for choice in output.choices
-            ],
-            usage=_usage(output),
-        )
+        return completion_response(planned.model, await self.engine.generate(planned.job, place))
 
     async def open_completion_stream(
         self, owner_id: str, request: CompletionRequest, place: QueuePlace | None = None
@@ -413,19 +349,12 @@ class TextService:
         return self._completion_chunks(planned, stream)
 
     async def _completion_chunks(self, planned: PlannedText, stream: TextStream) -> AsyncIterator[CompletionResponse]:
-        chunk_id, created = f"cmpl-{secrets.token_hex(12)}", int(time.time())
-
-        def chunk(choices: list[CompletionChoice]) -> CompletionResponse:
-            return CompletionResponse(id=chunk_id, created=created, model=planned.model, choices=choices)
-
+        chunks = CompletionChunks(planned.model)
         try:
             async for delta in stream:
-                reason = None if delta.finish_reason is None else _finish(delta.finish_reason)
-                if delta.text or reason is not None:
-                    yield chunk([CompletionChoice(index=delta.index, text=delta.text, finish_reason=reason)])
+                if delta.text or delta.finish_reason is not None:
+                    yield chunks.text(delta.index, delta.text, delta.finish_reason)
             if planned.include_usage and stream.output is not None:
-                last = chunk([])
-                last.usage = _usage(stream.output)
-                yield last
+                yield chunks.usage(stream.output)
         finally:
             stream.cancel()
