@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from sqlalchemy import text
-from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.deps import MetricsDep, ServicesDep
 from genfoundry.api.errors import error_response
+from genfoundry.db.session import database_reachable
 
 router = APIRouter(tags=["health"])
 
@@ -18,14 +17,8 @@ async def read_health() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=None)
-async def read_ready(services: ServicesDep) -> Response | dict[str, object]:
-    def check_database() -> None:
-        with services.db_engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-
-    try:
-        await run_in_threadpool(check_database)
-    except Exception:
+def read_ready(services: ServicesDep) -> Response | dict[str, object]:
+    if not database_reachable(services.db_engine):
         return error_response(503, "database is not reachable", error_type="server_error", code="not_ready")
     return {"status": "ready", "models": sorted(services.catalog.models)}
 
