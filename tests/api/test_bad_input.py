@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -163,12 +162,11 @@ def test_server_keeps_serving_and_writes_only_under_home(live: LiveServer, alice
 @pytest.mark.parametrize("model", ["stable-diffusion-v1-5", "flux.1-dev"])
 def test_catalog_model_without_weights_names_the_model(live: LiveServer, alice: httpx.Client, model: str) -> None:
     before = snapshot(live, alice)
-    start = time.monotonic()
     response = alice.post("/v1/images/generations", json={**GOOD, "model": model, "size": "64x64"})
-    assert time.monotonic() - start < 60
     error = assert_error(response, 503)
     assert error["code"] == "model_unavailable"
     assert model in error["message"]
+    assert "is not available locally and cannot be fetched" in error["message"]  # an answer, not a download
     assert "hf download" in error["message"]
     assert snapshot(live, alice) == before
     assert alice.post("/v1/images/generations", json=GOOD).status_code == 200

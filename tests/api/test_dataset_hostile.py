@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import stat
-import time
 import zipfile
 from pathlib import Path
 
@@ -91,12 +90,12 @@ def test_zip_bomb_and_entry_flood(live: LiveServer, alice: httpx.Client, tmp_pat
     bomb = write_zero_bomb(tmp_path / "bomb.zip")
     with zipfile.ZipFile(bomb, "a") as archive:
         archive.writestr("ok.png", tiny_png(9))
-    start = time.monotonic()
     response = post_zip(alice, bomb)
     assert response.status_code == 201, response.text
-    assert time.monotonic() - start < 30
     report = {item["source"]: item for item in response.json()["report"]["items"]}
     assert report["bomb.jpg"]["status"] == "rejected"
+    # Cut off by the per-entry cap once 64 MiB were inflated (the default limit), not read to its full 1 GiB.
+    assert report["bomb.jpg"]["reason"] == "entry is over the 64 MiB per-entry limit"
     assert report["ok.png"]["status"] == "ok"
 
     flood = write_many(tmp_path / "flood.zip", 60_000)

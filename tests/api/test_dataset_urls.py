@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from tests.helpers import assert_error, wait_for_job
@@ -72,14 +70,14 @@ def test_bad_url_requests(alice: httpx.Client) -> None:
 
 def test_slow_host_does_not_hold_up_others_and_cancel_stops_the_job(alice: httpx.Client, image_server: str) -> None:
     urls = [f"{image_server}/slow.png", f"{image_server}/red.png", f"{image_server}/blue.jpg"]
-    started = time.monotonic()
     dataset = alice.post("/v1/datasets/from-urls", json={"name": "slow", "urls": urls}).json()
     job = wait_for_job(alice, dataset["job_id"])
     assert job["status"] == "succeeded"
-    assert time.monotonic() - started < 15  # the server's fetch deadline is 5 s
     items = {i["source"]: i for i in alice.get(f"/v1/datasets/{dataset['id']}/items").json()["data"]}
+    # The server's 5 s fetch deadline cut the slow host off (it would send for 20 s); the others, listed after
+    # it, were fetched all the same. That they finish before it is tests/datasets/test_url_fetch.py's to show.
     assert items[urls[0]]["status"] == "rejected"
-    assert "timed out" in items[urls[0]]["reason"]
+    assert items[urls[0]]["reason"] == "timed out after 5 s"
     assert items[urls[1]]["status"] == items[urls[2]]["status"] == "ok"
 
     slow = alice.post("/v1/datasets/from-urls", json={"name": "cancel me", "urls": urls[:1] * 3}).json()

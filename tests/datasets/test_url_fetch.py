@@ -607,17 +607,14 @@ def test_http_errors_are_reported_by_status(server: _Server) -> None:
 def test_slow_server_is_cut_off_without_holding_up_the_others(server: _Server) -> None:
     policy = FetchPolicy(allowed_networks=LOOPBACK, total_timeout_s=2)
     urls = [f"{server.url}/slow", f"{server.url}/png", f"{server.url}/jpeg", f"{server.url}/missing"]
-    finished: dict[int, float] = {}
-    start = time.monotonic()
-    results = asyncio.run(
-        fetch_all(urls, policy=policy, on_result=lambda index, _: finished.__setitem__(index, time.monotonic() - start))
-    )
+    finished: list[int] = []
+    results = asyncio.run(fetch_all(urls, policy=policy, on_result=lambda index, _: finished.append(index)))
     assert [r.url for r in results] == urls
+    # The total deadline ended the slow one (it sends a byte a second, never a read gap long enough to time out).
     assert results[0].reason == "timed out after 2 s" and results[0].final_url == urls[0]
     assert results[1].ok and results[2].ok and results[3].reason == "HTTP 404"
-    assert sorted(finished) == [0, 1, 2, 3]
-    assert max(finished[1], finished[2], finished[3]) < 1.0
-    assert 1.9 <= finished[0] < 4.0
+    # Listed first, the slow one finished last: the others were reported as they finished, not after it.
+    assert sorted(finished[:3]) == [1, 2, 3] and finished[3] == 0
 
 
 def test_fetch_all_bounds_concurrency(server: _Server) -> None:

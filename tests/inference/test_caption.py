@@ -253,13 +253,15 @@ def test_cache_store(tmp_path: Path) -> None:
     assert CaptionCache(tmp_path / "c").get_many(["k10"]) == {"k10": "replaced"}
 
 
-def test_missing_model_offline_is_model_unavailable_quickly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_model_offline_is_model_unavailable_without_the_network(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, network_attempts: list[str]
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     spec = CaptionerSpec(id="florence-missing", kind="florence2", source="genfoundry-tests/no-such-florence")
-    started = time.monotonic()
     with pytest.raises(ModelUnavailable) as info:
         Captioner(spec).caption(make_images(1))
-    assert time.monotonic() - started < 20
     assert "florence-missing" in str(info.value) and "hf download genfoundry-tests/no-such-florence" in str(info.value)
+    assert "HF_HUB_OFFLINE is set and it is not in the HF cache" in str(info.value)  # the cache alone was asked
+    assert network_attempts == []  # no lookup or connect that could wait on a network that is not there
     with pytest.raises(ModelUnavailable, match="does not exist"):
         Captioner(CaptionerSpec(id="gone", kind="blip", source=str(tmp_path / "nothing"))).load()
