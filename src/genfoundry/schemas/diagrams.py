@@ -1,4 +1,10 @@
-"""Diagrams: PlantUML checked and drawn (/v1/diagrams/render), and generated from words (/v1/diagrams)."""
+"""Diagrams: PlantUML checked and drawn (/v1/diagrams/render), and generated from words (/v1/diagrams).
+
+Responses keep to their JSON schema: a field declared without a default is always present, as null where its type
+allows (`id` when no try was valid, an error's `line` when PlantUML named none), since generated clients read
+required fields unconditionally; a field with a default (`url` or `b64_json`, `diagram_type`) is left out when it
+does not apply. So the routes do not use `response_model_exclude_none`, which would drop required nulls too.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,11 @@ class DiagramRenderRequest(BaseModel):
     response_format: Literal["url", "b64_json"] = "url"
 
 
+def _left_out(value: object) -> bool:
+    """For fields with a default: None leaves the field out of the response (`Field(exclude_if=...)`)."""
+    return value is None
+
+
 class DiagramErrorPublic(BaseModel):
     line: int | None  # counting from 1 in the caller's source; None when PlantUML gave none
     message: str
@@ -35,13 +46,15 @@ class DiagramRenderPublic(BaseModel):
     object: Literal["diagram.render"] = "diagram.render"
     created: int
     valid: bool
-    diagram_type: str | None = None  # PlantUML's own name: sequence, class, description, activity, mindmap...
+    # PlantUML's own name: sequence, class, description, activity, mindmap...
+    diagram_type: str | None = Field(default=None, exclude_if=_left_out)
     errors: list[DiagramErrorPublic] = Field(default_factory=list)
     format: Literal["png", "svg"]
     width: int
     height: int
-    url: str | None = None  # signed, expiring; the owner's key also opens it without the signature
-    b64_json: str | None = None
+    # Signed, expiring; the owner's key also opens it without the signature.
+    url: str | None = Field(default=None, exclude_if=_left_out)
+    b64_json: str | None = Field(default=None, exclude_if=_left_out)
     render_time_s: float
 
 
@@ -79,7 +92,7 @@ class DiagramGeneratePublic(BaseModel):
     attempts: int
     errors: list[DiagramErrorPublic]  # the last attempt's (empty when valid)
     tries: list[DiagramAttemptPublic]
-    diagram_type: str | None = None
+    diagram_type: str | None = Field(default=None, exclude_if=_left_out)
     format: Literal["png", "svg"]
-    url: str | None = None
-    b64_json: str | None = None
+    url: str | None = Field(default=None, exclude_if=_left_out)
+    b64_json: str | None = Field(default=None, exclude_if=_left_out)

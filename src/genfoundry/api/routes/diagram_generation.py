@@ -12,7 +12,7 @@ from genfoundry.schemas import DiagramGeneratePublic, DiagramGenerateRequest
 router = APIRouter(prefix="/v1/diagrams", tags=["diagrams"])
 
 
-@router.post("", response_model_exclude_none=True)
+@router.post("")
 def generate_diagram(
     body: DiagramGenerateRequest, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> DiagramGeneratePublic:

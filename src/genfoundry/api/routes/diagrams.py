@@ -20,7 +20,7 @@ _CONTENT_HEADERS = {
 }
 
 
-@router.post("/render", response_model_exclude_none=True)
+@router.post("/render")
 def render_diagram(
     body: DiagramRenderRequest, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> DiagramRenderPublic:
