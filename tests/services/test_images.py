@@ -36,6 +36,28 @@ def test_parse_size() -> None:
         parse_size("48x40", base=FLUX, limits=limits)
 
 
+def test_defaults_over_the_limits_are_brought_within_them(tmp_path: Path, tiny_dir: Path) -> None:
+    """A request that names no size or steps gets the model's defaults, but never more than the server allows."""
+    small = Limits(max_image_side=256)
+    assert parse_size(None, base=SD15, limits=small) == (168, 256)  # 512x768 scaled by 1/3, down to multiples of 8
+    assert parse_size(None, base=SD15, limits=Limits(max_image_side=8)) == (8, 8)
+    assert parse_size(None, base=FLUX, limits=Limits(max_image_side=100)) == (96, 96)  # 512x512, in multiples of 16
+    with pytest.raises(Invalid):
+        parse_size("512x512", base=SD15, limits=small)  # a size the caller names is still refused, not shrunk
+    limits = Limits(max_image_side=32, max_steps=2)
+    services = build_services(Settings(home=make_home(tmp_path, tiny_dir), limits=limits))
+    try:
+        with services.sessions() as session:
+            owner_id = users_repo.get_or_create_local_user(session=session).id
+            session.commit()
+        planned = services.images.plan(owner_id=owner_id, options=ImageOptions(model="tiny-sd15", prompt="x"))
+        assert (planned.job.width, planned.job.height, planned.job.steps) == (32, 32, 2)  # defaults: 64x64, 4 steps
+        with pytest.raises(Invalid, match="steps"):
+            services.images.plan(owner_id=owner_id, options=ImageOptions(model="tiny-sd15", prompt="x", steps=3))
+    finally:
+        services.close()
+
+
 def test_trigger_words_added_once_as_whole_words() -> None:
     assert add_trigger_words("a cat", ["sks"]) == "sks, a cat"
     assert add_trigger_words("a SKS cat", ["sks"]) == "a SKS cat"

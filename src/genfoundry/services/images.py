@@ -51,8 +51,14 @@ class RecordedImage:
 
 
 def parse_size(size: str | None, *, base: BaseModelEntry, limits: Limits) -> tuple[int, int]:
+    """The requested size, checked against the limits; none (or "auto"): the model's default, scaled down to fit
+    `max_image_side` when it is larger (the limit bounds every request, not only those that name a size)."""
     if size is None or size == "auto":
-        return base.defaults.width, base.defaults.height
+        defaults = (base.defaults.width, base.defaults.height)
+        multiple = _SIDE_MULTIPLE[base.family]
+        scale = min(1.0, limits.max_image_side / max(defaults))
+        width, height = (max(multiple, int(side * scale) // multiple * multiple) for side in defaults)
+        return width, height
     match = _SIZE_PATTERN.match(size)
     if match is None:
         raise Invalid(f"size must look like '512x512', got {size!r}", param="size")
@@ -142,7 +148,7 @@ class ImageService:
         if options.style:
             prompt, negative = self.catalog.style(options.style).apply(prompt, negative)
         prompt = add_trigger_words(prompt, [a.trigger_word for a, _ in unique.values() if a.trigger_word])
-        steps = options.steps or base.defaults.steps
+        steps = options.steps or min(base.defaults.steps, limits.max_steps)
         guidance = options.guidance_scale if options.guidance_scale is not None else base.defaults.guidance_scale
         first_seed = options.seed if options.seed is not None else secrets.randbelow(SEED_MAX + 1)
         seeds = tuple((first_seed + i) % (SEED_MAX + 1) for i in range(options.n))
