@@ -18,6 +18,7 @@ from genfoundry.cli_demo import app as demo_app
 from genfoundry.cli_jobs import app as jobs_app
 from genfoundry.cli_jobs import train
 from genfoundry.config import Settings
+from genfoundry.library_noise import quiet_library_noise
 
 app = typer.Typer(
     help="genfoundry: datasets to fine-tuned generative models, served behind one API.", no_args_is_help=True
@@ -31,6 +32,13 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(demo_app, name="demo")
 console = Console()
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def main() -> None:
+    # Before any command: known-harmless library warnings and progress bars stay out of its output (and of the
+    # server's log, for `serve`). Cheap: it imports no library.
+    quiet_library_noise()
 
 
 def _fail(message: str) -> typer.Exit:
