@@ -224,10 +224,13 @@ schema = schemathesis.openapi.from_dict(served_document(), config=CONFIG)
 def test_every_answer_is_documented_and_none_is_a_server_error(
     case: schemathesis.Case[Any], fuzz_server: FuzzServer
 ) -> None:
-    # Valid requests name the seeded resources, except deletions: the operations after them would find nothing.
-    # (Keys are not seeded: revoking the fuzzer's own would leave only 401s to test.)
-    positive = case.meta is not None and case.meta.generation.mode.is_positive
-    if positive and case.path_parameters and case.method != "DELETE":
+    # Valid requests of the fuzzing phase name the seeded resources, so they reach real rows and files; those of
+    # the coverage phase keep the ids drawn, so every path's answer to an unknown id is checked too. Deletions keep
+    # theirs (the operations after them would find nothing); keys are not seeded (revoking the fuzzer's own would
+    # leave only 401s to test).
+    meta = case.meta
+    aimed = meta is not None and meta.phase.name == "fuzzing" and meta.generation.mode.is_positive
+    if aimed and case.path_parameters and case.method != "DELETE":
         seeded = fuzz_server.seeded.path_parameters(case.path)
         case.path_parameters = {name: seeded.get(name, value) for name, value in case.path_parameters.items()}
     response = case.call_and_validate(
