@@ -136,6 +136,22 @@ def test_bad_edit_fields(live: LiveServer, alice: httpx.Client, fields: dict, pa
     assert snapshot(live, alice) == before
 
 
+@pytest.mark.parametrize("strength", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_named_as_such(live: LiveServer, alice: httpx.Client, strength: str) -> None:
+    """NaN and Infinity (a form field, or a JSON literal Python's parser reads) fail as such, not as out of range."""
+    before = snapshot(live, alice)
+    data = {"prompt": "a cat", "model": "tiny-sd15", "size": "64x64", "strength": strength}
+    response = alice.post("/v1/images/edits", files={"image": ("a.png", png_bytes(), "image/png")}, data=data)
+    assert "must be a finite number" in assert_error(response, 400, param="strength")["message"]
+    hyper = '{"validation_fraction": NaN, "c": Infinity}'
+    body = '{"model": "all-MiniLM-L6-v2", "training_file": "file_x", "method": {"type": "classifier", '
+    body += f'"classifier": {{"hyperparameters": {hyper}}}}}}}'
+    response = alice.post("/v1/fine_tuning/jobs", content=body, headers={"content-type": "application/json"})
+    error = assert_error(response, 400)
+    assert error["message"].count("must be a finite number") == 2, error
+    assert snapshot(live, alice) == before
+
+
 def test_auth_failures(live: LiveServer, keys) -> None:
     with live.client() as anonymous:
         assert_error(anonymous.post("/v1/images/generations", json=GOOD), 401)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genfoundry.schemas.common import Seed
+from genfoundry.schemas.common import FINITE, Seed
 
 
 class ImageTrainingHyperparameters(BaseModel):
@@ -64,8 +64,8 @@ class ClassifierHyperparameters(BaseModel):
     learning_rate_multiplier: float | Literal["auto"] | None = None
     learning_rate: float | None = None
     # The logistic-regression head: inverse L2 strength ("auto": chosen on the validation split) and that split.
-    c: Annotated[float, Field(gt=0, le=1e6)] | Literal["auto"] | None = None
-    validation_fraction: float | None = Field(default=None, ge=0.05, le=0.45)
+    c: Annotated[float, Field(gt=0, le=1e6), FINITE] | Literal["auto"] | None = None
+    validation_fraction: Annotated[float, Field(ge=0.05, le=0.45), FINITE] | None = None
 
 
 class ClassifierMethodSettings(BaseModel):

@@ -16,6 +16,7 @@ from genfoundry.errors import Invalid, TooLarge, Unauthorized
 from genfoundry.inference.model_pool import QueuePlace
 from genfoundry.presenters.images import images_response
 from genfoundry.schemas import ImageGenerationRequest, ImageOptions, ImagesResponse
+from genfoundry.schemas.common import FINITE
 from genfoundry.services import Services
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
@@ -57,7 +58,7 @@ async def edit_image(
     image: Annotated[UploadFile, File(description="PNG, JPEG or WebP to start from")],
     prompt: Annotated[str, Form()],
     model: Annotated[str, Form()],
-    strength: Annotated[float, Form(gt=0.0, le=1.0)] = 0.6,
+    strength: Annotated[float, Form(gt=0.0, le=1.0), FINITE] = 0.6,
     n: Annotated[int, Form()] = 1,
     size: Annotated[str | None, Form()] = None,
     response_format: Annotated[str, Form()] = "url",
