@@ -61,6 +61,7 @@ class Services:
         self.image_engine.close()
         self.diagrams.close()
         self.text_engine.close()
+        self.classifiers.close()
         self.db_engine.dispose()
 
 

@@ -93,6 +93,7 @@ class ClassifierService:
         self._tuned: dict[Path, TextEncoder] = {}  # encoders with a head's LoRA merged in, one per LoRA file
         self._heads: OrderedDict[str, ClassifierHead] = OrderedDict()
         self._lock = threading.Lock()
+        self._preload: threading.Thread | None = None
 
     def preload(self) -> None:
         """Load the shipped router's head and encoder on a background thread (the server calls it at start), so
@@ -104,7 +105,14 @@ class ClassifierService:
             except Exception:
                 logger.exception("preloading the prompt router failed; it will load on first use")
 
-        threading.Thread(target=load, name="router-preload", daemon=True).start()
+        self._preload = threading.Thread(target=load, name="router-preload", daemon=True)
+        self._preload.start()
+
+    def close(self) -> None:
+        """Wait for a preload still running: exiting while it is inside native code (the ONNX export, ONNX Runtime)
+        aborts the process ("terminate called without an active exception")."""
+        if self._preload is not None:
+            self._preload.join()
 
     # -- heads -------------------------------------------------------------------------------------
 
