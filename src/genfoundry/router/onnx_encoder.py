@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from genfoundry.inference.loader import MODULE_BUILD_LOCK
+
 logger = logging.getLogger(__name__)
 
 # Bump when the export below changes what it writes, so older cached files are not reused.
@@ -79,7 +81,10 @@ def load_or_export(
         except Exception as exc:  # a truncated or foreign file: export it again
             logger.warning("cached encoder export %s does not load (%s); exporting again", cached, exc)
     model = load_torch_model()
-    data = export(model)
+    # torch.export traces with torch patched process-wide (as module loading does): a model built or trained on
+    # another thread meanwhile failed inside torch (KeyError 'custom'), so the export holds the same lock.
+    with MODULE_BUILD_LOCK:
+        data = export(model)
     runtime = OnnxEncoderModel(data, threads=threads)
     difference = max_difference(model, runtime, check_ids)
     if difference > MAX_EXPORT_DIFFERENCE:
