@@ -1,9 +1,10 @@
 """A full queue answers 503 with Retry-After at once, and the server keeps serving: a request holds its place in
-the engine's queue before auth and planning (api/admission.py), so exactly the requests past the queue's size are
-refused, and a request that fails after holding a place gives it back."""
+the engine's queue before routing, auth and planning (api/admission.py), so exactly the requests past the queue's
+size are refused, and a request that fails after holding a place gives it back."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -13,8 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
+from genfoundry.api.admission import _gated_routes
+from genfoundry.app import create_app
 from genfoundry.config import Settings
+from genfoundry.repo import users as users_repo
+from genfoundry.services.local import open_database
 from tests.conftest import LiveServer, free_port, make_home, start_server
 from tests.helpers import assert_error
 
@@ -173,9 +179,62 @@ def test_refused_and_failed_requests_give_their_place_back(
                 time.sleep(0.01)
             with server.client() as other:
                 _assert_overloaded(other.post(path, json=body))
+                # A multipart edit is not read by the gate before routing: its dependency holds the place.
+                png = io.BytesIO()
+                Image.new("RGB", (64, 64), (200, 30, 30)).save(png, format="PNG")
+                form = {"prompt": "a red square", "model": "tiny-sd15", "size": "64x64", "steps": "4"}
+                files = {"image": ("in.png", png.getvalue(), "image/png")}
+                _assert_overloaded(other.post("/v1/images/edits", data=form, files=files))
             gate.open.set()
             assert running.result(timeout=120).status_code == 200
             assert waiting.result(timeout=120).status_code == 200
+            assert client.post("/v1/images/edits", data=form, files=files).status_code == 200
     finally:
         gate.open.set()
         server.stop()
+
+
+def test_a_full_queue_is_refused_before_auth(tmp_path: Path, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The place is held before the key is checked: with the queue full even a bad key gets the 503 (no database
+    read for it), and the same bad key gets its 401 once there is room."""
+    home = make_home(tmp_path, tiny_dir)
+    settings = Settings(home=home, port=free_port(), queue_size=1, max_batch_size=1)
+    with open_database(settings) as session:
+        key = users_repo.create_key(session=session, name="alice").key
+        session.commit()
+    server = start_server(settings)
+    path, body = ENGINES["image"]
+    gate = Gate()
+    gate.install(monkeypatch, _engine(server, "image"))
+    gate.open.set()
+    try:
+        with server.client(key) as client, server.client("gf-not-a-key") as stranger, ThreadPoolExecutor(2) as pool:
+            assert stranger.post(path, json=body).status_code == 401
+            assert client.post(path, json=body).status_code == 200
+            gate.hold()
+            running = pool.submit(client.post, path, json=body)
+            assert gate.running.wait(timeout=60)
+            waiting = pool.submit(client.post, path, json=body)
+            engine = _engine(server, "image")
+            deadline = time.monotonic() + 60
+            while engine.stats()["models"]["tiny-sd15"]["queue_depth"] < 1:
+                assert time.monotonic() < deadline and not waiting.done()
+                time.sleep(0.01)
+            _assert_overloaded(stranger.post(path, json=body))
+            _assert_overloaded(client.post(path, json=body))
+            gate.open.set()
+            assert [running.result(timeout=120).status_code, waiting.result(timeout=120).status_code] == [200, 200]
+            assert stranger.post(path, json=body).status_code == 401
+    finally:
+        gate.open.set()
+        server.stop()
+
+
+def test_the_gate_covers_every_json_generation_route(tmp_path: Path, tiny_dir: Path) -> None:
+    """Routes whose handlers take a queue place are admitted before routing (a renamed route or a FastAPI change
+    must not quietly send them back through routing and dependencies first)."""
+    app = create_app(Settings(home=make_home(tmp_path, tiny_dir), port=free_port()))
+    gated = {path: route.path for path, (_lane, route) in _gated_routes(app.routes)}
+    assert gated == {
+        path: path for path in ("/v1/images/generations", "/v1/images/edits", "/v1/chat/completions", "/v1/completions")
+    }

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from genfoundry.api.admission import AdmissionGate
 from genfoundry.api.deps import is_loopback
 from genfoundry.api.errors import install_error_handlers
 from genfoundry.api.main import api_router
@@ -87,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     install_openapi(app)
+    # Innermost of ours: the body limit applies first and metrics count its 503s.
+    app.add_middleware(AdmissionGate, routes=app.routes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
         BodyLimitMiddleware,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -33,7 +33,12 @@ class Principal:
 # async, like every dependency here: FastAPI runs a plain `def` dependency in its threadpool, where under load a
 # request would queue behind other requests' blocking work just to read app.state.
 async def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
+    return services_of(request.app)
+
+
+def services_of(app: Any) -> Services:
+    """The app's services (built in its lifespan), also for ASGI middleware that runs before routing."""
+    services: Services = app.state.services
     return services
 
 

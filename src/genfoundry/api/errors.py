@@ -43,6 +43,11 @@ def _param_of(error: dict[str, Any]) -> str | None:
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GenfoundryError)
+    return domain_error_response(exc)
+
+
+def domain_error_response(exc: GenfoundryError) -> JSONResponse:
+    """A domain error's response (also sent by middleware before routing); `Overloaded` adds Retry-After."""
     headers = None
     if isinstance(exc, Overloaded):
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
