@@ -34,6 +34,7 @@ bench: setup  ## tiny models on this machine (LoRA training: a medium SD 1.5-sha
 	$(BIN)/python -m bench.bench_api_overhead
 	$(BIN)/python -m bench.bench_adapter_switching
 	$(BIN)/python -m bench.bench_concurrency
+	$(BIN)/python -m bench.bench_overload
 	$(BIN)/python -m bench.bench_zip_ingest
 	$(BIN)/python -m bench.bench_captioning
 	$(BIN)/python -m bench.bench_lora_training --threads 1
