@@ -124,6 +124,7 @@ def test_bad_edit_uploads(live: LiveServer, alice: httpx.Client, name: str, data
     [
         ({"strength": "0"}, "strength"),
         ({"strength": "1.5"}, "strength"),
+        ({"strength": "0.4"}, "steps"),  # 2 steps × 0.4 leaves no denoising step (was a 500 from diffusers)
         ({"loras": "not json"}, "loras"),
         ({"n": "99"}, "n"),
     ],

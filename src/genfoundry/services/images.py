@@ -149,6 +149,13 @@ class ImageService:
             prompt, negative = self.catalog.style(options.style).apply(prompt, negative)
         prompt = add_trigger_words(prompt, [a.trigger_word for a, _ in unique.values() if a.trigger_word])
         steps = options.steps or min(base.defaults.steps, limits.max_steps)
+        strength = strength if strength is not None else 0.8
+        if init_image is not None and int(steps * strength) < 1:
+            # image-to-image denoises the last steps × strength steps; diffusers fails on none at all
+            raise Invalid(
+                f"steps × strength ({steps} × {strength:g}) leaves no denoising step; raise steps or strength",
+                param="steps",
+            )
         guidance = options.guidance_scale if options.guidance_scale is not None else base.defaults.guidance_scale
         first_seed = options.seed if options.seed is not None else secrets.randbelow(SEED_MAX + 1)
         seeds = tuple((first_seed + i) % (SEED_MAX + 1) for i in range(options.n))
@@ -173,7 +180,7 @@ class ImageService:
             seeds=seeds,
             loras=loras,
             init_image=init_image.resize((width, height)) if init_image is not None else None,
-            strength=strength if strength is not None else 0.8,
+            strength=strength,
         )
         params: dict[str, Any] = {
             "size": f"{width}x{height}",
