@@ -140,13 +140,10 @@ class SubprocessExecutor:
         self.log_dir = log_dir
 
     def launch(self, run: JobRun) -> RunHandle:
-        function, on_finish = run.kind.function, run.kind.on_finish
-        if not isinstance(function, str) or callable(on_finish):
-            raise ValueError(f"job kind {run.kind.name} is registered with callables; its own process cannot find them")
         args = [sys.executable, "-m", "genfoundry.jobs.worker", run.job_id, str(run.attempt), run.worker_id]
-        args += ["--kind", run.kind.name, "--function", function]
-        if on_finish is not None:
-            args += ["--on-finish", on_finish]
+        args += ["--kind", run.kind.name, "--function", run.kind.function]
+        if run.kind.on_finish is not None:
+            args += ["--on-finish", run.kind.on_finish]
         env = {**os.environ, SETTINGS_ENV: self.settings.model_dump_json()}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{run.job_id}.log"

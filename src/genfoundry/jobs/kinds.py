@@ -40,19 +40,17 @@ class JobKind:
     """What runs a job of this kind, and what runs as it ends (once, in the transaction writing its final status)."""
 
     name: str
-    function: JobFunction | str
-    on_finish: Finisher | str | None = None
+    function: str  # "package.module:function" taking the JobContext
+    on_finish: str | None = None  # "package.module:function" taking (session, job)
     resumable: bool = False  # a cancelled or failed job may be re-queued to go on from its last checkpoint
     uses_device: bool = True  # False: network or disk work (downloads) that takes a CPU slot, not a device slot
 
     def resolve_function(self) -> JobFunction:
-        if isinstance(self.function, str):
-            fn: JobFunction = load_target(self.function)
-            return fn
-        return self.function
+        fn: JobFunction = load_target(self.function)
+        return fn
 
     def resolve_finisher(self) -> Finisher | None:
-        if isinstance(self.on_finish, str):
-            fn: Finisher = load_target(self.on_finish)
-            return fn
-        return self.on_finish
+        if self.on_finish is None:
+            return None
+        fn: Finisher = load_target(self.on_finish)
+        return fn

@@ -23,7 +23,7 @@ from genfoundry.db.tables import Job, utcnow
 from genfoundry.errors import Conflict
 from genfoundry.jobs.context import JobCancelled, JobContext, JobRun, apply_finisher, end_run
 from genfoundry.jobs.executors import Executor, RunHandle, SubprocessExecutor, ThreadExecutor
-from genfoundry.jobs.kinds import Finisher, JobFunction, JobKind
+from genfoundry.jobs.kinds import JobFunction, JobKind
 from genfoundry.jobs.liveness import new_worker_id, orphan_reason
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo.ids import new_id
@@ -82,19 +82,19 @@ class JobRunner:
     def register(
         self,
         kind: str,
-        fn: JobFunction | str,
+        fn: str,
         *,
-        on_finish: Finisher | str | None = None,
+        on_finish: str | None = None,
         resumable: bool = False,
         uses_device: bool = True,
     ) -> None:
-        """`fn` is a callable (rebuilt in the job's process by `build_services`) or a "module:function" string.
+        """`fn` is a "module:function" string, so a job's own process finds it (it gets a `JobContext`).
 
-        `on_finish(session, job)` runs once the job reached a final state, whatever it is (to release what it held),
-        in the transaction that writes that state: whoever reads the job as ended also sees it released.
-        `resumable` kinds can be re-queued after they were cancelled or failed (`resume`), going on from their last
-        checkpoint. Kinds with
-        `uses_device=False` (downloads) run in `cpu_slots`, so they never wait behind a long training job.
+        `on_finish(session, job)`, also a string, runs once the job reached a final state, whatever it is (to release
+        what it held), in the transaction that writes that state: whoever reads the job as ended also sees it
+        released. `resumable` kinds can be re-queued after they were cancelled or failed (`resume`), going on from
+        their last checkpoint. Kinds with `uses_device=False` (downloads) run in `cpu_slots`, so they never wait
+        behind a long training job.
         """
         self._kinds[kind] = JobKind(kind, fn, on_finish, resumable, uses_device)
 
