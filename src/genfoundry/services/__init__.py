@@ -19,12 +19,11 @@ from genfoundry.jobs.executors import make_executor
 from genfoundry.jobs.runner import JobRunner
 from genfoundry.services.adapters import AdapterService
 from genfoundry.services.auto_chat import AutoChat
-from genfoundry.services.classifiers import ClassifierService
+from genfoundry.services.classifiers import ClassifierService, shared_router_encoder
 from genfoundry.services.dataset_jobs import register_dataset_jobs
 from genfoundry.services.datasets import DatasetService
 from genfoundry.services.diagram_generation import DiagramGenerator
 from genfoundry.services.diagrams import DiagramService
-from genfoundry.services.fine_tuning.classifier import router_encoder
 from genfoundry.services.fine_tuning.registry import register_fine_tuning_jobs
 from genfoundry.services.fine_tuning.service import FineTuningService
 from genfoundry.services.images import ImageService
@@ -106,8 +105,7 @@ def build_services(settings: Settings) -> Services:
         sessions=sessions,
         store=store,
         settings=settings.router,
-        # Shared with classifier jobs on the thread executor.
-        encoder=env.cached("router-encoder", lambda: router_encoder(job_settings)),
+        encoder=shared_router_encoder(env),  # classifier jobs on the thread executor use it too
     )
     text_settings = settings.text
     text_engine = TextEngine(

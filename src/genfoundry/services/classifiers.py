@@ -13,9 +13,10 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from genfoundry.config import RouterSettings
+from genfoundry.config import RouterSettings, Settings
 from genfoundry.db.tables import Classifier
 from genfoundry.errors import Invalid, TooLarge
+from genfoundry.jobs.env import JobEnv
 from genfoundry.repo import classifiers as classifiers_repo
 from genfoundry.router.encoder import TextEncoder
 from genfoundry.router.head import HEAD_META, HEAD_WEIGHTS, ClassifierHead, Prediction, default_head_dir, load_head
@@ -72,6 +73,26 @@ def last_user_text(messages: Sequence[object]) -> tuple[int, str]:
             raise Invalid(f"messages[{index}], the last user message, has no text to route", param="messages")
         return index, text
     raise Invalid("messages has no user message to route", param="messages")
+
+
+def _router_encoder(settings: Settings) -> TextEncoder:
+    """The router's sentence encoder as the settings configure it (ONNX Runtime on a CPU by default)."""
+    router = settings.router
+    device = settings.resolved_device()
+    backend = router.encoder_backend
+    if backend == "auto":
+        backend = "onnx" if device == "cpu" else "torch"
+    return TextEncoder(
+        device=device,
+        threads=router.encoder_threads,
+        backend=backend,
+        cache_dir=router.encoder_cache_dir or settings.home / "cache" / "encoders",
+    )
+
+
+def shared_router_encoder(env: JobEnv) -> TextEncoder:
+    """The process's one router encoder: the server's classifier service and classifier jobs share it."""
+    return env.cached("router-encoder", lambda: _router_encoder(env.settings))
 
 
 class ClassifierService:

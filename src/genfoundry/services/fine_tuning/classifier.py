@@ -8,37 +8,21 @@ from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session
 
-from genfoundry.config import Settings
 from genfoundry.errors import Conflict, Invalid, NotFound
 from genfoundry.jobs.context import JobContext
 from genfoundry.repo import classifiers as classifiers_repo
 from genfoundry.repo import datasets as datasets_repo
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo.ids import new_id, slug
-from genfoundry.router.encoder import ENCODER_ALIASES, ENCODER_ID, TextEncoder
+from genfoundry.router.encoder import ENCODER_ALIASES, ENCODER_ID
 from genfoundry.router.head import HEAD_META, HEAD_WEIGHTS
 from genfoundry.schemas import FineTuningJobCreate
-from genfoundry.services.classifiers import ROUTER_MODEL_ID, classifier_prefix
+from genfoundry.services.classifiers import ROUTER_MODEL_ID, classifier_prefix, shared_router_encoder
 from genfoundry.services.fine_tuning.method import FineTuningMethod, check_ready
 
 CLASSIFIER_KIND = "fine_tune_classifier"
 # Hyperparameters of the image recipes that mean nothing to a logistic-regression head fit to convergence.
 _UNUSED_HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "learning_rate")
-
-
-def router_encoder(settings: Settings) -> TextEncoder:
-    """The router's sentence encoder as the settings configure it (ONNX Runtime on a CPU by default)."""
-    router = settings.router
-    device = settings.resolved_device()
-    backend = router.encoder_backend
-    if backend == "auto":
-        backend = "onnx" if device == "cpu" else "torch"
-    return TextEncoder(
-        device=device,
-        threads=router.encoder_threads,
-        backend=backend,
-        cache_dir=router.encoder_cache_dir or settings.home / "cache" / "encoders",
-    )
 
 
 class ClassifierMethod(FineTuningMethod):
@@ -130,7 +114,7 @@ class ClassifierMethod(FineTuningMethod):
             self.dataset_file(dataset.id),
             output_dir,
             TrainingCallbacks(on_step=on_step, should_stop=ctx.cancel_requested, on_log=ctx.log),
-            encoder=env.cached("router-encoder", lambda: router_encoder(env.settings)),
+            encoder=shared_router_encoder(env),
             meta={"job": ctx.job_id, "dataset": dataset.id},
         )
         if result.stopped or result.head is None:
