@@ -4,13 +4,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup lock serve test test-all lint bench bench-gpu clean
 
-$(STAMP): pyproject.toml requirements/lock.txt requirements/constraints.txt scripts/setup.sh
+$(STAMP): pyproject.toml requirements.lock requirements/constraints.txt scripts/setup.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
 
-setup: $(STAMP)  ## .venv from the lock: torch first (CPU or CUDA build), then requirements/lock.txt
+setup: $(STAMP)  ## .venv from the lock: torch first (CPU or CUDA build), then requirements.lock
 
-lock: setup  ## re-resolve requirements/lock.txt from pyproject.toml and requirements/constraints.txt
+lock: setup  ## re-resolve requirements.lock from pyproject.toml and requirements/constraints.txt
 	bash scripts/lock.sh
 
 serve: setup  ## build the tiny models on first run, then serve on 127.0.0.1:8000

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates requirements/lock.txt: every dependency of genfoundry (all extras, build tools) pinned with hashes,
+# Regenerates requirements.lock: every dependency of genfoundry (all extras, build tools) pinned with hashes,
 # for CPython 3.11 on x86-64 Linux, except torch and its CUDA runtime wheels. torch is pinned in
 # requirements/constraints.txt and installed first by setup.sh, as the CPU or the CUDA build the machine needs.
 set -euo pipefail
@@ -16,5 +16,5 @@ for name in $(grep -oE '^(torch|triton|nvidia-[a-z0-9-]+|cuda-[a-z0-9-]+)==' "$r
   exclude+=(--no-emit-package "$name")
 done
 "$UV" pip compile "${args[@]}" --generate-hashes --custom-compile-command "make lock" "${exclude[@]}" \
-  -o requirements/lock.txt
-echo "requirements/lock.txt: $(grep -cE '^[a-zA-Z0-9]' requirements/lock.txt) packages; run 'make test' to prove them"
+  -o requirements.lock
+echo "requirements.lock: $(grep -cE '^[a-zA-Z0-9]' requirements.lock) packages; run 'make test' to prove them"

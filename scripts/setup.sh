@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv and installs genfoundry from the lock (requirements/lock.txt). Torch goes first, at the version
+# Creates .venv and installs genfoundry from the lock (requirements.lock). Torch goes first, at the version
 # requirements/constraints.txt pins: on a machine without CUDA the CPU build (pip finds it in its configured
 # find-links or index; PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu elsewhere), with CUDA PyPI's
 # build. Then every other package exactly as locked, hashes checked, and genfoundry itself without resolving.
@@ -21,7 +21,7 @@ PY
 then
   "${pip[@]}" install "$torch_req"
 fi
-"${pip[@]}" install --require-hashes --no-deps -r requirements/lock.txt
+"${pip[@]}" install --require-hashes --no-deps -r requirements.lock
 "${pip[@]}" install --no-deps --no-build-isolation -e .
 .venv/bin/python -m pip check
 echo "genfoundry installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
