@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.admission import AdmissionGate
@@ -20,6 +21,9 @@ from genfoundry.config import Settings
 from genfoundry.inference.long_lived_heap import freeze_long_lived_objects
 from genfoundry.repo import users as users_repo
 from genfoundry.services import Services, build_services
+from genfoundry.web.headers import SecurityHeadersMiddleware
+from genfoundry.web.pages import STATIC_DIR
+from genfoundry.web.pages import router as studio_router
 
 logger = logging.getLogger("genfoundry")
 
@@ -83,10 +87,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Datasets to fine-tuned generative models, served behind one OpenAI-compatible API.",
         lifespan=lifespan,
+        docs_url=None,  # the studio's router serves /docs from vendored assets (offline)
+        redoc_url=None,
     )
     app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(studio_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_openapi(app)
     # Innermost of ours: the body limit applies first and metrics count its 503s.
     app.add_middleware(AdmissionGate, routes=app.routes)
@@ -97,4 +105,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_limit=settings.datasets.max_zip_bytes,
         upload_prefixes=("/v1/datasets", "/v1/files"),
     )
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
