@@ -24,10 +24,15 @@ def test_caption_job_adds_trigger_word_once(live: LiveServer, alice: httpx.Clien
     assert job["status"] == "succeeded", job
     assert job["result"]["captioned"] == 4
     assert job["progress"] == {"step": 4, "total": 4}
+    events = alice.get(f"/v1/jobs/{job['id']}/events").json()["data"]
+    batches = [event["data"]["items"] for event in events if event["type"] == "captions"]
+    assert [len(batch) for batch in batches] == [2, 2]  # one event per batch, for clients that fill captions live
 
     items = alice.get(f"/v1/datasets/{dataset_id}/items").json()["data"]
     captions = {item["source"]: item["caption"] for item in items}
     assert captions["img0.png"] == "sks, a hand-written caption"  # kept: overwrite is off
+    live_captions = {entry["id"]: entry["caption"] for batch in batches for entry in batch}
+    assert live_captions == {item["id"]: item["caption"] for item in items if item["source"] != "img0.png"}
     for source, caption in captions.items():
         assert caption.startswith("sks, ")
         assert not caption.startswith("sks, sks"), source

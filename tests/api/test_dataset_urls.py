@@ -49,6 +49,11 @@ def test_dataset_from_urls(alice: httpx.Client, bob: httpx.Client, image_server:
     assert "too large" in items[f"{image_server}/huge.png"]["reason"]
     events = alice.get(f"/v1/jobs/{dataset['job_id']}/events").json()["data"]
     assert [e["message"] for e in events if e["type"] == "status"][-1] == "succeeded"
+    per_url = {e["data"]["url"]: e["data"] for e in events if e["type"] == "url"}  # each URL's fate as it landed
+    assert set(per_url) == set(urls)
+    assert per_url[urls[0]]["status"] == "ok"
+    assert per_url[f"{image_server}/missing.png"]["status"] == "rejected"
+    assert "404" in per_url[f"{image_server}/missing.png"]["reason"]
 
 
 def test_urls_with_nothing_valid_fail_the_dataset(alice: httpx.Client) -> None:

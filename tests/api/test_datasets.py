@@ -169,3 +169,57 @@ def test_jobs_are_private(alice: httpx.Client, bob: httpx.Client) -> None:
     assert_error(alice.get("/v1/jobs/job_nope"), 404)
     assert_error(alice.get("/v1/jobs/job_nope/events"), 404)
     assert_error(alice.post("/v1/jobs/job_nope/cancel"), 404)
+
+
+def test_bulk_caption_edits(live: LiveServer, alice: httpx.Client, bob: httpx.Client) -> None:
+    archive = make_zip(
+        {
+            "a.png": image_bytes((10, 0, 0)),
+            "a.txt": "a red shoe on a red floor",
+            "b.png": image_bytes((0, 10, 0)),
+            "b.txt": "sks, a green shoe",
+            "c.png": image_bytes((0, 0, 10)),
+        }
+    )
+    dataset_id = upload_zip(alice, archive).json()["id"]
+    folder = live.settings.home / "artifacts" / "datasets" / dataset_id / "images"
+    url = f"/v1/datasets/{dataset_id}/captions"
+
+    prepended = alice.post(url, json={"operation": "prepend", "text": "sks"})
+    assert prepended.status_code == 200, prepended.text
+    body = prepended.json()
+    assert body["object"] == "dataset.captions"
+    assert body["updated"] == 2  # b already starts with it
+    assert {item["caption"] for item in body["data"]} == {"sks, a red shoe on a red floor", "sks"}
+    assert sorted(p.read_text() for p in folder.glob("*.txt")) == [
+        "sks",
+        "sks, a green shoe",
+        "sks, a red shoe on a red floor",
+    ]
+    assert alice.post(url, json={"operation": "prepend", "text": "SKS"}).json()["updated"] == 0  # idempotent
+
+    replaced = alice.post(url, json={"operation": "replace", "find": "red", "replace": "blue"}).json()
+    assert replaced["updated"] == 1
+    assert replaced["data"][0]["caption"] == "sks, a blue shoe on a blue floor"
+    emptied = alice.post(url, json={"operation": "replace", "find": "sks"}).json()  # "sks" alone becomes no caption
+    assert emptied["updated"] == 3
+    captions = {i["source"]: i["caption"] for i in alice.get(f"/v1/datasets/{dataset_id}/items").json()["data"]}
+    assert captions == {"a.png": ", a blue shoe on a blue floor", "b.png": ", a green shoe", "c.png": None}
+    manifest = json.loads((folder.parent / "manifest.json").read_text())
+    assert {image["caption"] for image in manifest["images"]} == {
+        ", a blue shoe on a blue floor",
+        ", a green shoe",
+        None,
+    }
+    assert len(list(folder.glob("*.txt"))) == 2
+
+    assert_error(bob.post(url, json={"operation": "prepend", "text": "x"}), 404)
+    assert_error(alice.post("/v1/datasets/ds_nope/captions", json={"operation": "prepend", "text": "x"}), 404)
+    for bad in (
+        {"operation": "replace", "find": ""},
+        {"operation": "prepend", "text": ""},
+        {"operation": "shout"},
+        {"operation": "prepend", "text": "x", "extra": 1},
+        {"find": "a", "replace": "b"},
+    ):
+        assert_error(alice.post(url, json=bad), 400)

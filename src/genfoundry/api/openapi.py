@@ -96,6 +96,7 @@ ROUTES: dict[str, RouteDoc] = {
     ),
     "PATCH /v1/datasets/{dataset_id}/items/{item_id}": RouteDoc(errors=(404, 409)),
     "POST /v1/datasets/{dataset_id}/caption": RouteDoc(errors=(400, 404, 409)),
+    "POST /v1/datasets/{dataset_id}/captions": RouteDoc(errors=(400, 404, 409)),
     "GET /v1/datasets/{dataset_id}/config": RouteDoc(errors=(400, 404, 409), media_types=("application/toml",)),
     "POST /v1/files": RouteDoc(errors=(400, 422)),
     "GET /v1/files": RouteDoc(errors=(404,)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +50,34 @@ class DatasetItemUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     caption: str = Field(max_length=4000)
+
+
+class CaptionsReplace(BaseModel):
+    """Replace `find` with `replace` in every caption that contains it (case-sensitive, every occurrence)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: Literal["replace"]
+    find: str = Field(min_length=1, max_length=200)
+    replace: str = Field(default="", max_length=200)
+
+
+class CaptionsPrepend(BaseModel):
+    """Put `text, ` before every caption that does not start with it already (an uncaptioned image gets `text`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: Literal["prepend"]
+    text: str = Field(min_length=1, max_length=200, description="Usually the trigger word")
+
+
+CaptionsEdit = Annotated[CaptionsReplace | CaptionsPrepend, Field(discriminator="operation")]
+
+
+class CaptionsEdited(BaseModel):
+    object: Literal["dataset.captions"] = "dataset.captions"
+    updated: int = Field(description="How many captions changed")
+    data: list[DatasetItemPublic] = Field(description="The items whose caption changed, as they are now")
 
 
 class CaptionRequest(BaseModel):

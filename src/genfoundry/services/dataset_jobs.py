@@ -118,8 +118,10 @@ class DatasetJobs:
 
         def on_result(index: int, result: FetchResult) -> None:
             nonlocal done
-            items[index] = self._store_download(dataset_id, result)
+            item = items[index] = self._store_download(dataset_id, result)
             done += 1
+            # One event per URL, so a client following the job shows each one's fate as it lands.
+            ctx.event("url", f"{item.status}: {item.source}", url=item.source, status=item.status, reason=item.reason)
             ctx.progress(done, len(urls))
             ctx.check_cancelled()
 
@@ -200,15 +202,19 @@ class DatasetJobs:
             captions = caption_with_cache(
                 captioner, images, prompt=params["prompt"], cache=cache, batch_size=batch, on_progress=None
             )
+            filled: list[dict[str, str]] = []
             with self.sessions() as session:
                 for item, text in zip(chunk, captions, strict=True):
                     final = apply_trigger_word(text, params["trigger_word"])
+                    filled.append({"id": item.id, "caption": final})
                     assert item.file is not None
                     self.store.put_bytes(caption_key(dataset_id, item.file), final.encode("utf-8"))
                     row = datasets_repo.require_item(session=session, dataset_id=dataset_id, item_id=item.id)
                     row.caption = final
                     written += 1
                 session.commit()
+            # The batch's captions as an event, so a client following the job fills them in as they come.
+            ctx.event("captions", f"{written} of {len(todo)} captioned", items=filled)
             ctx.progress(written, len(todo))
         write_manifest(sessions=self.sessions, store=self.store, dataset_id=dataset_id)
         return {"dataset_id": dataset_id, "captioned": written, "model": params["model"]}

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -377,6 +377,32 @@ class DatasetService:
         self.write_manifest(dataset_id)
         return item
 
+    def edit_captions(self, *, owner_id: str, dataset_id: str, rewrite: Callable[[str], str]) -> list[DatasetItem]:
+        """`rewrite` every accepted item's caption ("" for none) in one transaction; answers the items it changed."""
+        changed: list[DatasetItem] = []
+        with self.sessions() as session:
+            dataset = datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id)
+            if dataset.status != "ready":
+                raise Conflict(f"dataset {dataset_id} is {dataset.status}; edit captions when it is ready")
+            items, _ = datasets_repo.list_items(session=session, dataset_id=dataset_id, status="ok")
+            for item in items:
+                if not item.file:
+                    continue
+                text = rewrite(item.caption or "").strip()
+                if text == (item.caption or ""):
+                    continue
+                key = caption_key(dataset_id, item.file)
+                if text:
+                    self.store.put_bytes(key, text.encode("utf-8"))
+                else:
+                    self.store.delete(key)
+                item.caption = text or None
+                changed.append(item)
+            session.commit()
+        if changed:
+            self.write_manifest(dataset_id)
+        return changed
+
     def image_dir(self, dataset: Dataset) -> Path:
         return dataset_image_dir(sessions=self.sessions, store=self.store, dataset=dataset)
 
@@ -420,6 +446,16 @@ def _stats(dataset: Dataset, accepted: list[tuple[int, int, bool]]) -> dict[str,
         "caption_coverage": round(captioned / len(accepted), 4) if accepted else 0.0,
         "resolution_histogram": dict(sorted(histogram.items())),
     }
+
+
+def replace_in_caption(find: str, replace: str) -> Callable[[str], str]:
+    """A caption rewrite for `edit_captions`: every occurrence of `find` (case-sensitive) becomes `replace`."""
+    return lambda caption: caption.replace(find, replace)
+
+
+def prepend_to_caption(text: str) -> Callable[[str], str]:
+    """A caption rewrite for `edit_captions`: `text, ` first, once (`apply_trigger_word`'s rule)."""
+    return lambda caption: apply_trigger_word(caption, text)
 
 
 def copy_upload(source: Any, target: Path, *, limit: int, param: str) -> int:

@@ -21,6 +21,8 @@ from genfoundry.schemas import (
     JobPublic,
     ListPublic,
 )
+from genfoundry.schemas.datasets import CaptionsEdit, CaptionsEdited, CaptionsReplace
+from genfoundry.services.datasets import prepend_to_caption, replace_in_caption
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -105,6 +107,19 @@ def update_dataset_item(
         owner_id=principal.user_id, dataset_id=dataset_id, item_id=item_id, caption=body.caption
     )
     return dataset_item_public(item)
+
+
+@router.post("/{dataset_id}/captions")
+def edit_dataset_captions(
+    dataset_id: str, body: CaptionsEdit, services: ServicesDep, principal: PrincipalDep
+) -> CaptionsEdited:
+    """Edit every caption at once: find and replace, or prepend a trigger word (their .txt files too)."""
+    if isinstance(body, CaptionsReplace):
+        rewrite = replace_in_caption(body.find, body.replace)
+    else:
+        rewrite = prepend_to_caption(body.text)
+    items = services.datasets.edit_captions(owner_id=principal.user_id, dataset_id=dataset_id, rewrite=rewrite)
+    return CaptionsEdited(updated=len(items), data=[dataset_item_public(item) for item in items])
 
 
 @router.post("/{dataset_id}/caption", status_code=202)
