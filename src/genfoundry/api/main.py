@@ -8,6 +8,7 @@ from genfoundry.api.routes import (
     chat,
     classify,
     completions,
+    conversations,
     datasets,
     diagram_generation,
     diagrams,
@@ -31,8 +32,10 @@ api_router.include_router(datasets.router)
 api_router.include_router(files.router)
 api_router.include_router(jobs.router)
 api_router.include_router(fine_tuning.router)
+api_router.include_router(fine_tuning.methods_router)
 api_router.include_router(classify.router)
 api_router.include_router(diagrams.router)
 api_router.include_router(diagram_generation.router)
 api_router.include_router(chat.router)
 api_router.include_router(completions.router)
+api_router.include_router(conversations.router)

@@ -130,6 +130,15 @@ ROUTES: dict[str, RouteDoc] = {
         errors=(400, 404, 413, 422, 503), json=ChatCompletionResponse, stream=_CHAT_CHUNKS
     ),
     "POST /v1/completions": RouteDoc(errors=(400, 404, 413, 422, 503), json=CompletionResponse, stream=_CHAT_CHUNKS),
+    # conversations (the studio's chats)
+    "POST /v1/conversations": RouteDoc(errors=(400,)),
+    "GET /v1/conversations": RouteDoc(errors=(404,)),
+    "GET /v1/conversations/{conversation_id}": RouteDoc(errors=(404,)),
+    "POST /v1/conversations/{conversation_id}": RouteDoc(errors=(404,)),
+    "DELETE /v1/conversations/{conversation_id}": RouteDoc(errors=(404,)),
+    "GET /v1/conversations/{conversation_id}/items": RouteDoc(errors=(404,)),
+    "POST /v1/conversations/{conversation_id}/items": RouteDoc(errors=(400, 404)),
+    "GET /v1/conversations/{conversation_id}/items/{item_id}": RouteDoc(errors=(404,)),
 }
 
 # One Server-Sent Event, as OpenAPI 3.2's `itemSchema` describes events (tools read a 3.1 `schema` the same way).

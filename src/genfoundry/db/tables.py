@@ -185,3 +185,34 @@ class Classifier(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     job_id: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Conversation(Base):
+    """A user's chat conversation (the studio's Chat page, /v1/conversations); its messages are conversation_items."""
+
+    __tablename__ = "conversations"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True, index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # OpenAI's `metadata` (a reserved name here)
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConversationItem(Base):
+    """One message of a conversation: its role and text, and what an assistant answer made (route, attachments)."""
+
+    __tablename__ = "conversation_items"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True, index=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    content: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str | None] = mapped_column(String(120), default=None)
+    route: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # route, confidence, ambiguous
+    attachments: Mapped[list[Any]] = mapped_column(default=list)  # [{type, id, plantuml?}]: URLs signed on read
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

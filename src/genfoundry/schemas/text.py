@@ -100,6 +100,9 @@ class ChatCompletionRequest(TextSamplingOptions):
     )
 
     messages: list[ChatMessage] = Field(min_length=1)
+    # Ours, with model="auto" only: answer with this route instead of asking the router (a person's "answer as
+    # an image instead"); the answer's `route` then has `model: "request"`, score 1 and no ambiguity.
+    route: Literal["image", "diagram", "chat"] | None = None
     max_completion_tokens: int | None = Field(default=None, ge=1)
     # Accepted for compatibility and refused unless neutral: tools, structured output and logprobs.
     tools: list[dict[str, Any]] | None = None

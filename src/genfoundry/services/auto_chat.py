@@ -20,13 +20,14 @@ from genfoundry.schemas import (
     ImageGenerationRequest,
     RoutePublic,
 )
-from genfoundry.services.classifiers import ClassifierService
+from genfoundry.services.classifiers import ClassifierService, last_user_text
 from genfoundry.services.diagram_generation import DiagramGenerator
 from genfoundry.services.images import ImageService
 from genfoundry.services.text import TextService
 from genfoundry.services.urls import UrlSigner
 
 ROUTES = ("image", "diagram", "chat")
+FORCED_ROUTE_MODEL = "request"  # the `model` of a route the request chose (`route` on the chat completion)
 
 
 class AutoChat:
@@ -48,7 +49,19 @@ class AutoChat:
         self.settings = settings
 
     def decide(self, owner_id: str, request: ChatCompletionRequest) -> RoutePublic:
-        """The default router's label for the last user message (a label outside image/diagram is chat)."""
+        """The default router's label for the last user message (a label outside image/diagram is chat), or the
+        route the request forced."""
+        if request.route is not None:
+            index, _text = last_user_text(request.messages)
+            return RoutePublic(
+                model=FORCED_ROUTE_MODEL,
+                route=request.route,
+                label=request.route,
+                scores={request.route: 1.0},
+                ambiguous=False,
+                margin=1.0,
+                message_index=index,
+            )
         return chat_route_public(self.classifiers.route(owner_id, request.messages), ROUTES)
 
     async def answer(self, owner_id: str, request: ChatCompletionRequest, base_url: str) -> ChatCompletionResponse:
@@ -71,7 +84,7 @@ class AutoChat:
         return message_chunks(model, message, route)
 
     def _chat_request(self, request: ChatCompletionRequest) -> ChatCompletionRequest:
-        return request.model_copy(update={"model": self.settings.text_model})
+        return request.model_copy(update={"model": self.settings.text_model, "route": None})
 
     async def _make(
         self, owner_id: str, request: ChatCompletionRequest, route: RoutePublic, base_url: str

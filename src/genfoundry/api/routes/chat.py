@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from genfoundry.api.admission import TextPlaceDep
 from genfoundry.api.deps import PrincipalDep, ServicesDep
 from genfoundry.api.sse import sse_block
-from genfoundry.errors import GenfoundryError
+from genfoundry.errors import GenfoundryError, Invalid
 from genfoundry.schemas import ChatCompletionRequest, ChatCompletionResponse
 from genfoundry.services.text import AUTO_MODEL
 
@@ -62,7 +62,10 @@ async def create_chat_completion(
 
     `model: "auto"`: the prompt router picks who answers the last user message: the default image model (its URL
     in the message and in `attachments`), the diagram generator (PlantUML and its drawing), or the default text
-    model; `route` says which and why."""
+    model; `route` says which and why. Set `route` (image, diagram or chat) to skip the router and answer that way.
+    """
+    if body.route is not None and body.model != AUTO_MODEL:
+        raise Invalid('route chooses how model "auto" answers; it cannot be set with a named model', param="route")
     if body.model == AUTO_MODEL:
         base_url = str(request.base_url)
         if body.stream:
