@@ -119,6 +119,8 @@ ROUTES: dict[str, RouteDoc] = {
         errors=(400, 404), json=ListPublic[FineTuningEventPublic], stream=_JOB_EVENTS
     ),
     "GET /v1/fine_tuning/jobs/{job_id}/checkpoints": RouteDoc(errors=(400, 404)),
+    "POST /v1/fine_tuning/jobs/{job_id}/checkpoints/{checkpoint_id}/promote": RouteDoc(errors=(400, 404)),
+    "GET /v1/fine_tuning/methods": RouteDoc(errors=()),
     "GET /v1/fine_tuning/jobs/{job_id}/samples/{name}": RouteDoc(errors=(401, 404), media_types=("image/png",)),
     # classification, diagrams, text
     "POST /v1/classify": RouteDoc(errors=(400, 404, 413)),

@@ -1,4 +1,5 @@
-"""Fine-tuning jobs in OpenAI's shapes: the job, its events (samples with signed URLs) and its checkpoints."""
+"""Fine-tuning jobs in OpenAI's shapes: the job, its events (samples with signed URLs) and its checkpoints; and
+the methods of the registry with their hyperparameters."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from genfoundry.db.tables import Job, JobEvent
 from genfoundry.errors import Invalid
 from genfoundry.presenters.jobs import event_id, parse_event_id
 from genfoundry.schemas import FineTuningCheckpointPublic, FineTuningError, FineTuningEventPublic, FineTuningJobPublic
+from genfoundry.schemas.fine_tuning import FineTuningBasePublic, FineTuningMethodPublic, HyperparameterPublic
 from genfoundry.schemas.jobs import JobStatus
+from genfoundry.services.fine_tuning.method import FineTuningMethod
+from genfoundry.services.fine_tuning.service import CHECKPOINT_PREFIX
 
 # A checkpoint event's numbers under OpenAI's checkpoint metric names (SFT's validation split gives the valid_*).
 _CHECKPOINT_METRICS = {"loss": "train_loss", "eval_loss": "valid_loss", "token_accuracy": "valid_mean_token_accuracy"}
-_CHECKPOINT_PREFIX = "ftckpt_"
+_CHECKPOINT_PREFIX = CHECKPOINT_PREFIX
 
 
 def fine_tuning_public(job: Job, *, estimated_finish: int | None = None) -> FineTuningJobPublic:
@@ -83,3 +87,43 @@ def parse_checkpoint_id(value: str | None) -> int | None:
     if not value.startswith(_CHECKPOINT_PREFIX):
         raise Invalid(f"unknown checkpoint id {value!r}", param="after")
     return parse_event_id("ev_" + value.removeprefix(_CHECKPOINT_PREFIX))
+
+
+def method_public(method: FineTuningMethod, owner_id: str) -> FineTuningMethodPublic:
+    """A method as its class and its hyperparameters' schema describe it; bases as `owner_id` sees them."""
+    defaults = method.defaults()
+    schema = method.hyperparameters_model.model_json_schema()
+    return FineTuningMethodPublic(
+        id=method.name,
+        description=(type(method).__doc__ or method.name).strip().splitlines()[0],
+        dataset=method.dataset,  # type: ignore[arg-type]
+        resumable=method.resumable,
+        families=list(defaults),
+        bases=[FineTuningBasePublic(id=base_id, family=family) for base_id, family in method.bases(owner_id)],
+        hyperparameters=[
+            hyperparameter_public(name, field, {family: values.get(name) for family, values in defaults.items()})
+            for name, field in schema["properties"].items()
+        ],
+    )
+
+
+def hyperparameter_public(name: str, field: dict[str, Any], defaults: dict[str, Any]) -> HyperparameterPublic:
+    """One property of a hyperparameters model's JSON schema: `X | Literal["auto"] | None` with `hyper`'s extras."""
+    variants = field.get("anyOf", [field])
+    auto = any(variant.get("const") == "auto" or variant.get("enum") == ["auto"] for variant in variants)
+    typed = [v for v in variants if v.get("type") not in (None, "null") and "const" not in v and "enum" not in v]
+    kind = typed[0]["type"] if typed else "string"
+    inner = typed[0] if typed else {}
+    minimum = field.get("minimum", inner.get("minimum", inner.get("exclusiveMinimum")))
+    maximum = field.get("maximum", inner.get("maximum", inner.get("exclusiveMaximum")))
+    return HyperparameterPublic(
+        name=name,
+        type=kind,  # type: ignore[arg-type]
+        description=str(field.get("description", "")),
+        auto=auto,
+        minimum=minimum,
+        maximum=maximum,
+        max_length=inner.get("maxLength", inner.get("maxItems")),
+        choices=field.get("x-choices"),
+        defaults=defaults,
+    )

@@ -1,6 +1,6 @@
 """OpenAI-compatible fine-tuning jobs (LoRA and DreamBooth on image bases, classifiers, SFT of text bases): create,
-list, retrieve, cancel, resume, events (pages or Server-Sent Events), checkpoints (each an adapter id) and sample
-images."""
+list, retrieve, cancel, resume, events (pages or Server-Sent Events), checkpoints (each an adapter id, promoted to
+a named model in one call) and sample images; and the methods with their hyperparameters."""
 
 from __future__ import annotations
 
@@ -17,19 +17,31 @@ from genfoundry.presenters.fine_tuning import (
     checkpoint_public,
     fine_tuning_event_public,
     fine_tuning_public,
+    method_public,
     parse_checkpoint_id,
     sample_path,
 )
+from genfoundry.presenters.models import adapter_public
 from genfoundry.schemas import (
     FineTuningCheckpointPublic,
     FineTuningEventPublic,
     FineTuningJobCreate,
     FineTuningJobPublic,
     ListPublic,
+    ModelPublic,
 )
+from genfoundry.schemas.fine_tuning import CheckpointPromote, FineTuningMethodPublic
 from genfoundry.services import Services
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
+methods_router = APIRouter(prefix="/v1/fine_tuning/methods", tags=["fine-tuning"])
+
+
+@methods_router.get("")
+def read_fine_tuning_methods(services: ServicesDep, principal: PrincipalDep) -> ListPublic[FineTuningMethodPublic]:
+    """Each `method.type` with the bases it trains (as the caller sees them), what `training_file` must hold, and
+    its hyperparameters: type, one-line description, range, whether "auto" is taken, the default per family."""
+    return ListPublic(data=[method_public(method, principal.user_id) for method in services.fine_tuning.methods()])
 
 
 def _public(services: Services, job: Job) -> FineTuningJobPublic:
@@ -124,6 +136,22 @@ def read_fine_tuning_checkpoints(
         owner_id=principal.user_id, job_id=job_id, type="checkpoint", before=parse_checkpoint_id(after), limit=limit
     )
     return ListPublic(data=[checkpoint_public(event) for event in events], has_more=has_more)
+
+
+@router.post("/{job_id}/checkpoints/{checkpoint_id}/promote", status_code=201)
+def promote_fine_tuning_checkpoint(
+    job_id: str, checkpoint_id: str, body: CheckpointPromote, services: ServicesDep, principal: PrincipalDep
+) -> ModelPublic:
+    """Keeps a checkpoint as a model of its own (a copy of its adapter, named `name`, in GET /v1/models), so it
+    outlives the run's checkpoints; `trigger_word` defaults to the checkpoint's."""
+    adapter = services.fine_tuning.promote_checkpoint(
+        owner_id=principal.user_id,
+        job_id=job_id,
+        checkpoint_id=checkpoint_id,
+        name=body.name,
+        trigger_word=body.trigger_word,
+    )
+    return adapter_public(adapter)
 
 
 @router.get("/{job_id}/samples/{name}", response_class=Response, responses={200: {"content": {"image/png": {}}}})

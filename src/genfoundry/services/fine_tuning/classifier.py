@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from genfoundry.errors import Conflict, Invalid, NotFound
@@ -17,18 +18,34 @@ from genfoundry.repo.ids import new_id, slug
 from genfoundry.router.encoder import ENCODER_ALIASES, ENCODER_ID
 from genfoundry.router.head import HEAD_META, HEAD_WEIGHTS
 from genfoundry.schemas import FineTuningJobCreate
+from genfoundry.schemas.fine_tuning import ClassifierHyperparameters
 from genfoundry.services.classifiers import ROUTER_MODEL_ID, classifier_prefix, shared_router_encoder
 from genfoundry.services.fine_tuning.method import FineTuningMethod, check_ready
 
 CLASSIFIER_KIND = "fine_tune_classifier"
+ENCODER_FAMILY = "encoder"  # the family the methods listing gives the router's sentence encoder
 # Hyperparameters of the image recipes that mean nothing to a logistic-regression head fit to convergence.
 _UNUSED_HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "learning_rate")
 
 
 class ClassifierMethod(FineTuningMethod):
+    """A prompt classifier: a logistic-regression head on the router's encoder, for /v1/classify."""
+
     name: ClassVar[str] = "classifier"
     kind: ClassVar[str] = CLASSIFIER_KIND
     resumable: ClassVar[bool] = False  # a head trains in seconds: a failed run starts again
+    hyperparameters_model: ClassVar[type[BaseModel]] = ClassifierHyperparameters
+    dataset: ClassVar[str] = "classification"
+
+    def bases(self, owner_id: str) -> list[tuple[str, str]]:
+        return [(ENCODER_ID, ENCODER_FAMILY)]
+
+    def defaults(self) -> dict[str, dict[str, Any]]:
+        from genfoundry.router.train import ClassifierTrainingConfig
+
+        config = ClassifierTrainingConfig()
+        values = {"c": "auto" if config.c is None else config.c, "validation_fraction": config.validation_fraction}
+        return {ENCODER_FAMILY: {name: values.get(name) for name in self.hyperparameters_model.model_fields}}
 
     def config(self, hyperparameters: dict[str, Any]) -> Any:
         from genfoundry.router.train import ClassifierTrainingConfig

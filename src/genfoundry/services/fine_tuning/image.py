@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from genfoundry.errors import Conflict, Invalid, NotFound
@@ -15,11 +16,13 @@ from genfoundry.repo import datasets as datasets_repo
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo.ids import slug
 from genfoundry.schemas import FineTuningJobCreate
+from genfoundry.schemas.fine_tuning import DreamBoothHyperparameters, ImageTrainingHyperparameters
 from genfoundry.services.adapters import AdapterService
 from genfoundry.services.datasets import dataset_image_dir
 from genfoundry.services.fine_tuning.method import (
     FineTuningMethod,
     check_ready,
+    json_value,
     scaled_learning_rate,
     without_auto,
 )
@@ -54,6 +57,22 @@ class ImageMethod(FineTuningMethod):
     """What LoRA and DreamBooth share: an image base, an image dataset, a recipe of `training/registry.py`."""
 
     kind: ClassVar[str] = IMAGE_TRAINING_KIND
+    dataset: ClassVar[str] = "image"
+
+    def bases(self, owner_id: str) -> list[tuple[str, str]]:
+        return [(entry.id, entry.family) for entry in self.env.catalog.visible(owner_id)]
+
+    def defaults(self) -> dict[str, dict[str, Any]]:
+        from genfoundry.training.config import FAMILIES
+
+        found: dict[str, dict[str, Any]] = {}
+        for family in FAMILIES:
+            config = self.config(family, "defaults", {})
+            found[family] = {
+                name: json_value(getattr(config, _RENAMED.get(name, name), None))
+                for name in self.hyperparameters_model.model_fields
+            }
+        return found
 
     def config(self, family: str, base_source: str, hyperparameters: dict[str, Any]) -> Any:
         from genfoundry.training.registry import CONFIGS
@@ -177,12 +196,14 @@ class LoraMethod(ImageMethod):
     """LoRA on the base's denoiser, captions (with the trigger word) as prompts."""
 
     name: ClassVar[str] = "lora"
+    hyperparameters_model: ClassVar[type[BaseModel]] = ImageTrainingHyperparameters
 
 
 class DreamBoothMethod(ImageMethod):
     """DreamBooth: an instance prompt, prior preservation with generated class images, LoRA or the whole UNet."""
 
     name: ClassVar[str] = "dreambooth"
+    hyperparameters_model: ClassVar[type[BaseModel]] = DreamBoothHyperparameters
 
     def recipe_options(self) -> dict[str, Any]:
         # Generated class images are cached across runs with the same base, prompt and count.

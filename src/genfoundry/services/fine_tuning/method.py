@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from genfoundry.db.tables import Dataset
@@ -25,6 +26,8 @@ class FineTuningMethod(ABC):
     name: ClassVar[str]  # `method.type`
     kind: ClassVar[str]  # the job kind its runs are stored as
     resumable: ClassVar[bool] = True  # a cancelled or failed run can go on from its last checkpoint
+    hyperparameters_model: ClassVar[type[BaseModel]]  # what `method.<name>.hyperparameters` takes
+    dataset: ClassVar[str]  # what `training_file` holds: "image", "text" (SFT lines) or "classification"
 
     def __init__(self, env: JobEnv) -> None:
         self.env = env
@@ -36,6 +39,14 @@ class FineTuningMethod(ABC):
     @abstractmethod
     def validate(self, session: Session, owner_id: str, body: FineTuningJobCreate) -> dict[str, Any]:
         """Check the base, the data and every hyperparameter (a 4xx naming the field otherwise); the job's params."""
+
+    @abstractmethod
+    def bases(self, owner_id: str) -> list[tuple[str, str]]:
+        """(id, family) of every model this method can fine-tune for `owner_id`."""
+
+    @abstractmethod
+    def defaults(self) -> dict[str, dict[str, Any]]:
+        """Family → each hyperparameter's value when it is left out (None: no value, or "auto")."""
 
     @abstractmethod
     def run(self, ctx: JobContext) -> dict[str, Any]:
@@ -72,3 +83,8 @@ def scaled_learning_rate(hyperparameters: dict[str, Any], default: float) -> dic
             )
         merged["learning_rate"] = float(merged.get("learning_rate", default)) * float(multiplier)
     return merged
+
+
+def json_value(value: object) -> Any:
+    """A config field as JSON (tuples as lists)."""
+    return list(value) if isinstance(value, tuple) else value

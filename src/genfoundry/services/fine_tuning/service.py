@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from genfoundry.db.tables import Job, JobEvent
-from genfoundry.errors import NotFound
+from genfoundry.db.tables import Adapter, Job, JobEvent
+from genfoundry.errors import Invalid, NotFound
 from genfoundry.jobs.env import JobEnv
 from genfoundry.jobs.runner import JobRunner
+from genfoundry.repo import adapters as adapters_repo
+from genfoundry.repo import jobs as jobs_repo
 from genfoundry.schemas import FineTuningJobCreate
 from genfoundry.schemas.jobs import JobStatus
 from genfoundry.services.fine_tuning.image import sample_key
-from genfoundry.services.fine_tuning.registry import FINE_TUNING_KINDS, method_for
+from genfoundry.services.fine_tuning.method import FineTuningMethod
+from genfoundry.services.fine_tuning.promotion import checked_line, copy_adapter
+from genfoundry.services.fine_tuning.registry import FINE_TUNING_KINDS, METHODS, method_for
 from genfoundry.services.jobs import JobService
 
 
@@ -25,6 +29,9 @@ def estimated_finish(job: Job, last_metrics: JobEvent | None) -> int | None:
         return None
     left = max(job.progress_total - int(last_metrics.data.get("step", job.progress_step)), 0)
     return int((last_metrics.created_at + timedelta(seconds=left / rate)).timestamp())
+
+
+CHECKPOINT_PREFIX = "ftckpt_"  # a checkpoint's public id: the prefix and its event's seq
 
 
 class FineTuningService(JobService):
@@ -61,3 +68,53 @@ class FineTuningService(JobService):
         if not self.env.store.exists(key):
             raise NotFound(f"No sample named '{name}'")
         return self.env.store.get_bytes(key)
+
+    def methods(self) -> list[FineTuningMethod]:
+        """Every method of the registry, over this server's environment."""
+        return [method_for(name, self.env) for name in METHODS]
+
+    def promote_checkpoint(
+        self, *, owner_id: str, job_id: str, checkpoint_id: str, name: str, trigger_word: str | None
+    ) -> Adapter:
+        """Copies a checkpoint's adapter to a new adapter named `name` (trigger word: the given one, else the
+        checkpoint's). Another user's job or an unknown checkpoint is NotFound."""
+        name = checked_line(name, param="name", max_length=200) or ""
+        if not name:
+            raise Invalid("name must not be empty", param="name")
+        trigger_word = checked_line(trigger_word, param="trigger_word", max_length=100)
+        seq = _checkpoint_seq(checkpoint_id)
+        with self.sessions() as session:
+            self._owned(session, owner_id, job_id)
+            found, _ = jobs_repo.newest_events(
+                session=session, job_id=job_id, type="checkpoint", limit=1, before=None if seq is None else seq + 1
+            )
+            if seq is None or not found or found[0].seq != seq:
+                raise NotFound(f"job {job_id} has no checkpoint {checkpoint_id!r}", param="checkpoint_id")
+            event = found[0]
+            adapter_id = event.data.get("adapter_id")
+            if not adapter_id:
+                raise Invalid(
+                    "this checkpoint is a whole model's weights, kept only to resume; its job's result is the model",
+                    param="checkpoint_id",
+                )
+            source = adapters_repo.get_adapter(session=session, owner_id=owner_id, adapter_id=str(adapter_id))
+            if source is None:
+                raise NotFound(f"the checkpoint's adapter {adapter_id} was deleted", param="checkpoint_id")
+            session.expunge(source)
+        tags = {"job": job_id, "promoted_from": checkpoint_id, "step": str(event.data.get("step", 0))}
+        return copy_adapter(
+            sessions=self.sessions,
+            store=self.env.store,
+            source=source,
+            name=name,
+            trigger_word=trigger_word if trigger_word is not None else source.trigger_word,
+            tags=tags,
+        )
+
+
+def _checkpoint_seq(checkpoint_id: str) -> int | None:
+    """`ftckpt_<seq>` → seq; None for anything else (an unknown checkpoint, not a bad request)."""
+    digits = checkpoint_id.removeprefix(CHECKPOINT_PREFIX)
+    if not checkpoint_id.startswith(CHECKPOINT_PREFIX) or not digits.isdigit() or len(digits) > 18:
+        return None
+    return int(digits)

@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from genfoundry.catalog import TextModelEntry
@@ -17,13 +18,15 @@ from genfoundry.repo import datasets as datasets_repo
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo.ids import slug
 from genfoundry.schemas import FineTuningJobCreate
+from genfoundry.schemas.fine_tuning import SftHyperparameters
 from genfoundry.services.fine_tuning.method import (
     FineTuningMethod,
     check_ready,
+    json_value,
     scaled_learning_rate,
     without_auto,
 )
-from genfoundry.services.text_adapters import register_text_adapter
+from genfoundry.services.text_adapters import TEXT_FAMILY, register_text_adapter
 from genfoundry.training.sft_data import SFT_FORMATS
 
 SFT_KIND = "fine_tune_sft"
@@ -67,8 +70,27 @@ def training_device(device: str) -> str:
 
 
 class SftMethod(FineTuningMethod):
+    """Supervised fine-tuning of a text model on prompt/completion or chat lines: a LoRA (QLoRA with 4-bit)."""
+
     name: ClassVar[str] = "sft"
     kind: ClassVar[str] = SFT_KIND
+    hyperparameters_model: ClassVar[type[BaseModel]] = SftHyperparameters
+    dataset: ClassVar[str] = "text"
+
+    def bases(self, owner_id: str) -> list[tuple[str, str]]:
+        return [(model_id, TEXT_FAMILY) for model_id in self.env.catalog.text_models]
+
+    def defaults(self) -> dict[str, dict[str, Any]]:
+        from genfoundry.training.sft_config import SftTrainingConfig
+
+        config = SftTrainingConfig(base_source="defaults")
+        renamed = {"n_epochs": "epochs"}
+        return {
+            TEXT_FAMILY: {
+                name: json_value(getattr(config, renamed.get(name, name), None))
+                for name in self.hyperparameters_model.model_fields
+            }
+        }
 
     def base(self, model: str) -> TextModelEntry:
         """The text base `model` names; an image model is a 400 that says so."""
