@@ -68,6 +68,8 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> I
     home = make_home(base, tiny_dir)
     port = free_port()
     env = {**os.environ, "GENFOUNDRY_HOME": str(home), "GENFOUNDRY_PORT": str(port)}
+    # Dataset URLs may point at 127.0.0.2 only (tests/conftest.py's image server); 127.0.0.1 stays refused.
+    env["GENFOUNDRY_DATASETS__ALLOWED_FETCH_NETWORKS"] = '["127.0.0.2/32"]'
     settings = Settings(home=home)
     with open_database(settings) as session:
         keys = {
