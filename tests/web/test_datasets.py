@@ -10,7 +10,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from tests.conftest import image_bytes
 from tests.web.conftest import Studio, StudioServer
@@ -40,7 +40,12 @@ def api_dataset(server: StudioServer, user: str, name: str, entries: dict[str, b
 def no_dialogs(page: Page) -> list[str]:
     """Every alert()/confirm() the page opens: an escaped payload never runs, so this stays empty."""
     opened: list[str] = []
-    page.on("dialog", lambda dialog: (opened.append(dialog.message), dialog.dismiss()))
+
+    def record(dialog: Dialog) -> None:
+        opened.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", record)
     return opened
 
 
@@ -48,6 +53,15 @@ def test_upload_a_zip_see_the_report_and_fix_a_caption(studio_for: Callable[[str
     studio = studio_for("alice")
     page = studio.open("/datasets")
     dialogs = no_dialogs(page)
+    zip_file = page.get_by_label("ZIP file")
+    useless = make_zip({"a.png": b"not a picture", "b.jpg": b""})
+    zip_file.set_input_files({"name": "useless.zip", "mimeType": "application/zip", "buffer": useless})
+    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_role("alert").filter(has_text="valid")).to_be_visible()  # the API's own message
+    refused = page.get_by_role("status").filter(has_text="Nothing kept:")
+    expect(refused).to_contain_text("0 accepted · 2 rejected")
+    expect(refused.get_by_role("row").filter(has_text="a.png")).to_contain_text("not an image")
+
     archive = make_zip(
         {
             "red.png": image_bytes((255, 0, 0)),
@@ -58,9 +72,8 @@ def test_upload_a_zip_see_the_report_and_fix_a_caption(studio_for: Callable[[str
             "notes.png": b"this is text, not an image",
         }
     )
-    page.get_by_label("ZIP file").set_input_files(
-        {"name": "shoes.zip", "mimeType": "application/zip", "buffer": archive}
-    )
+    page.get_by_label("Name", exact=True).first.fill("")
+    zip_file.set_input_files({"name": "shoes.zip", "mimeType": "application/zip", "buffer": archive})
     expect(page.get_by_label("Name", exact=True).first).to_have_value("shoes")  # taken from the file's name
     page.get_by_label("Name", exact=True).first.fill(IMG)
     page.get_by_label("Trigger word (optional)").first.fill("sks")

@@ -5,14 +5,15 @@
 (() => {
   const KEY_STORAGE = "genfoundry.apiKey";
 
-  /** An error answered by the API: its HTTP status and its OpenAI-shaped message, param and code. */
+  /** An error answered by the API: its HTTP status and its OpenAI-shaped message, param, code and details. */
   class ApiError extends Error {
-    constructor(status, message, param = null, code = null) {
+    constructor(status, message, param = null, code = null, details = null) {
       super(message);
       this.name = "ApiError";
       this.status = status;
       this.param = param;
       this.code = code;
+      this.details = details; // e.g. a ZIP upload's per-file report when nothing in it was valid
     }
   }
 
@@ -50,7 +51,8 @@
     const error = body && typeof body === "object" ? body.error : null;
     if (status === 401) announceAuth(true);
     if (error && typeof error === "object") {
-      return new ApiError(status, String(error.message || statusText), error.param ?? null, error.code ?? null);
+      const { param = null, code = null, details = null } = error;
+      return new ApiError(status, String(error.message || statusText), param, code, details);
     }
     return new ApiError(status, `${status} ${statusText || "error"}`);
   };

@@ -57,6 +57,9 @@ document.addEventListener("alpine:init", () => {
     get reportItems() {
       return this.report ? this.report.items : [];
     },
+    get reportTitle() {
+      return this.created ? "Uploaded:" : "Nothing kept:";
+    },
     get reportCounts() {
       return this.report ? countsText(this.report) : "";
     },
@@ -96,6 +99,8 @@ document.addEventListener("alpine:init", () => {
         changed();
       } catch (error) {
         this.error = studio.messageOf(error);
+        // Nothing in the ZIP was usable: the API's error carries the report, so each file's reason is shown.
+        if (error.details && Array.isArray(error.details.items)) this.report = error.details;
       } finally {
         this.busy = false;
       }
