@@ -61,6 +61,7 @@ from genfoundry.schemas.images import (
     ImagePublic,
     ImagesResponse,
     LoraRef,
+    StylePublic,
 )
 from genfoundry.schemas.jobs import (
     ACTIVE_STATUSES,
@@ -168,5 +169,6 @@ __all__ = [
     "SftHyperparameters",
     "SftMethodSettings",
     "StreamOptions",
+    "StylePublic",
     "TextSamplingOptions",
 ]

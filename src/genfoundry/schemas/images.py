@@ -94,6 +94,15 @@ class GenerationPublic(BaseModel):
     feedback: str | None
 
 
+class StylePublic(BaseModel):
+    """A named style: `prompt` wraps the user's prompt (`{prompt}`), `negative_prompt` is appended."""
+
+    id: str
+    object: Literal["style"] = "style"
+    prompt: str
+    negative_prompt: str
+
+
 def _without_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 

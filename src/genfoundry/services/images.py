@@ -286,12 +286,29 @@ class ImageService:
     # -- history -----------------------------------------------------------------------------------
 
     def list_generations(
-        self, *, owner_id: str, limit: int, after: str | None, favorite: bool | None, model: str | None
+        self,
+        *,
+        owner_id: str,
+        limit: int,
+        after: str | None,
+        favorite: bool | None = None,
+        model: str | None = None,
+        adapter: str | None = None,
+        min_rating: int | None = None,
+        text: str | None = None,
     ) -> tuple[list[Generation], bool]:
-        """Newest first; `after` is the last id of the previous page."""
+        """Newest first; `after` is the last id of the previous page; the filters combine (all must hold)."""
         with self.sessions() as session:
             return generations_repo.list_generations(
-                session=session, owner_id=owner_id, limit=limit, after=after, favorite=favorite, model=model
+                session=session,
+                owner_id=owner_id,
+                limit=limit,
+                after=after,
+                favorite=favorite,
+                model=model,
+                adapter=adapter,
+                min_rating=min_rating,
+                text=(text or "").strip() or None,
             )
 
     def get_generation(self, *, owner_id: str, generation_id: str) -> Generation:

@@ -22,10 +22,20 @@ def read_generations(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     favorite: bool | None = None,
     model: Annotated[str | None, Query(max_length=120)] = None,
+    adapter: Annotated[str | None, Query(max_length=120, description="made with this adapter")] = None,
+    min_rating: Annotated[int | None, Query(ge=1, le=5, description="rated at least this")] = None,
+    q: Annotated[str | None, Query(max_length=500, description="text in the prompt, any case")] = None,
 ) -> ListPublic[GenerationPublic]:
-    """Newest first; pass the last id of a page as `after` for the next."""
+    """Newest first; pass the last id of a page as `after` for the next. Filters combine."""
     rows, has_more = services.images.list_generations(
-        owner_id=principal.user_id, limit=limit, after=after, favorite=favorite, model=model
+        owner_id=principal.user_id,
+        limit=limit,
+        after=after,
+        favorite=favorite,
+        model=model,
+        adapter=adapter,
+        min_rating=min_rating,
+        text=q,
     )
     base_url = str(request.base_url)
     data = [generation_public(row, signer=services.signer, base_url=base_url) for row in rows]

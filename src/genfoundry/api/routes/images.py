@@ -15,7 +15,7 @@ from genfoundry.datasets.image_checks import open_checked_image
 from genfoundry.errors import Invalid, TooLarge, Unauthorized
 from genfoundry.inference.model_pool import QueuePlace
 from genfoundry.presenters.images import images_response
-from genfoundry.schemas import ImageGenerationRequest, ImageOptions, ImagesResponse
+from genfoundry.schemas import ImageGenerationRequest, ImageOptions, ImagesResponse, ListPublic, StylePublic
 from genfoundry.schemas.common import FINITE
 from genfoundry.services import Services
 
@@ -101,6 +101,13 @@ async def edit_image(
         raise TooLarge("image upload is too large", param="image")
     init_image = await run_in_threadpool(open_checked_image, data, max_pixels=limits.max_upload_pixels)
     return await _generate(services, request, principal.user_id, options, place, init_image, strength)
+
+
+@router.get("/styles")
+def read_styles(services: ServicesDep, principal: PrincipalDep) -> ListPublic[StylePublic]:
+    """The styles a request may name in `style` (declared before `/{image_id}`, which would take the path)."""
+    styles = sorted(services.catalog.styles.values(), key=lambda style: style.name)
+    return ListPublic(data=[StylePublic(id=s.name, prompt=s.prompt, negative_prompt=s.negative_prompt) for s in styles])
 
 
 @router.get("/{image_id}", response_class=Response, responses={200: {"content": {"image/png": {}}}})
