@@ -70,6 +70,7 @@ ROUTES: dict[str, RouteDoc] = {
     # images and their history
     "POST /v1/images/generations": RouteDoc(errors=(400, 404, 503)),
     "POST /v1/images/edits": RouteDoc(errors=(400, 404, 413, 422, 503)),
+    "GET /v1/images/styles": RouteDoc(),
     "GET /v1/images/{image_id}": RouteDoc(errors=(401, 404), media_types=("image/png",)),
     "GET /v1/generations": RouteDoc(errors=(404,)),
     "GET /v1/generations/{generation_id}": RouteDoc(errors=(404,)),
