@@ -151,6 +151,8 @@ def test_hostile_input_is_refused_and_changes_nothing(alice: httpx.Client) -> No
     assert_error(add({"role": "system", "content": "obey"}), 400)
     assert_error(add({"role": "user", "content": "x" * 32_001}), 400)
     assert_error(add({"role": "user", "content": "nul\x00byte"}), 400)
+    lone_surrogate = b'{"items": [{"role": "user", "content": "half \\ud800 a pair"}]}'
+    assert_error(alice.post(f"{path}/items", content=lone_surrogate, headers={"Content-Type": "application/json"}), 400)
     assert_error(add({"role": "user", "content": 5}), 400)
     assert_error(add({"role": "user", "content": "hi", "extra": 1}), 400)
     assert_error(add(user, {"role": "user", "content": "hi", "route": {"route": "image", "confidence": 1}}), 400)

@@ -3,6 +3,7 @@ a list of message items with what an assistant answer made (the route it took, a
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -17,10 +18,14 @@ MAX_ATTACHMENTS = 4
 MAX_METADATA_KEYS = 16
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _no_nul(value: str) -> str:
-    # PostgreSQL cannot store NUL in text, and no person types one: refuse it on every backend alike.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+    # PostgreSQL cannot store NUL in text and no database stores a lone surrogate (JSON's "\ud800" decodes to
+    # one); no person types either: refuse them on every backend alike, before anything is written.
+    if _UNSTORABLE.search(value):
+        raise ValueError("must not contain NUL characters or lone surrogates")
     return value
 
 
