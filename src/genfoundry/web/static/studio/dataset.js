@@ -19,6 +19,7 @@ document.addEventListener("alpine:init", () => {
     prependText: "",
     bulkStatus: "",
     bulkError: "",
+    downloadStatus: "",
     // captioning
     captioner: "",
     overwrite: false,
@@ -56,6 +57,21 @@ document.addEventListener("alpine:init", () => {
       }
       await this.loadItems();
       if (this.dataset.status === "captioning" && this.dataset.job_id) this.followCaptioning(this.dataset.job_id);
+      if (this.dataset.status === "processing" && this.dataset.job_id) this.followDownload(this.dataset.job_id);
+    },
+    followDownload(jobId) {
+      // Images from URLs are still coming: show each URL's result, then the dataset as it ended up.
+      if (this.stream) this.stream.close();
+      this.downloadStatus = "Downloading images…";
+      this.stream = studio.follow(`/v1/jobs/${encodeURIComponent(jobId)}/events`, (event) => {
+        if (event.type === "url") this.downloadStatus = event.message;
+      }, {
+        onDone: () => {
+          this.stream = null;
+          this.downloadStatus = "";
+          this.load();
+        },
+      });
     },
     async loadItems() {
       const all = [];
