@@ -188,6 +188,11 @@ def test_two_adapters_with_weights(alice: httpx.Client, lora_files: LoraFiles) -
     assert np.array_equal(pixels(alice, model="tiny-sd15", loras=[{"id": a, "weight": 1.0}]), only_a)
 
 
+def without_previews(models: list[dict]) -> list[dict]:
+    """The models without their preview URLs, which are signed with an expiry that moves with the clock."""
+    return [{key: value for key, value in model.items() if key != "preview_url"} for model in models]
+
+
 def header_lying_safetensors() -> bytes:
     header = json.dumps(
         {
@@ -234,13 +239,13 @@ def bad_lora_cases(lora_files: LoraFiles) -> list[tuple[str, bytes, dict, int, s
 
 def test_bad_lora_uploads(live: LiveServer, alice: httpx.Client, lora_files: LoraFiles) -> None:
     for label, data, form, status, param in bad_lora_cases(lora_files):
-        models_before = alice.get("/v1/models").json()["data"]
+        models_before = without_previews(alice.get("/v1/models").json()["data"])
         before = snapshot(live, alice)
         response = upload(alice, data, **form)
         error = assert_error(response, status)
         if param is not None:
             assert error["param"] == param, (label, error)
-        assert alice.get("/v1/models").json()["data"] == models_before, label
+        assert without_previews(alice.get("/v1/models").json()["data"]) == models_before, label
         assert snapshot(live, alice) == before, label
     assert alice.get("/healthz").status_code == 200
 
@@ -254,3 +259,97 @@ def test_import_requires_fields(alice: httpx.Client, lora_files: LoraFiles, miss
     else:
         data.pop(missing)
     assert_error(alice.post("/v1/models", files=files or None, data=data), 400)
+
+
+def test_bases_say_whether_their_weights_are_here_and_how_to_fetch_them(alice: httpx.Client) -> None:
+    by_id = {item["id"]: item for item in alice.get("/v1/models").json()["data"]}
+    for tiny in ("tiny-sd15", "tiny-sdxl", "tiny-flux", "tiny-llm"):
+        assert by_id[tiny]["weights_present"] is True, tiny
+        assert by_id[tiny]["fetch_command"] is None, tiny
+    for hub_id, source in (
+        ("stable-diffusion-v1-5", "stable-diffusion-v1-5/stable-diffusion-v1-5"),
+        ("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
+    ):
+        base = by_id[hub_id]
+        # On a machine with that snapshot in its Hugging Face cache it is present; otherwise the command fetches it.
+        if base["weights_present"]:
+            assert base["fetch_command"] is None
+        else:
+            assert base["fetch_command"] == f"hf download {source}"
+    assert alice.get("/v1/models/tiny-sd15").json()["weights_present"] is True
+    assert by_id["router-default"]["weights_present"] is None
+
+
+def test_rename_and_retag_an_adapter(
+    live: LiveServer, alice: httpx.Client, bob: httpx.Client, lora_files: LoraFiles
+) -> None:
+    made = upload(alice, lora_files.sd15_a.read_bytes(), name="before", trigger_word="sks", tags="style=flat")
+    adapter_id = made.json()["id"]
+    assert made.json()["name"] == "before"
+    assert made.json()["preview_url"] is None
+
+    changed = alice.patch(
+        f"/v1/models/{adapter_id}",
+        json={"name": " after ", "trigger_word": "ohwx", "tags": {"Industry": "food ", "style": "photo"}},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["id"] == adapter_id
+    assert (changed.json()["name"], changed.json()["trigger_word"]) == ("after", "ohwx")
+    assert changed.json()["tags"] == {"industry": "food", "style": "photo"}
+    listed = {m["id"]: m for m in alice.get("/v1/models").json()["data"]}[adapter_id]
+    assert (listed["name"], listed["trigger_word"], listed["tags"]) == ("after", "ohwx", changed.json()["tags"])
+    # The new trigger word is the one generation adds; fields left out stay as they were.
+    revised = alice.post(
+        "/v1/images/generations", json={"model": adapter_id, "prompt": "a cat", "size": "64x64", "steps": 2}
+    ).json()["data"][0]["revised_prompt"]
+    assert revised == "ohwx, a cat"
+    assert alice.patch(f"/v1/models/{adapter_id}", json={}).json()["trigger_word"] == "ohwx"
+    cleared = alice.patch(f"/v1/models/{adapter_id}", json={"trigger_word": None}).json()
+    assert (cleared["trigger_word"], cleared["name"], cleared["tags"]) == (
+        None,
+        "after",
+        {"industry": "food", "style": "photo"},
+    )
+
+    # The newest image made with it is its preview, a signed URL that loads without the key.
+    preview = alice.get(f"/v1/models/{adapter_id}").json()["preview_url"]
+    assert preview is not None
+    image = httpx.get(preview)
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert {m["id"]: m for m in alice.get("/v1/models").json()["data"]}[adapter_id]["preview_url"] is not None
+
+    hostile = "<script>alert(1)</script>"
+    stored = alice.patch(f"/v1/models/{adapter_id}", json={"name": hostile, "trigger_word": hostile})
+    assert (stored.json()["name"], stored.json()["trigger_word"]) == (hostile, hostile)  # kept as text
+
+    for body, param in (
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": None}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": 5}, None),
+        ({"trigger_word": "x" * 201}, "trigger_word"),
+        ({"tags": None}, "tags"),
+        ({"tags": "industry=food"}, None),
+        ({"tags": {"industry": 5}}, None),
+        ({"tags": {"<img src=x onerror=alert(1)>": "x"}}, "tags"),
+        ({"tags": {"industry": ""}}, "tags"),
+        ({"tags": {"industry": "x" * 101}}, "tags"),
+        ({"tags": {f"k{n}": "v" for n in range(21)}}, "tags"),
+        ({"owner_id": "someone"}, None),
+        ({"base": "tiny-sdxl"}, None),
+    ):
+        assert_error(alice.patch(f"/v1/models/{adapter_id}", json=body), 400, param=param)
+    assert_error(
+        alice.patch(f"/v1/models/{adapter_id}", content=b"{not json", headers={"content-type": "application/json"}), 400
+    )
+    unchanged = alice.get(f"/v1/models/{adapter_id}").json()
+    assert (unchanged["name"], unchanged["base"]) == (hostile, "tiny-sd15")
+
+    # Another user's adapter does not exist for bob; bases and the router are not edited.
+    assert_error(bob.patch(f"/v1/models/{adapter_id}", json={"name": "mine"}), 404)
+    assert alice.get(f"/v1/models/{adapter_id}").json()["name"] == hostile
+    assert_error(alice.patch("/v1/models/nope", json={"name": "x"}), 404)
+    assert_error(alice.patch("/v1/models/tiny-sd15", json={"name": "x"}), 400, param="model")
+    assert_error(alice.patch("/v1/models/router-default", json={"name": "x"}), 400, param="model")
+    assert alice.delete(f"/v1/models/{adapter_id}").status_code == 200

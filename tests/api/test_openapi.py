@@ -102,7 +102,7 @@ def test_favorite_is_a_boolean_in_the_schema_and_null_is_refused(document: dict[
     [
         ("/v1/datasets/ds_x", "DELETE, GET, OPTIONS"),
         ("/v1/files/file_x", "DELETE, GET, OPTIONS"),
-        ("/v1/models/model_x", "DELETE, GET, OPTIONS"),
+        ("/v1/models/model_x", "DELETE, GET, OPTIONS, PATCH"),
         ("/v1/generations/gen_x", "DELETE, GET, OPTIONS, PATCH"),
         ("/v1/datasets/from-urls", "OPTIONS, POST"),  # its own path, not /v1/datasets/{dataset_id}
         ("/v1/images/generations", "OPTIONS, POST"),

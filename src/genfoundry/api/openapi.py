@@ -80,6 +80,7 @@ ROUTES: dict[str, RouteDoc] = {
     "GET /v1/models": RouteDoc(),
     "POST /v1/models": RouteDoc(errors=(400, 404, 422, 503)),
     "GET /v1/models/{model_id}": RouteDoc(errors=(404,)),
+    "PATCH /v1/models/{model_id}": RouteDoc(errors=(400, 404)),
     "DELETE /v1/models/{model_id}": RouteDoc(errors=(400, 404, 409)),
     "GET /v1/models/{model_id}/content": RouteDoc(errors=(400, 404, 422), media_types=("application/octet-stream",)),
     "GET /v1/keys": RouteDoc(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from genfoundry.catalog import BaseModelEntry, TextModelEntry
@@ -9,10 +10,14 @@ from genfoundry.db.tables import Adapter, Classifier
 from genfoundry.schemas import ModelPublic
 
 if TYPE_CHECKING:
-    from genfoundry.services.model_directory import Model, ModelListing, RouterModel
+    from genfoundry.services.model_directory import Model, ModelListing, RouterModel, Weights
+
+PreviewUrl = Callable[[str], str]  # a generation's id → its signed image URL
 
 
-def base_public(entry: BaseModelEntry) -> ModelPublic:
+def base_public(
+    entry: BaseModelEntry, *, weights: Weights | None = None, preview_url: str | None = None
+) -> ModelPublic:
     return ModelPublic(
         id=entry.id,
         created=entry.created,
@@ -21,17 +26,27 @@ def base_public(entry: BaseModelEntry) -> ModelPublic:
         family=entry.family,
         base=entry.base_id,
         description=entry.description or None,
+        weights_present=weights.present if weights is not None else None,
+        fetch_command=weights.fetch_command if weights is not None else None,
+        preview_url=preview_url,
     )
 
 
-def text_base_public(entry: TextModelEntry) -> ModelPublic:
+def text_base_public(entry: TextModelEntry, *, weights: Weights | None = None) -> ModelPublic:
     """A text base: family "text"; served by /v1/chat/completions and /v1/completions."""
     return ModelPublic(
-        id=entry.id, created=0, owned_by="genfoundry", kind="base", family="text", description=entry.description or None
+        id=entry.id,
+        created=0,
+        owned_by="genfoundry",
+        kind="base",
+        family="text",
+        description=entry.description or None,
+        weights_present=weights.present if weights is not None else None,
+        fetch_command=weights.fetch_command if weights is not None else None,
     )
 
 
-def adapter_public(adapter: Adapter) -> ModelPublic:
+def adapter_public(adapter: Adapter, *, preview_url: str | None = None) -> ModelPublic:
     return ModelPublic(
         id=adapter.id,
         created=int(adapter.created_at.timestamp()),
@@ -41,9 +56,11 @@ def adapter_public(adapter: Adapter) -> ModelPublic:
         base=adapter.base_id,
         trigger_word=adapter.trigger_word,
         tags={str(k): str(v) for k, v in adapter.tags.items()},
+        name=adapter.name,
         description=adapter.name,
         rank=adapter.rank,
         source_format=adapter.source_format,
+        preview_url=preview_url,
     )
 
 
@@ -55,6 +72,7 @@ def classifier_public(classifier: Classifier) -> ModelPublic:
         kind="classifier",
         family="text-classifier",
         base=classifier.encoder,
+        name=classifier.name,
         description=classifier.name,
         labels=list(classifier.labels),
     )
@@ -74,24 +92,40 @@ def router_public(router: RouterModel) -> ModelPublic:
     )
 
 
-def model_public(model: Model) -> ModelPublic:
+def model_public(
+    model: Model,
+    *,
+    weights: Weights | None = None,
+    preview_id: str | None = None,
+    preview_url: PreviewUrl | None = None,
+) -> ModelPublic:
+    """One model; `weights` for a base, `preview_id` (turned into a URL by `preview_url`) for the caller's own."""
+    url = preview_url(preview_id) if preview_id is not None and preview_url is not None else None
     if isinstance(model, BaseModelEntry):
-        return base_public(model)
+        return base_public(model, weights=weights, preview_url=url)
     if isinstance(model, TextModelEntry):
-        return text_base_public(model)
+        return text_base_public(model, weights=weights)
     if isinstance(model, Adapter):
-        return adapter_public(model)
+        return adapter_public(model, preview_url=url)
     if isinstance(model, Classifier):
         return classifier_public(model)
     return router_public(model)
 
 
-def models_public(listing: ModelListing) -> list[ModelPublic]:
+def models_public(listing: ModelListing, *, preview_url: PreviewUrl | None = None) -> list[ModelPublic]:
     """Image bases, text bases, adapters, the router, then classifiers: /v1/models' order."""
+
+    def url(model_id: str) -> str | None:
+        preview_id = listing.previews.get(model_id)
+        return preview_url(preview_id) if preview_id is not None and preview_url is not None else None
+
     return [
-        *(base_public(entry) for entry in listing.bases),
-        *(text_base_public(entry) for entry in listing.text_bases),
-        *(adapter_public(adapter) for adapter in listing.adapters),
+        *(
+            base_public(entry, weights=listing.weights.get(entry.id), preview_url=url(entry.id))
+            for entry in listing.bases
+        ),
+        *(text_base_public(entry, weights=listing.weights.get(entry.id)) for entry in listing.text_bases),
+        *(adapter_public(adapter, preview_url=url(adapter.id)) for adapter in listing.adapters),
         router_public(listing.router),
         *(classifier_public(classifier) for classifier in listing.classifiers),
     ]

@@ -20,6 +20,12 @@ from genfoundry.repo.ids import slug
 from genfoundry.services.datasets import copy_upload
 from genfoundry.storage import ArtifactStore
 
+
+class Unset:
+    """A field left out of an update (where None means "clear it")."""
+
+
+UNSET = Unset()
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9_\-]{0,39}$")
 EXPORT_FORMATS = ("diffusers", "kohya")
 
@@ -36,6 +42,22 @@ def parse_tags(raw: str | None) -> dict[str, str]:
             raise Invalid(f"tags must look like 'industry=technology,style=flat', got {part!r}", param="tags")
         tags[key] = value
     return tags
+
+
+def check_tags(tags: dict[str, str]) -> dict[str, str]:
+    """Tags given as an object: the same keys and values `parse_tags` accepts, keys lower-cased, values trimmed."""
+    checked: dict[str, str] = {}
+    for raw_key, raw_value in tags.items():
+        key, value = raw_key.strip().lower(), raw_value.strip()
+        if not _TAG_KEY.match(key):
+            raise Invalid(
+                f"a tag's name takes lower-case letters, digits, '_' and '-' (at most 40), got {raw_key!r}",
+                param="tags",
+            )
+        if not value or len(value) > 100:
+            raise Invalid(f"the tag {key!r} needs a value of 1 to 100 characters", param="tags")
+        checked[key] = value
+    return checked
 
 
 class AdapterService:
@@ -133,6 +155,28 @@ class AdapterService:
         if fmt not in EXPORT_FORMATS:
             raise Invalid(f"format must be one of {', '.join(EXPORT_FORMATS)}", param="format")
         return export_lora(self.store.local_path(adapter.file_key), fmt=fmt, family=adapter.family)
+
+    def update(
+        self,
+        *,
+        owner_id: str,
+        adapter_id: str,
+        name: str | None = None,
+        trigger_word: str | Unset | None = UNSET,
+        tags: dict[str, str] | None = None,
+    ) -> Adapter:
+        """Rename `owner_id`'s adapter or change its trigger word (None or blank: none) or tags (replaced whole)."""
+        checked = check_tags(tags) if tags is not None else None
+        with self.sessions() as session:
+            adapter = adapters_repo.require_adapter(session=session, owner_id=owner_id, adapter_id=adapter_id)
+            if name is not None:
+                adapter.name = name
+            if not isinstance(trigger_word, Unset):
+                adapter.trigger_word = (trigger_word or "").strip() or None
+            if checked is not None:
+                adapter.tags = checked
+            session.commit()
+            return adapter
 
     def delete(self, *, owner_id: str, adapter_id: str) -> None:
         with self.sessions() as session:

@@ -1,12 +1,14 @@
 """The models a caller sees, gathered from the catalog (image and text bases, trained models), the adapter registry,
-the classifier registry and the shipped prompt router: list them, find one by id, delete one.
+the classifier registry and the shipped prompt router: list them, find one by id, change or delete one; whether a
+base's weights are on this machine, and the newest image made with each of the caller's models (its preview).
 
 Functions of the `Services` container, since a model id may name any of these; the API and the CLI share them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genfoundry.catalog import BaseModelEntry, TextModelEntry
@@ -14,7 +16,9 @@ from genfoundry.db.tables import Adapter, Classifier
 from genfoundry.errors import Invalid
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.repo import classifiers as classifiers_repo
+from genfoundry.repo import generations as generations_repo
 from genfoundry.router.head import ClassifierHead
+from genfoundry.services.adapters import UNSET, Unset
 from genfoundry.services.classifiers import ROUTER_MODEL_ID
 from genfoundry.services.trained_models import delete_trained_model
 
@@ -31,15 +35,54 @@ class RouterModel:
 
 
 @dataclass(frozen=True)
+class Weights:
+    """Whether a base's weights are on this machine; if not, the command that fetches them (None: none can)."""
+
+    present: bool
+    fetch_command: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelListing:
     bases: list[BaseModelEntry]  # public bases, then trained models (each with its owner)
     text_bases: list[TextModelEntry]
     adapters: list[Adapter]
     router: RouterModel
     classifiers: list[Classifier]
+    weights: dict[str, Weights] = field(default_factory=dict)  # by base id (image, text and trained)
+    previews: dict[str, str] = field(default_factory=dict)  # model id → its newest generation's id
 
 
 Model = BaseModelEntry | TextModelEntry | Adapter | Classifier | RouterModel
+
+
+def weights_of(entry: BaseModelEntry | TextModelEntry, *, tiny_dir: Path) -> Weights:
+    """A local folder is present when it exists; a Hugging Face repo id when its snapshot is in the local cache
+    (looked up on disk only, never on the Hub), else fetched with `hf download`. Tiny models are built, not fetched."""
+    marker = "config.json" if isinstance(entry, TextModelEntry) else "model_index.json"
+    source = Path(entry.source)
+    if source.is_absolute() or entry.source.startswith((".", "~")):
+        if (source.expanduser() / marker).is_file():
+            return Weights(present=True)
+        tiny = source.expanduser().resolve().is_relative_to(Path(tiny_dir).resolve())
+        return Weights(present=False, fetch_command="genfoundry models build-tiny" if tiny else None)
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(entry.source, marker)
+    except ValueError:  # not a valid repo id either: nothing can fetch it
+        return Weights(present=False)
+    if isinstance(cached, str):
+        return Weights(present=True)
+    return Weights(present=False, fetch_command=f"hf download {entry.source}")
+
+
+def previews_of(services: Services, owner_id: str, model_ids: list[str]) -> dict[str, str]:
+    """The id of `owner_id`'s newest generation made with each of `model_ids` (as the request's model)."""
+    if not model_ids:
+        return {}
+    with services.sessions() as session:
+        return generations_repo.newest_generation_ids(session=session, owner_id=owner_id, models=model_ids)
 
 
 def router_model(services: Services) -> RouterModel:
@@ -58,14 +101,24 @@ def list_models(services: Services, owner_id: str | None) -> ModelListing:
             bases = catalog.visible(owner_id)
             adapters = adapters_repo.list_adapters(session=session, owner_id=owner_id)
             classifiers = []
+    text_bases = list(catalog.text_models.values())
+    previews: dict[str, str] = {}
     if owner_id is not None:
         classifiers = services.classifiers.list_models(owner_id)
+        mine = [adapter.id for adapter in adapters] + [entry.id for entry in bases if entry.owner_id is not None]
+        previews = previews_of(services, owner_id, mine)
+    tiny_dir = services.settings.tiny_models_dir
     return ModelListing(
         bases=bases,
-        text_bases=list(catalog.text_models.values()),
+        text_bases=text_bases,
         adapters=adapters,
         router=router_model(services),
         classifiers=classifiers,
+        weights={
+            **{entry.id: weights_of(entry, tiny_dir=tiny_dir) for entry in bases},
+            **{entry.id: weights_of(entry, tiny_dir=tiny_dir) for entry in text_bases},
+        },
+        previews=previews,
     )
 
 
@@ -104,3 +157,34 @@ def delete_model(services: Services, *, owner_id: str, model_id: str) -> None:
         services.classifiers.delete(owner_id=owner_id, classifier_id=model_id)
         return
     services.adapters.delete(owner_id=owner_id, adapter_id=model_id)
+
+
+def update_model(
+    services: Services,
+    *,
+    owner_id: str,
+    model_id: str,
+    name: str | None = None,
+    trigger_word: str | Unset | None = UNSET,
+    tags: dict[str, str] | None = None,
+) -> Adapter:
+    """Rename `owner_id`'s adapter or change its trigger word or tags; other models are not edited here (400)."""
+    catalog = services.catalog
+    if model_id in catalog.models or model_id in catalog.text_models or model_id == ROUTER_MODEL_ID:
+        raise Invalid("base models come from the catalog and cannot be changed", param="model")
+    if catalog.find_visible(model_id, owner_id) is not None or services.classifiers.get(owner_id, model_id):
+        raise Invalid("only adapters can be renamed or given a trigger word and tags", param="model")
+    return services.adapters.update(
+        owner_id=owner_id, adapter_id=model_id, name=name, trigger_word=trigger_word, tags=tags
+    )
+
+
+def extras_of(services: Services, owner_id: str, model: Model) -> tuple[Weights | None, str | None]:
+    """What `list_models` adds for one model: a base's weights, and the newest generation's id for one of the
+    caller's adapters or trained models."""
+    weights = None
+    if isinstance(model, BaseModelEntry | TextModelEntry):
+        weights = weights_of(model, tiny_dir=services.settings.tiny_models_dir)
+    mine = isinstance(model, Adapter) or (isinstance(model, BaseModelEntry) and model.owner_id is not None)
+    preview = previews_of(services, owner_id, [model.id]).get(model.id) if mine else None
+    return weights, preview

@@ -2,27 +2,58 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from genfoundry.api.deps import PrincipalDep, ServicesDep
 from genfoundry.presenters.models import adapter_public, model_public, models_public
 from genfoundry.schemas import DeletedPublic, ListPublic, ModelPublic
-from genfoundry.services import model_directory
-from genfoundry.services.adapters import parse_tags
+from genfoundry.schemas.models import ModelUpdate
+from genfoundry.services import Services, model_directory
+from genfoundry.services.adapters import UNSET, parse_tags
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
+def _preview_url(services: Services, request: Request) -> Callable[[str], str]:
+    base_url = str(request.base_url)
+    return lambda generation_id: services.signer.image_url(base_url, generation_id)
+
+
 @router.get("")
-def read_models(services: ServicesDep, principal: PrincipalDep) -> ListPublic[ModelPublic]:
-    return ListPublic(data=models_public(model_directory.list_models(services, principal.user_id)))
+def read_models(request: Request, services: ServicesDep, principal: PrincipalDep) -> ListPublic[ModelPublic]:
+    """Bases say whether their weights are on this machine (`weights_present`) and how to fetch them
+    (`fetch_command`); the caller's adapters and trained models carry their newest image as `preview_url`."""
+    listing = model_directory.list_models(services, principal.user_id)
+    return ListPublic(data=models_public(listing, preview_url=_preview_url(services, request)))
 
 
 @router.get("/{model_id}")
-def read_model(model_id: str, services: ServicesDep, principal: PrincipalDep) -> ModelPublic:
-    return model_public(model_directory.find_model(services, principal.user_id, model_id))
+def read_model(model_id: str, request: Request, services: ServicesDep, principal: PrincipalDep) -> ModelPublic:
+    model = model_directory.find_model(services, principal.user_id, model_id)
+    weights, preview_id = model_directory.extras_of(services, principal.user_id, model)
+    return model_public(model, weights=weights, preview_id=preview_id, preview_url=_preview_url(services, request))
+
+
+@router.patch("/{model_id}")
+def update_model(
+    model_id: str, body: ModelUpdate, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> ModelPublic:
+    """Rename an adapter (`name`), set or clear its `trigger_word`, or replace its `tags`; fields left out are
+    unchanged. Bases, trained models and classifiers are not edited here (400)."""
+    fields = body.model_dump(exclude_unset=True)
+    adapter = model_directory.update_model(
+        services,
+        owner_id=principal.user_id,
+        model_id=model_id,
+        name=fields.get("name"),
+        trigger_word=fields.get("trigger_word", UNSET),
+        tags=fields.get("tags"),
+    )
+    _, preview_id = model_directory.extras_of(services, principal.user_id, adapter)
+    return model_public(adapter, preview_id=preview_id, preview_url=_preview_url(services, request))
 
 
 @router.post("", status_code=201)
