@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.web.conftest import Studio, StudioServer
 from tests.web.test_generate import GENERATED, HOSTILE, expect_loaded, result
@@ -21,7 +21,7 @@ def make_images(server: StudioServer, user: str, prompt: str, n: int = 1, seed: 
     return [item["id"] for item in response.json()["data"]]
 
 
-def tiles(page: Page):  # noqa: ANN201 - a Locator
+def tiles(page: Page) -> Locator:
     return page.locator(".gallery-grid > li")
 
 
