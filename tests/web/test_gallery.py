@@ -72,9 +72,9 @@ def test_rate_give_feedback_favorite_and_delete(
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
 
-    page.get_by_label("Rating").select_option("4")
+    page.get_by_label("Rating", exact=True).select_option("4")
     expect(tiles(page)).to_have_count(1)
-    page.get_by_label("Rating").select_option("")
+    page.get_by_label("Rating", exact=True).select_option("")
     expect(tiles(page)).to_have_count(3)
     page.get_by_label("Favorites only").check()
     expect(tiles(page)).to_have_count(1)
@@ -104,9 +104,9 @@ def test_infinite_scroll_and_filters_by_model_and_adapter(
     page.locator(".sentinel").scroll_into_view_if_needed()
     expect(tiles(page)).to_have_count(30)
     expect(page.get_by_role("status").filter(has_text="30 images")).to_be_visible()
-    page.get_by_label("Model").select_option("tiny-sdxl")
+    page.get_by_label("Model", exact=True).select_option("tiny-sdxl")
     expect(page.get_by_text("No images here yet.")).to_be_visible()
-    page.get_by_label("Model").select_option("tiny-sd15")
+    page.get_by_label("Model", exact=True).select_option("tiny-sd15")
     expect(tiles(page)).to_have_count(24)
 
 

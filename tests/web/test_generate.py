@@ -10,6 +10,7 @@ from collections.abc import Callable
 from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 
+from tests.conftest import LoraFiles
 from tests.web.conftest import Studio
 
 HOSTILE = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
@@ -123,3 +124,38 @@ def test_image_to_image_from_a_file(studio_for: Callable[[str | None], Studio]) 
     with studio.server.client("alice") as client:
         latest = client.get("/v1/generations", params={"limit": 1}).json()["data"][0]
     assert latest["kind"] == "edit" and latest["params"]["strength"] == 0.5
+
+
+def test_an_extra_adapter_with_its_weight_and_the_gallery_filter(
+    studio_for: Callable[[str | None], Studio], lora_files: LoraFiles
+) -> None:
+    studio = studio_for("alice")
+    token = uuid.uuid4().hex[:8]
+    with studio.server.client("alice") as client:
+        made = client.post(
+            "/v1/models",
+            files={"file": ("fox.safetensors", lora_files.sd15_a.read_bytes(), "application/octet-stream")},
+            data={"base": "tiny-sd15", "name": f"fox style {token}"},
+        )
+    assert made.status_code == 201, made.text
+    adapter = made.json()["id"]
+    page = studio.open("/")
+    prompt = f"a fox, in its style {token}"
+    fill_form(page, prompt, seed=31)
+    page.get_by_role("button", name="Add adapter").click()
+    page.get_by_label("Adapter 1", exact=True).select_option(adapter)
+    page.get_by_label("Weight of adapter 1").fill("0.5")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect_loaded(result(page, 31).get_by_role("img", name=prompt))
+    with studio.server.client("alice") as client:
+        latest = client.get("/v1/generations", params={"q": token}).json()["data"][0]
+    assert latest["params"]["loras"] == [{"id": adapter, "weight": 0.5}]
+
+    page.goto(studio.server.url + "/gallery")
+    page.get_by_label("Search prompts").fill(token)
+    expect(page.locator(".gallery-grid > li")).to_have_count(1)
+    page.get_by_label("Adapter", exact=True).select_option(adapter)
+    expect(page.locator(".gallery-grid > li")).to_have_count(1)
+    page.get_by_label("Search prompts").fill("")
+    expect(page.locator(".gallery-grid > li")).to_have_count(1)
+    expect(page.get_by_role("img", name=prompt)).to_be_visible()

@@ -73,7 +73,8 @@ document.addEventListener("alpine:init", () => {
         const page = await studio.get("/v1/models");
         this.models = page.data.filter((m) => IMAGE_FAMILIES.has(m.family) && m.kind !== "classifier");
         if (!this.form.model) {
-          const ready = this.models.find((m) => m.kind === "base" && m.available !== false);
+          // the first base whose weights are on this machine (the field is absent on older servers)
+          const ready = this.models.find((m) => m.kind === "base" && m.weights_present !== false);
           this.form.model = ready ? ready.id : "";
         }
       } catch (error) {
@@ -100,7 +101,8 @@ document.addEventListener("alpine:init", () => {
 
     modelLabel(model) {
       if (model.kind === "adapter") {
-        return `adapter on ${model.base}` + (model.trigger_word ? ` · trigger word ${model.trigger_word}` : "");
+        const named = model.name ? `${model.name} · ` : "";
+        return `${named}adapter on ${model.base}` + (model.trigger_word ? ` · trigger word ${model.trigger_word}` : "");
       }
       return model.description ? `${model.family} · ${model.description}` : model.family;
     },
