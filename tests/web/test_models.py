@@ -119,17 +119,23 @@ def test_import_preview_rename_export_and_delete_an_adapter(
     assert dialogs == []
 
 
-def test_a_failed_import_shows_the_api_message_next_to_the_file(
-    studio_for: Callable[[str | None], Studio], tmp_path: Path
+def test_a_dropped_file_that_is_no_lora_gets_the_api_message_next_to_the_file(
+    studio_for: Callable[[str | None], Studio],
 ) -> None:
-    junk = tmp_path / "junk.safetensors"
-    junk.write_bytes(b"not a safetensors file")
     page = studio_for("alice").open("/models")
-    page.get_by_label("LoRA file").set_input_files(junk)
+    dropped = page.evaluate_handle(
+        """() => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File(["not a safetensors file"], "junk.safetensors"));
+            return transfer;
+        }"""
+    )
+    page.locator(".dropzone").dispatch_event("drop", {"dataTransfer": dropped})
+    expect(page.get_by_text("Chosen: junk.safetensors")).to_be_visible()
     page.get_by_label("Base model", exact=True).select_option("tiny-sd15")
     page.get_by_label("Name", exact=True).fill("junk")
     page.get_by_role("button", name="Import").click()
-    file_error = page.locator("form .dropzone + p.error")
+    file_error = page.locator(".dropzone + p.error")  # the file's own error, right under the drop zone
     expect(file_error).to_be_visible()
     expect(file_error).to_have_attribute("role", "alert")
     expect(page.get_by_role("listitem", name="Adapter junk")).to_have_count(0)
