@@ -84,6 +84,7 @@ def test_import_preview_rename_export_and_delete_an_adapter(
     # Rename and change the trigger word.
     card.get_by_role("button", name=f"Edit {SCRIPT}").click()
     form = page.get_by_role("form", name=f"Edit {SCRIPT}")
+    expect(form.get_by_label("Name")).to_be_focused()  # keyboard users land in the form
     form.get_by_label("Name").fill("Flat icons")
     form.get_by_label("Trigger word").fill("ohwx")
     form.get_by_role("button", name="Save").click()
@@ -112,6 +113,7 @@ def test_import_preview_rename_export_and_delete_an_adapter(
     card.get_by_role("button", name="Keep it").click()
     expect(card).to_be_visible()
     card.get_by_role("button", name="Delete Flat icons").click()
+    expect(card.get_by_role("button", name="Yes, delete")).to_be_focused()
     card.get_by_role("button", name="Yes, delete").click()
     expect(page.get_by_role("listitem", name="Adapter Flat icons")).to_have_count(0)
     with studio_server.client("alice") as client:

@@ -203,9 +203,18 @@ document.addEventListener("alpine:init", () => {
         this.actionError = studio.messageOf(error);
       }
     },
+    focusFirstField(form) {
+      const field = form.querySelector("input");
+      if (field) field.focus();
+    },
     askDelete(item) {
       this.editing = null;
       this.confirming = item.id;
+      // The Delete button hides; keyboard focus moves to the confirmation instead of being lost.
+      this.$nextTick(() => {
+        const confirm = document.getElementById(`confirm-delete-${item.id}`);
+        if (confirm) confirm.focus();
+      });
     },
     cancelDelete() {
       this.confirming = null;
