@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.web.conftest import Studio, StudioServer
+from tests.web.conftest import Studio, StudioServer, axe_violations
 from tests.web.test_generate import GENERATED, HOSTILE, expect_loaded, result
 
 
@@ -52,6 +52,7 @@ def test_rate_give_feedback_favorite_and_delete(
     expect(dialog.locator("xpath=.//dt[.='Seed']/following-sibling::dd[1]")).to_have_text("12")
     expect(dialog.locator("dl")).to_contain_text("tiny-sd15")
     expect(dialog.locator("dl")).to_contain_text("64×64")
+    assert not axe_violations(page)  # the dialog too: rating, feedback and actions all have names
     dialog.get_by_label("4 stars").check()
     expect(dialog.get_by_role("status")).to_have_text("Rated 4 of 5.")
     dialog.get_by_label("Feedback").fill(HOSTILE[1] + " " + HOSTILE[0])
@@ -98,9 +99,11 @@ def test_infinite_scroll_and_filters_by_model_and_adapter(
     token = uuid.uuid4().hex[:8]
     for start in range(0, 30, 8):
         make_images(studio_server, "alice", f"a field of tulips {token}", n=min(8, 30 - start), seed=start)
-    page = studio_for("alice").open("/gallery")
+    studio = studio_for("alice")
+    studio.page.set_viewport_size({"width": 800, "height": 400})  # a first page taller than the screen
+    page = studio.open("/gallery")
     search(page, token)
-    expect(tiles(page)).to_have_count(24)  # the first page
+    expect(tiles(page)).to_have_count(24)  # the first page; the next comes when the list's end is scrolled to
     page.locator(".sentinel").scroll_into_view_if_needed()
     expect(tiles(page)).to_have_count(30)
     expect(page.get_by_role("status").filter(has_text="30 images")).to_be_visible()

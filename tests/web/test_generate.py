@@ -11,7 +11,7 @@ from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import LoraFiles
-from tests.web.conftest import Studio
+from tests.web.conftest import Studio, axe_violations
 
 HOSTILE = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
 # How long a result may take to appear: generating is quick on the tiny models, but the first one loads the model
@@ -145,6 +145,7 @@ def test_an_extra_adapter_with_its_weight_and_the_gallery_filter(
     page.get_by_role("button", name="Add adapter").click()
     page.get_by_label("Adapter 1", exact=True).select_option(adapter)
     page.get_by_label("Weight of adapter 1").fill("0.5")
+    assert not axe_violations(page)  # the adapter's row too
     page.get_by_role("button", name="Generate", exact=True).click()
     expect_loaded(result(page, 31).get_by_role("img", name=prompt))
     with studio.server.client("alice") as client:
