@@ -5,14 +5,15 @@ document.addEventListener("alpine:init", () => {
   const { studio } = window;
 
   const ACTIVE = ["validating_files", "queued", "running"];
-  // Metrics an event may carry, charted in this order (loss-like first, accuracies after).
+  // Metrics an event may carry, charted in this order: losses on the left axis, accuracies (0–1) on the right.
   const SERIES = [
-    { key: "loss", label: "Loss", color: "--accent" },
-    { key: "eval_loss", label: "Eval loss", color: "--warn" },
-    { key: "contrastive_loss", label: "Contrastive loss", color: "--warn" },
-    { key: "token_accuracy", label: "Token accuracy", color: "--ok" },
-    { key: "val_accuracy", label: "Accuracy", color: "--ok" },
+    { key: "loss", label: "Loss", color: "--accent", scale: "loss" },
+    { key: "eval_loss", label: "Eval loss", color: "--warn", scale: "loss" },
+    { key: "contrastive_loss", label: "Contrastive loss", color: "--warn", scale: "loss" },
+    { key: "token_accuracy", label: "Token accuracy", color: "--ok", scale: "ratio" },
+    { key: "val_accuracy", label: "Accuracy", color: "--ok", scale: "ratio" },
   ];
+  const IMAGE_METHODS = ["lora", "dreambooth"];
   const LOG_LINES = 60;
 
   const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
@@ -181,18 +182,27 @@ document.addEventListener("alpine:init", () => {
         const text = cssVar("--text");
         const grid = cssVar("--border");
         const axis = { stroke: text, grid: { stroke: grid }, ticks: { stroke: grid } };
+        const described = keys.map((key) => SERIES.find((each) => each.key === key));
+        const axes = [{ ...axis, label: "step" }];
+        if (described.some((series) => series.scale === "loss")) axes.push({ ...axis, scale: "loss" });
+        if (described.some((series) => series.scale === "ratio")) {
+          axes.push({ ...axis, scale: "ratio", side: 1, grid: { show: false } });
+        }
         chart = new window.uPlot(
           {
             width: this.chartWidth(),
             height: 260,
-            scales: { x: { time: false } },
-            axes: [{ ...axis, label: "step" }, axis],
+            scales: { x: { time: false }, ratio: { range: [0, 1] } },
+            axes,
             series: [
               { label: "step" },
-              ...keys.map((key) => {
-                const series = SERIES.find((each) => each.key === key);
-                return { label: series.label, stroke: cssVar(series.color), width: 2, spanGaps: true };
-              }),
+              ...described.map((series) => ({
+                label: series.label,
+                scale: series.scale,
+                stroke: cssVar(series.color),
+                width: 2,
+                spanGaps: true,
+              })),
             ],
           },
           data,
@@ -235,6 +245,9 @@ document.addEventListener("alpine:init", () => {
       },
       methodName() {
         return this.job ? this.job.method.type : "";
+      },
+      isImage() {
+        return IMAGE_METHODS.includes(this.methodName());
       },
       learningRate() {
         return this.latest && typeof this.latest.lr === "number" ? this.latest.lr.toExponential(2) : "—";
