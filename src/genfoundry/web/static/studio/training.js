@@ -5,7 +5,8 @@ document.addEventListener("alpine:init", () => {
   const { studio } = window;
 
   const ACTIVE = ["validating_files", "queued", "running"];
-  const IMAGE_METHODS_DATA = "image";
+  // Display names of the known methods; any other method the registry lists shows under its id.
+  const METHOD_LABELS = { lora: "LoRA", dreambooth: "DreamBooth", sft: "SFT (text)", classifier: "Classifier" };
 
   /** "sample_every_n_steps" → "Sample every n steps". */
   const labelOf = (name) => {
@@ -132,7 +133,7 @@ document.addEventListener("alpine:init", () => {
       return this.methods.find((method) => method.id === this.methodId) || null;
     },
     methodLabel(method) {
-      return method.id === "lora" ? "LoRA" : method.id === "sft" ? "SFT (text)" : labelOf(method.id);
+      return METHOD_LABELS[method.id] || labelOf(method.id);
     },
     methodDescription() {
       const method = this.method();
@@ -170,7 +171,7 @@ document.addEventListener("alpine:init", () => {
     datasetsForMethod() {
       const method = this.method();
       if (!method) return [];
-      const kind = method.dataset === IMAGE_METHODS_DATA ? "image" : "text";
+      const kind = method.dataset === "image" ? "image" : "text";
       return this.datasets.filter((dataset) => dataset.kind === kind);
     },
     datasetLabel(dataset) {

@@ -13,7 +13,6 @@ document.addEventListener("alpine:init", () => {
     { key: "token_accuracy", label: "Token accuracy", color: "--ok", scale: "ratio" },
     { key: "val_accuracy", label: "Accuracy", color: "--ok", scale: "ratio" },
   ];
-  const IMAGE_METHODS = ["lora", "dreambooth"];
   const LOG_LINES = 60;
 
   const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
@@ -31,6 +30,7 @@ document.addEventListener("alpine:init", () => {
     return {
       jobId: "",
       job: null,
+      method: null, // the job's method as GET /v1/fine_tuning/methods describes it (resumable, dataset)
       loadError: "",
       actionError: "",
       busy: false,
@@ -56,6 +56,7 @@ document.addEventListener("alpine:init", () => {
         window.addEventListener("resize", () => this.resizeChart());
         await this.loadJob();
         if (!this.job) return;
+        this.loadMethod();
         const hyper = this.job.hyperparameters || {};
         this.gridPrompts = (hyper.validation_prompts || []).join("\n");
         this.gridSeed = String(this.job.seed || 0);
@@ -77,6 +78,14 @@ document.addEventListener("alpine:init", () => {
           this.loadError = "";
         } catch (error) {
           this.loadError = error.status === 404 ? "There is no such training job among yours." : studio.messageOf(error);
+        }
+      },
+      async loadMethod() {
+        try {
+          const methods = (await studio.get("/v1/fine_tuning/methods")).data;
+          this.method = methods.find((method) => method.id === this.job.method.type) || null;
+        } catch (error) {
+          this.method = null; // the page works without it: no resume button, no image grid
         }
       },
       async loadCheckpoints() {
@@ -247,7 +256,7 @@ document.addEventListener("alpine:init", () => {
         return this.job ? this.job.method.type : "";
       },
       isImage() {
-        return IMAGE_METHODS.includes(this.methodName());
+        return Boolean(this.method && this.method.dataset === "image");
       },
       learningRate() {
         return this.latest && typeof this.latest.lr === "number" ? this.latest.lr.toExponential(2) : "—";
@@ -279,7 +288,7 @@ document.addEventListener("alpine:init", () => {
         return ACTIVE.includes(this.status());
       },
       canResume() {
-        return ["cancelled", "failed"].includes(this.status()) && this.methodName() !== "classifier";
+        return ["cancelled", "failed"].includes(this.status()) && Boolean(this.method && this.method.resumable);
       },
       async cancel() {
         await this.act("/cancel");
