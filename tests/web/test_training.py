@@ -120,6 +120,10 @@ def test_a_person_trains_a_lora_watches_it_and_promotes_a_checkpoint(
     page = studio.open("/training")
     expect(page.get_by_role("link", name=f"{IMG} ({job_id})")).to_be_visible()
     expect(page.get_by_role("row").filter(has_text=job_id).get_by_text("succeeded")).to_be_visible()
+    # With a finished run on this base, the form estimates how long the next one takes.
+    page.get_by_label("Base model").select_option("tiny-sd15")
+    page.get_by_label("Max steps").fill("8")
+    expect(page.get_by_role("status").filter(has_text="Estimated time: about")).to_contain_text("8 steps")
     studio.check_page("training")
     assert dialogs == []
 
