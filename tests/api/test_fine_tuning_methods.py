@@ -57,7 +57,8 @@ def test_methods_are_the_registry_with_their_hyperparameters(live: LiveServer, a
     assert dreambooth["max_steps"]["defaults"]["sd15"] == 500  # DreamBooth's own default, not LoRA's
 
     sft = listed["sft"]
-    assert sft["dataset"] == "text" and sft["families"] == ["text"]
+    assert sft["dataset"] == "text" and sft["families"] == ["text"] and sft["validation_file"] is True
+    assert not any(listed[name]["validation_file"] for name in ("lora", "dreambooth", "classifier"))
     assert {"id": "tiny-llm", "family": "text"} in sft["bases"]
     sft_hyper = {h["name"]: h for h in sft["hyperparameters"]}
     assert sft_hyper["n_epochs"]["defaults"] == {"text": 3} and sft_hyper["quantization"]["choices"] == ["none", "4bit"]

@@ -97,6 +97,7 @@ def method_public(method: FineTuningMethod, owner_id: str) -> FineTuningMethodPu
         id=method.name,
         description=(type(method).__doc__ or method.name).strip().splitlines()[0],
         dataset=method.dataset,  # type: ignore[arg-type]
+        validation_file=method.takes_validation_file,
         resumable=method.resumable,
         families=list(defaults),
         bases=[FineTuningBasePublic(id=base_id, family=family) for base_id, family in method.bases(owner_id)],

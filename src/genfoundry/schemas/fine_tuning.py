@@ -288,6 +288,7 @@ class FineTuningMethodPublic(BaseModel):
     object: Literal["fine_tuning.method"] = "fine_tuning.method"
     description: str
     dataset: Literal["image", "text", "classification"]  # what `training_file` must hold
+    validation_file: bool  # whether the method reads a `validation_file` (a dataset of the same kind)
     resumable: bool
     families: list[str]
     bases: list[FineTuningBasePublic]

@@ -28,6 +28,7 @@ class FineTuningMethod(ABC):
     resumable: ClassVar[bool] = True  # a cancelled or failed run can go on from its last checkpoint
     hyperparameters_model: ClassVar[type[BaseModel]]  # what `method.<name>.hyperparameters` takes
     dataset: ClassVar[str]  # what `training_file` holds: "image", "text" (SFT lines) or "classification"
+    takes_validation_file: ClassVar[bool] = False  # whether `validation_file` (a dataset like training_file) is read
 
     def __init__(self, env: JobEnv) -> None:
         self.env = env

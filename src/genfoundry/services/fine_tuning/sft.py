@@ -76,6 +76,7 @@ class SftMethod(FineTuningMethod):
     kind: ClassVar[str] = SFT_KIND
     hyperparameters_model: ClassVar[type[BaseModel]] = SftHyperparameters
     dataset: ClassVar[str] = "text"
+    takes_validation_file: ClassVar[bool] = True
 
     def bases(self, owner_id: str) -> list[tuple[str, str]]:
         return [(model_id, TEXT_FAMILY) for model_id in self.env.catalog.text_models]

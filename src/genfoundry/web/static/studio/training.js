@@ -75,6 +75,7 @@ document.addEventListener("alpine:init", () => {
     methodId: "",
     baseId: "",
     datasetId: "",
+    validationId: "",
     suffix: "",
     seed: "",
     loaded: false,
@@ -156,6 +157,7 @@ document.addEventListener("alpine:init", () => {
       this.fields = method.hyperparameters.map((hyper) => fieldOf(method.id, hyper));
       if (!method.bases.some((base) => base.id === this.baseId)) this.baseId = method.bases.length ? method.bases[0].id : "";
       if (!this.datasetsForMethod().some((dataset) => dataset.id === this.datasetId)) this.datasetId = "";
+      if (!this.datasetsForMethod().some((dataset) => dataset.id === this.validationId)) this.validationId = "";
       this.clearErrors();
       this.chooseBase();
     },
@@ -173,6 +175,10 @@ document.addEventListener("alpine:init", () => {
       if (!method) return [];
       const kind = method.dataset === "image" ? "image" : "text";
       return this.datasets.filter((dataset) => dataset.kind === kind);
+    },
+    takesValidationFile() {
+      const method = this.method();
+      return Boolean(method && method.validation_file);
     },
     datasetLabel(dataset) {
       const count = dataset.stats && dataset.stats.accepted !== undefined ? ` · ${dataset.stats.accepted} items` : "";
@@ -217,7 +223,8 @@ document.addEventListener("alpine:init", () => {
       return this.errorParam === name ? this.errorMessage : "";
     },
     controls() {
-      return ["model", "training_file", "suffix", "seed", ...this.fields.map((field) => field.name)];
+      const named = ["model", "training_file", "validation_file", "suffix", "seed"];
+      return [...named, ...this.fields.map((field) => field.name)];
     },
 
     async start() {
@@ -239,6 +246,7 @@ document.addEventListener("alpine:init", () => {
         training_file: this.datasetId,
         method: { type: method.id, [method.id]: { hyperparameters } },
       };
+      if (this.takesValidationFile() && this.validationId) body.validation_file = this.validationId;
       if (this.suffix.trim()) body.suffix = this.suffix.trim();
       if (String(this.seed).trim() !== "") body.seed = Number(this.seed);
       this.starting = true;
