@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import image_bytes
-from tests.helpers import make_zip, upload_zip
+from tests.helpers import make_zip, upload_zip, write_pairs
 from tests.web.conftest import Studio, StudioServer
 
 SCRIPT = "<script>alert(1)</script> rdx shoe"
@@ -163,3 +164,29 @@ def test_a_person_cancels_and_resumes_a_run(
     expect(status).to_have_text("cancelled", timeout=SERVER_TIMEOUT)
     with studio_server.client("alice") as alice:
         assert alice.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["status"] == "cancelled"
+
+
+def test_an_sft_run_charts_eval_loss_and_token_accuracy(
+    studio_for: Callable[[str | None], Studio], studio_server: StudioServer, tmp_path: Path
+) -> None:
+    with studio_server.client("alice") as alice:
+        data = write_pairs(tmp_path / "pairs.jsonl", 12).read_bytes()
+        file_id = alice.post("/v1/files", files={"file": ("t.jsonl", data)}, data={"purpose": "fine-tune"}).json()["id"]
+        hyper = {"max_steps": 2, "batch_size": 4, "rank": 4, "validation_fraction": 0.25, "checkpoint_every_n_steps": 2}
+        body = {
+            "model": "tiny-llm",
+            "training_file": file_id,
+            "method": {"type": "sft", "sft": {"hyperparameters": hyper}},
+        }
+        response = alice.post("/v1/fine_tuning/jobs", json=body)
+        assert response.status_code == 200, response.text
+        job_id = response.json()["id"]
+    page = studio_for("alice").open(f"/training/{job_id}")
+    expect(page.locator(".job-facts").get_by_role("status")).to_have_text("succeeded", timeout=RUN_TIMEOUT)
+    expect(page.locator("figcaption")).to_contain_text("token accuracy", timeout=SERVER_TIMEOUT)
+    expect(page.get_by_role("button", name="Show grid")).to_be_hidden()  # no images to compare for a text model
+    page.get_by_role("button", name="Promote step 2 to a model").click()
+    expect(page.get_by_role("status").filter(has_text="is now the model")).to_be_visible(timeout=SERVER_TIMEOUT)
+    with studio_server.client("alice") as alice:
+        kinds = {m.get("name"): m.get("family") for m in alice.get("/v1/models").json()["data"]}
+    assert kinds.get("tiny-llm-fine-tune") == "text"
