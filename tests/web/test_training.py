@@ -44,11 +44,6 @@ def no_dialogs(page: Page) -> list[str]:
     return opened
 
 
-def loaded(page: Page, images: object) -> int:
-    """How many of the located images have decoded (natural width > 0)."""
-    return int(page.evaluate("(els) => els.filter((el) => el.complete && el.naturalWidth > 0).length", images))
-
-
 def test_a_person_trains_a_lora_watches_it_and_promotes_a_checkpoint(
     studio_for: Callable[[str | None], Studio], studio_server: StudioServer, dataset_name: str
 ) -> None:
