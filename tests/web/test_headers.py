@@ -26,7 +26,7 @@ def test_every_page_is_html_under_the_strict_policy(studio_server: StudioServer,
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
     assert "cdn" not in response.text.lower()  # every asset is served from this origin
-    for src in re.findall(r'(?:src|href)="([^"]+)"', response.text):
+    for src in re.findall(r'\s(?:src|href)="([^"]+)"', response.text):
         assert src.startswith(("/", "#")), src
 
 
