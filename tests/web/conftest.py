@@ -1,5 +1,5 @@
 """The studio in a real browser: one `genfoundry serve` subprocess on a fresh home (tiny models, keys for alice,
-bob and an admin), Debian's chromium driven by Playwright (`executable_path`; nothing is downloaded), a page per
+bob, carol and an admin), Debian's chromium driven by Playwright (`executable_path`; nothing is downloaded), a page per
 user whose tab holds that user's key, and checks every page gets: no script error, no CSP violation, no Alpine
 expression error, screenshots at desktop and 360 px width, and axe-core with no serious or critical violation."""
 
@@ -75,6 +75,7 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> I
         keys = {
             "alice": users_repo.create_key(session=session, name="alice").key,
             "bob": users_repo.create_key(session=session, name="bob").key,
+            "carol": users_repo.create_key(session=session, name="carol").key,  # the walk-through's, from scratch
             "admin": users_repo.create_key(session=session, name="admin", is_admin=True).key,
         }
         session.commit()

@@ -121,6 +121,11 @@ document.addEventListener("alpine:init", () => {
     get ready() {
       return Boolean(this.dataset) && this.dataset.status === "ready";
     },
+    get trainLink() {
+      if (!this.dataset) return "/training";
+      const method = this.dataset.kind === "image" ? "lora" : "sft";
+      return `/training?method=${method}&dataset=${encodeURIComponent(this.dataset.id)}`;
+    },
     get isImage() {
       return Boolean(this.dataset) && this.dataset.kind === "image";
     },

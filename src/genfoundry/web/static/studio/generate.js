@@ -72,6 +72,9 @@ document.addEventListener("alpine:init", () => {
       try {
         const page = await studio.get("/v1/models");
         this.models = page.data.filter((m) => IMAGE_FAMILIES.has(m.family) && m.kind !== "classifier");
+        // A training run's page links here with the model it made.
+        const wanted = new URLSearchParams(window.location.search).get("model");
+        if (wanted && this.models.some((m) => m.id === wanted)) this.form.model = wanted;
         if (!this.form.model) {
           // the first base whose weights are on this machine (the field is absent on older servers)
           const ready = this.models.find((m) => m.kind === "base" && m.weights_present !== false);

@@ -90,6 +90,9 @@ document.addEventListener("alpine:init", () => {
 
     async init() {
       await Promise.all([this.loadMethods(), this.loadDatasets(), this.loadJobs()]);
+      // "Train on this dataset" on a dataset's page hands its id over in the query string.
+      const wanted = new URLSearchParams(window.location.search).get("dataset");
+      if (wanted && this.datasetsForMethod().some((dataset) => dataset.id === wanted)) this.datasetId = wanted;
       this.timer = setInterval(() => {
         if (this.jobs.some((job) => ACTIVE.includes(job.status))) this.loadJobs();
       }, 3000);

@@ -264,6 +264,10 @@ document.addEventListener("alpine:init", () => {
       speed() {
         return this.latest && typeof this.latest.it_per_s === "number" ? `${this.latest.it_per_s.toFixed(2)} it/s` : "—";
       },
+      generateLink() {
+        const made = this.job && this.job.fine_tuned_model;
+        return made && this.isImage() ? `/?model=${encodeURIComponent(made)}` : "";
+      },
       result() {
         return this.job && this.job.fine_tuned_model ? this.job.fine_tuned_model : "—";
       },
