@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import expect
 
-from tests.web.conftest import Studio, StudioServer
+from tests.web.conftest import Studio, StudioServer, axe_violations
 
 
 def test_a_person_pastes_their_key_and_the_banner_goes(studio_for: Callable[[str | None], Studio]) -> None:
@@ -44,3 +44,17 @@ def test_api_docs_load_offline_from_vendored_assets(
     expect(page.get_by_role("heading", name="genfoundry")).to_be_visible()
     expect(page.get_by_text("/v1/images/generations").first).to_be_visible()
     assert all(url.startswith(studio_server.url) or url.startswith("data:") for url in requested), requested
+
+
+def test_the_dark_theme_is_kept_and_readable(studio_for: Callable[[str | None], Studio]) -> None:
+    studio = studio_for("alice")
+    page = studio.open("/gallery")
+    theme = page.locator("html")
+    expect(theme).to_have_attribute("data-theme", "light")  # the system's choice (headless chromium: light)
+    page.get_by_role("button", name="Switch between light and dark theme").click()
+    expect(theme).to_have_attribute("data-theme", "dark")
+    page.get_by_role("link", name="Datasets").click()
+    expect(theme).to_have_attribute("data-theme", "dark")  # kept from page to page
+    assert not axe_violations(page)  # contrast included
+    page.get_by_role("button", name="Switch between light and dark theme").click()
+    expect(theme).to_have_attribute("data-theme", "light")

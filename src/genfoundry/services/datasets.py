@@ -366,16 +366,20 @@ class DatasetService:
             item = datasets_repo.require_item(session=session, dataset_id=dataset_id, item_id=item_id)
             if item.status != "ok" or not item.file:
                 raise Conflict(f"item {item_id} was {item.status}: it has no image to caption")
-            text = caption.strip()
-            key = caption_key(dataset_id, item.file)
-            if text:
-                self.store.put_bytes(key, text.encode("utf-8"))
-            else:
-                self.store.delete(key)
-            item.caption = text or None
+            self._write_caption(dataset_id, item, caption.strip())
             session.commit()
         self.write_manifest(dataset_id)
         return item
+
+    def _write_caption(self, dataset_id: str, item: DatasetItem, text: str) -> None:
+        """The caption file beside the item's image ("" removes it) and the row's caption."""
+        assert item.file is not None
+        key = caption_key(dataset_id, item.file)
+        if text:
+            self.store.put_bytes(key, text.encode("utf-8"))
+        else:
+            self.store.delete(key)
+        item.caption = text or None
 
     def edit_captions(self, *, owner_id: str, dataset_id: str, rewrite: Callable[[str], str]) -> list[DatasetItem]:
         """`rewrite` every accepted item's caption ("" for none) in one transaction; answers the items it changed."""
@@ -391,12 +395,7 @@ class DatasetService:
                 text = rewrite(item.caption or "").strip()
                 if text == (item.caption or ""):
                     continue
-                key = caption_key(dataset_id, item.file)
-                if text:
-                    self.store.put_bytes(key, text.encode("utf-8"))
-                else:
-                    self.store.delete(key)
-                item.caption = text or None
+                self._write_caption(dataset_id, item, text)
                 changed.append(item)
             session.commit()
         if changed:

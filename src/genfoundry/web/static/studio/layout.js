@@ -8,10 +8,7 @@ document.addEventListener("alpine:init", () => {
     },
     toggleTheme() {
       const root = document.documentElement;
-      const dark = root.dataset.theme
-        ? root.dataset.theme === "dark"
-        : window.matchMedia("(prefers-color-scheme: dark)").matches;
-      root.dataset.theme = dark ? "light" : "dark";
+      root.dataset.theme = root.dataset.theme === "dark" ? "light" : "dark";
       localStorage.setItem("genfoundry.theme", root.dataset.theme);
     },
   }));

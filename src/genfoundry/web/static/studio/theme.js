@@ -1,6 +1,13 @@
-// Applies the saved theme ("light" / "dark") before the page paints; without one the system's choice applies.
+// Sets the theme before the page paints: the one picked with the theme button (saved), else the system's choice,
+// followed live while nothing is saved. studio.css keys its colours on <html data-theme>.
 "use strict";
 (() => {
-  const saved = localStorage.getItem("genfoundry.theme");
-  if (saved === "light" || saved === "dark") document.documentElement.dataset.theme = saved;
+  const root = document.documentElement;
+  const system = window.matchMedia("(prefers-color-scheme: dark)");
+  const apply = () => {
+    const saved = localStorage.getItem("genfoundry.theme");
+    root.dataset.theme = saved === "light" || saved === "dark" ? saved : system.matches ? "dark" : "light";
+  };
+  apply();
+  system.addEventListener("change", apply);
 })();
