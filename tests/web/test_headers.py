@@ -11,6 +11,8 @@ import pytest
 
 from genfoundry.web.headers import CONTENT_SECURITY_POLICY
 from genfoundry.web.pages import NAVIGATION, WEB_DIR
+from tests.conftest import image_bytes
+from tests.helpers import make_zip, upload_zip
 from tests.web.conftest import StudioServer
 
 TEMPLATES = sorted((WEB_DIR / "templates").glob("*.html"))
@@ -68,6 +70,23 @@ def test_generated_images_are_served_as_png_with_nosniff(studio_server: StudioSe
         image = httpx.get(made.json()["data"][0]["url"])
     assert image.headers["content-type"] == "image/png"
     assert image.headers["x-content-type-options"] == "nosniff"
+
+
+def test_uploaded_images_are_served_with_their_type_and_nosniff(studio_server: StudioServer) -> None:
+    """Dataset images (stored normalized) answer with the type their bytes are, never a guessable one."""
+    magic = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG": "image/png"}
+    archive = make_zip({"a.jpg": image_bytes((9, 9, 9), fmt="JPEG"), "b.png": image_bytes((1, 2, 3))})
+    with studio_server.client("alice") as client:
+        made = upload_zip(client, archive, name="typed")
+        assert made.status_code == 201, made.text
+        dataset_id = made.json()["id"]
+        items = client.get(f"/v1/datasets/{dataset_id}/items").json()["data"]
+        assert len(items) == 2
+        for item in items:
+            image = client.get(f"/v1/datasets/{dataset_id}/items/{item['id']}/image")
+            assert image.headers["x-content-type-options"] == "nosniff"
+            [expected] = [kind for prefix, kind in magic.items() if image.content.startswith(prefix)]
+            assert image.headers["content-type"] == expected
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: path.name)
