@@ -55,9 +55,10 @@ def test_import_preview_rename_export_and_delete_an_adapter(
     expect(page.get_by_text(f"Chosen: {lora.name}")).to_be_visible()
     page.get_by_label("Base model", exact=True).select_option("tiny-sd15")
     page.get_by_label("Name", exact=True).fill(SCRIPT)
-    page.get_by_label("Trigger word").fill(IMG)
-    page.get_by_label("Industry").fill(IMG)
-    page.get_by_label("Style").fill("flat")
+    # exact labels: the page also lists adapters other tests made, whose names may hold these words
+    page.get_by_label("Trigger word (optional)", exact=True).fill(IMG)
+    page.get_by_label("Industry (optional)", exact=True).fill(IMG)
+    page.get_by_label("Style (optional)", exact=True).fill("flat")
     page.get_by_role("button", name="Import").click()
     expect(page.get_by_role("status").filter(has_text="Imported")).to_have_text(f"Imported {SCRIPT}.", timeout=60_000)
     card = page.get_by_role("listitem", name=f"Adapter {SCRIPT}")

@@ -58,3 +58,18 @@ def test_the_dark_theme_is_kept_and_readable(studio_for: Callable[[str | None], 
     assert not axe_violations(page)  # contrast included
     page.get_by_role("button", name="Switch between light and dark theme").click()
     expect(theme).to_have_attribute("data-theme", "light")
+
+
+def test_the_keyboard_reaches_the_content_with_a_visible_focus(studio_for: Callable[[str | None], Studio]) -> None:
+    page = studio_for("alice").open("/settings")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    assert skip.evaluate("(link) => getComputedStyle(link).outlineStyle") == "solid"  # the focus ring shows
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("API key", exact=True)).to_be_focused()  # the first control of the page
+    page.keyboard.type("not-a-key")
+    page.keyboard.press("Enter")  # submits the form, as a person expects
+    expect(page.get_by_role("alert").filter(has_text="invalid or revoked API key")).to_be_visible()

@@ -20,6 +20,7 @@ from genfoundry.jobs.runner import JobRunner
 from genfoundry.services.adapters import AdapterService
 from genfoundry.services.auto_chat import AutoChat
 from genfoundry.services.classifiers import ClassifierService, shared_router_encoder
+from genfoundry.services.conversations import ConversationService
 from genfoundry.services.dataset_jobs import register_dataset_jobs
 from genfoundry.services.datasets import DatasetService
 from genfoundry.services.diagram_generation import DiagramGenerator
@@ -54,6 +55,7 @@ class Services:
     text: TextService
     diagram_generator: DiagramGenerator
     auto_chat: AutoChat
+    conversations: ConversationService
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -151,4 +153,5 @@ def build_services(settings: Settings) -> Services:
         text=text,
         diagram_generator=diagram_generator,
         auto_chat=auto_chat,
+        conversations=ConversationService(sessions=sessions, diagrams=diagrams),
     )

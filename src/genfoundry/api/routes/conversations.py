@@ -17,21 +17,15 @@ from genfoundry.schemas.conversations import (
     ConversationPublic,
     ConversationUpdate,
 )
-from genfoundry.services import Services
 from genfoundry.services.conversations import ConversationService
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
-IdParam = Annotated[str, Path(min_length=1, max_length=64)]
+IdParam = Annotated[str, Path(description="an id of yours; any other is a 404")]
 
 
 async def get_conversations(services: ServicesDep) -> ConversationService:
-    return conversation_service(services)
-
-
-def conversation_service(services: Services) -> ConversationService:
-    """Stateless over the app's sessions and diagram store: cheap to make per request."""
-    return ConversationService(sessions=services.sessions, diagrams=services.diagrams)
+    return services.conversations
 
 
 ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]

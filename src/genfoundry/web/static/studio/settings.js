@@ -22,7 +22,8 @@ document.addEventListener("alpine:init", () => {
       } catch (error) {
         this.singleUser = false;
         this.status = "";
-        this.error = error.status === 401 ? "This server needs a key: paste one above." : studio.messageOf(error);
+        const missing = error.status === 401 && !studio.key();
+        this.error = missing ? "This server needs a key: paste one above." : studio.messageOf(error);
       }
     },
     async save() {
