@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from genfoundry.api.routes import (
     chat,
     classify,
+    compat,
     completions,
     conversations,
     datasets,
@@ -39,3 +40,4 @@ api_router.include_router(diagram_generation.router)
 api_router.include_router(chat.router)
 api_router.include_router(completions.router)
 api_router.include_router(conversations.router)
+api_router.include_router(compat.router)
