@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     memory_budget_gb: float = 24.0
     catalog_file: Path | None = None
+    # A folder of single-file checkpoints (may be an NFS mount); catalog entries and requests name files in it
+    # by paths relative to it, which may not leave it (see genfoundry.model_files).
+    models_dir: Path | None = None
     styles_file: Path | None = None
     queue_size: int = Field(default=32, ge=1)
     max_batch_size: int = Field(default=8, ge=1)
