@@ -43,7 +43,9 @@ class ImageTrainingHyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n_epochs: int | Literal["auto"] | None = hyper(
-        "Passes over the dataset; set this or max_steps, not both.", minimum=1, maximum=10_000
+        "Passes over the dataset; set this or max_steps, not both (neither: the family's max_steps).",
+        minimum=1,
+        maximum=10_000,
     )
     batch_size: int | Literal["auto"] | None = hyper("Images per optimizer micro-batch.", minimum=1, maximum=64)
     learning_rate_multiplier: float | Literal["auto"] | None = hyper(
@@ -73,6 +75,22 @@ class ImageTrainingHyperparameters(BaseModel):
     checkpoint_every_n_steps: int | None = hyper(
         "Steps between checkpoints; each becomes an adapter you can try.", minimum=1, maximum=_MAX_STEPS
     )
+    save_every_n_epochs: int | None = hyper(
+        "Epochs between checkpoints, besides checkpoint_every_n_steps (0: none).", minimum=0, maximum=10_000
+    )
+    optimizer: str | None = hyper(
+        "adamw, or adamw8bit: AdamW with 8-bit states from bitsandbytes (less memory).",
+        choices=("adamw", "adamw8bit"),
+        max_length=20,
+    )
+    mixed_precision: str | None = hyper(
+        "Compute precision: no (float32), fp16 or bf16 (a CUDA GPU); auto picks the device's best.",
+        choices=("auto", "no", "fp16", "bf16"),
+        max_length=10,
+    )
+    gradient_checkpointing: bool | None = hyper("Recompute activations in the backward pass: less memory, slower.")
+    bucketing: bool | None = hyper("Group images into aspect-ratio buckets; off, each is center-cropped square.")
+    train_text_encoder: bool | None = hyper("Train LoRA layers on the text encoder(s) too (SD 1.5 and SDXL).")
 
 
 class MethodSettings(BaseModel):

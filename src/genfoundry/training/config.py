@@ -14,6 +14,8 @@ from genfoundry.training.data import with_trigger_word
 
 FAMILIES = ("sd15", "sdxl", "flux")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+OPTIMIZERS = ("adamw", "adamw8bit")  # the API's `optimizer`; the config keeps it as use_8bit_adam
+TEXT_ENCODER_FAMILIES = ("sd15", "sdxl")  # train_text_encoder: CLIP encoders; FLUX's T5 is out of reach
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 
 # The attention projections of every UNet transformer block (diffusers' SD/SDXL LoRA scripts).
@@ -107,9 +109,12 @@ class LoraTrainingConfig:
     mixed_precision: str = "auto"  # "auto": bf16 (or fp16) on CUDA, "no" elsewhere
     gradient_checkpointing: bool = FAMILY_DEFAULT
     use_8bit_adam: bool = FAMILY_DEFAULT  # falls back to torch AdamW, with a log line, without bitsandbytes
+    bucketing: bool = True  # aspect-ratio buckets; False center-crops every image to resolution²
+    train_text_encoder: bool = False  # LoRA on the text encoder(s) too, prompts encoded every step
     max_grad_norm: float = 1.0  # 0 disables clipping
     train_guidance_scale: float = 3.5  # FLUX.1-dev's distilled guidance input while training; unused for SD
     checkpoint_every_n_steps: int = FAMILY_DEFAULT
+    save_every_n_epochs: int = 0  # also checkpoint at the end of every n-th epoch; 0 never
     keep_last_n_checkpoints: int = 3
     sample_every_n_steps: int = FAMILY_DEFAULT  # 0 never samples; samples need validation_prompts
     validation_prompts: tuple[str, ...] = ()
@@ -162,12 +167,19 @@ class LoraTrainingConfig:
             _check_resolution(name, getattr(self, name), self.family)
         check_int("seed", self.seed, 0, SEED_MAX)
         check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
-        for name in ("gradient_checkpointing", "use_8bit_adam"):
+        for name in ("gradient_checkpointing", "use_8bit_adam", "bucketing", "train_text_encoder"):
             if not isinstance(getattr(self, name), bool):
                 raise Invalid(f"{name} must be true or false", param=name)
+        if self.train_text_encoder and self.family not in TEXT_ENCODER_FAMILIES:
+            raise Invalid(
+                f"train_text_encoder trains the CLIP text encoders of {', '.join(TEXT_ENCODER_FAMILIES)}; "
+                f"{self.family} trains its denoiser only",
+                param="train_text_encoder",
+            )
         self._set("max_grad_norm", check_float("max_grad_norm", self.max_grad_norm, 0.0, 1e6))
         self._set("train_guidance_scale", check_float("train_guidance_scale", self.train_guidance_scale, 0, 30))
         check_int("checkpoint_every_n_steps", self.checkpoint_every_n_steps, 1, _MAX_STEPS)
+        check_int("save_every_n_epochs", self.save_every_n_epochs, 0, 10_000)
         check_int("keep_last_n_checkpoints", self.keep_last_n_checkpoints, 1, 1000)
         check_int("sample_every_n_steps", self.sample_every_n_steps, 0, _MAX_STEPS)
         check_int("sample_steps", self.sample_steps, 1, 200)
@@ -183,6 +195,11 @@ class LoraTrainingConfig:
                     f"unknown {cls.KIND} hyperparameter {name!r}; known: {', '.join(sorted(known))}", param=name
                 )
         return cls(family=family, base_source=base_source, **dict(params))
+
+    @property
+    def optimizer(self) -> str:
+        """The API's name for the optimizer this config trains with."""
+        return "adamw8bit" if self.use_8bit_adam else "adamw"
 
     def total_steps(self, batches_per_epoch: int) -> int:
         """Optimizer steps for the run: max_steps, or epochs over `batches_per_epoch` micro-batches."""
@@ -234,6 +251,10 @@ class DreamBoothTrainingConfig(LoraTrainingConfig):
     def __post_init__(self) -> None:
         check_choice("train_mode", self.train_mode, TRAIN_MODES)  # the family defaults depend on it
         super().__post_init__()
+        if self.train_mode == "full" and self.train_text_encoder:
+            raise Invalid(
+                'train_text_encoder adds LoRA layers: use it with train_mode "lora"', param="train_text_encoder"
+            )
         if self.train_mode == "full" and self.family not in FULL_FINE_TUNE_FAMILIES:
             raise Invalid(
                 f'train_mode "full" fine-tunes a UNet ({", ".join(FULL_FINE_TUNE_FAMILIES)}); {self.family} '

@@ -114,9 +114,10 @@ def nearest_bucket(size: tuple[int, int], buckets: list[Bucket]) -> Bucket:
     return min(buckets, key=lambda b: (abs(math.log(b[0] / b[1]) - ratio), buckets.index(b)))
 
 
-def assign_buckets(items: list[DatasetItem], resolution: int) -> dict[Bucket, list[int]]:
-    """Item indices grouped by bucket; only buckets that hold an image appear."""
-    buckets = bucket_sizes(resolution)
+def assign_buckets(items: list[DatasetItem], resolution: int, *, bucketing: bool = True) -> dict[Bucket, list[int]]:
+    """Item indices grouped by bucket; only buckets that hold an image appear. Without bucketing there is one
+    square bucket, so every image is center-cropped to resolution²."""
+    buckets = bucket_sizes(resolution) if bucketing else [(resolution, resolution)]
     groups: dict[Bucket, list[int]] = {}
     for index, item in enumerate(items):
         groups.setdefault(nearest_bucket(item.size, buckets), []).append(index)

@@ -89,7 +89,7 @@ class LoraRun:
         self.config, self.output_dir, self.callbacks = config, output_dir, callbacks
         # 1. Check inputs: data, checkpoint and device, before anything heavy is loaded.
         items = self.load_items(dataset_dir)
-        groups = assign_buckets(items, config.resolution)
+        groups = assign_buckets(items, config.resolution, bucketing=config.bucketing)
         self.schedule = BatchSchedule(groups, config.batch_size, config.seed)
         self.total_steps = config.total_steps(self.schedule.batches_per_epoch)
         resumed = self.read_checkpoint(Path(resume_from)) if resume_from else None
@@ -229,7 +229,7 @@ class LoraRun:
             metrics = {"loss": loss, **terms, "lr": self.current_lr(), "it_per_s": rate}
             callbacks.on_step(step, self.total_steps, metrics)
             saved = False
-            if step % config.checkpoint_every_n_steps == 0:
+            if step % config.checkpoint_every_n_steps == 0 or self.ends_saved_epoch(step):
                 last_checkpoint, saved = self.checkpoint(step, loss), True
             if self.sample_prompts is not None and step % config.sample_every_n_steps == 0:
                 samples += self.sample(step)
@@ -285,6 +285,15 @@ class LoraRun:
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return {name: total / accumulation for name, total in totals.items()}
+
+    def ends_saved_epoch(self, step: int) -> bool:
+        """Whether optimizer step `step` completes an epoch that save_every_n_epochs keeps a checkpoint of."""
+        every = self.config.save_every_n_epochs
+        if not every:
+            return False
+        per_epoch, accumulation = self.schedule.batches_per_epoch, self.config.gradient_accumulation_steps
+        before, after = (step - 1) * accumulation // per_epoch, step * accumulation // per_epoch
+        return after // every > before // every
 
     def current_lr(self) -> float:
         return float(self.lr_scheduler.get_last_lr()[0])

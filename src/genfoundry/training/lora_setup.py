@@ -21,20 +21,42 @@ _WEIGHT_DECAY = 1e-2
 _ADAM_EPS = 1e-8
 
 
+def resolve_mixed_precision(precision: str) -> str:
+    """The precision a run uses on this machine ("auto" resolved); Invalid when the device cannot do it."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        return ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
+    if precision != "no" and not cuda:
+        raise Invalid(
+            f'mixed_precision {precision!r} needs a CUDA GPU and none is available; use "no" or "auto"',
+            param="mixed_precision",
+        )
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise Invalid(
+            'mixed_precision "bf16" needs a GPU with bfloat16 support (Ampere or newer); use "fp16"',
+            param="mixed_precision",
+        )
+    return precision
+
+
+def bitsandbytes_problem() -> str | None:
+    """Why bitsandbytes' 8-bit AdamW cannot run here, or None when it can."""
+    try:
+        from bitsandbytes.optim.adamw import AdamW8bit  # noqa: F401
+    except Exception as exc:  # ImportError, or a RuntimeError from a broken CUDA setup
+        return f"bitsandbytes cannot be loaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return None
+
+
 def make_accelerator(config: LoraTrainingConfig) -> tuple[Accelerator, torch.dtype]:
     """An Accelerator for the run and the dtype of the frozen weights (LoRA weights stay float32)."""
     import torch
     from accelerate import Accelerator
 
     cuda = torch.cuda.is_available()
-    precision = config.mixed_precision
-    if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
-    elif precision != "no" and not cuda:
-        raise Invalid(
-            f'mixed_precision {precision!r} needs a CUDA GPU and none is available; use "no" or "auto"',
-            param="mixed_precision",
-        )
+    precision = resolve_mixed_precision(config.mixed_precision)
     try:
         accelerator = Accelerator(mixed_precision=precision, cpu=not cuda)
     except ValueError as exc:  # accelerate fixes one precision per process; jobs run one process each

@@ -30,8 +30,10 @@ from genfoundry.services.trained_models import register_trained_model
 
 IMAGE_TRAINING_KIND = "fine_tune_lora"  # LoRA and DreamBooth runs alike
 DEFAULT_LEARNING_RATE = 1e-4  # what learning_rate_multiplier scales when learning_rate is not given
-# OpenAI's names, mapped onto the recipe's.
+# OpenAI's names, mapped onto the recipe's (and the recipe's back, in its errors).
 _RENAMED = {"n_epochs": "epochs"}
+_API_NAMES = {"epochs": "n_epochs", "use_8bit_adam": "optimizer"}
+_OPTIMIZERS = ("adamw", "adamw8bit")
 _AUTO = ("n_epochs", "batch_size", "learning_rate_multiplier")
 _SAMPLE_NAME = re.compile(r"^step_\d{6}_\d{1,2}\.png$")
 
@@ -50,6 +52,11 @@ def recipe_params(body: FineTuningJobCreate) -> dict[str, Any]:
         if source is not None:
             merged.update(source.model_dump(exclude_none=True))
     merged = scaled_learning_rate(without_auto(merged, _AUTO), DEFAULT_LEARNING_RATE)
+    if "optimizer" in merged:  # the recipe keeps the choice as use_8bit_adam
+        optimizer = merged.pop("optimizer")
+        if optimizer not in _OPTIMIZERS:
+            raise Invalid(f"optimizer must be one of {', '.join(_OPTIMIZERS)}; got {optimizer!r}", param="optimizer")
+        merged["use_8bit_adam"] = optimizer == "adamw8bit"
     return {_RENAMED.get(k, k): v for k, v in merged.items()}
 
 
@@ -77,7 +84,12 @@ class ImageMethod(FineTuningMethod):
     def config(self, family: str, base_source: str, hyperparameters: dict[str, Any]) -> Any:
         from genfoundry.training.registry import CONFIGS
 
-        return CONFIGS[self.name].from_params(family, base_source, hyperparameters)
+        try:
+            return CONFIGS[self.name].from_params(family, base_source, hyperparameters)
+        except Invalid as exc:  # the recipe names its own fields; the caller sent the API's
+            if exc.param in _API_NAMES:
+                exc.param = _API_NAMES[exc.param]
+            raise
 
     def validate(self, session: Session, owner_id: str, body: FineTuningJobCreate) -> dict[str, Any]:
         base = self.env.catalog.find_visible(body.model, owner_id)  # a public base, or one of the caller's trained
@@ -93,7 +105,8 @@ class ImageMethod(FineTuningMethod):
         hyperparameters.setdefault("trigger_word", dataset.trigger_word)
         if body.seed is not None:
             hyperparameters["seed"] = body.seed
-        self.config(base.family, base.source, hyperparameters)  # every range check, before queueing
+        config = self.config(base.family, base.source, hyperparameters)  # every range check, before queueing
+        check_device(config, explicit_8bit=hyperparameters.get("use_8bit_adam") is True)
         return {
             "method": self.name,
             "base_id": base.id,
@@ -190,6 +203,16 @@ class ImageMethod(FineTuningMethod):
             tags={"job": ctx.job_id},
         )
         return {"fine_tuned_model": adapter.id, "steps": result.step}
+
+
+def check_device(config: Any, *, explicit_8bit: bool) -> None:
+    """What this machine cannot run is a 400 before queueing: a mixed precision, 8-bit AdamW asked for by name."""
+    from genfoundry.training.lora_setup import bitsandbytes_problem, resolve_mixed_precision
+
+    resolve_mixed_precision(config.mixed_precision)
+    problem = bitsandbytes_problem() if explicit_8bit else None
+    if problem is not None:
+        raise Invalid(f'optimizer "adamw8bit" cannot run here: {problem}; use "adamw"', param="optimizer")
 
 
 class LoraMethod(ImageMethod):
