@@ -117,6 +117,24 @@ class AssistantSettings(BaseModel):
     max_diagram_attempts: int = Field(default=10, ge=1)  # the most a request may ask for
 
 
+class CompatSettings(BaseModel):
+    """What the seed systems' APIs under /compat (docs/compat.md) generate with when their requests name no model.
+
+    Defaults are the tiny models (`models build-tiny`); the seed systems' own are in the comments."""
+
+    # super-realism: black-forest-labs/FLUX.1-dev with strangerzonehf/Flux-Super-Realism-LoRA, 1024x1024.
+    super_realism_base: str = "tiny-flux"  # also the base `POST /compat/super-realism/train/` trains on
+    # An adapter id (import the LoRA once: `genfoundry models import`); adapters are their owner's, so it applies to
+    # that owner's requests (single-user mode: everyone's); None: the base with the trigger word alone.
+    super_realism_adapter: str | None = None
+    super_realism_trigger_word: str = "Super Realism"
+    super_realism_size: str = "64x64"  # theirs: "1024x1024"
+    # postpulse: FLUX.1-dev for text to image (SDXL for image to image; one base serves both here).
+    postpulse_model: str = "tiny-flux"
+    # dreambooth: Stable Diffusion (1.5), or the caller's DreamBooth model when a request names one.
+    dreambooth_model: str = "tiny-sd15"
+
+
 class DiagramSettings(BaseModel):
     """PlantUML rendering (/v1/diagrams/render): a long-lived local PlantUML process, or a plantuml-server URL."""
 
@@ -179,6 +197,7 @@ class Settings(BaseSettings):
     diagrams: DiagramSettings = Field(default_factory=DiagramSettings)
     text: TextSettings = Field(default_factory=TextSettings)
     assistant: AssistantSettings = Field(default_factory=AssistantSettings)
+    compat: CompatSettings = Field(default_factory=CompatSettings)
     captioners_file: Path | None = None
 
     @field_validator("home", mode="after")

@@ -143,6 +143,14 @@ ROUTES: dict[str, RouteDoc] = {
     "GET /v1/conversations/{conversation_id}/items": RouteDoc(errors=(404,)),
     "POST /v1/conversations/{conversation_id}/items": RouteDoc(errors=(400, 404)),
     "GET /v1/conversations/{conversation_id}/items/{item_id}": RouteDoc(errors=(404,)),
+    # the seed systems' APIs (docs/compat.md)
+    "POST /compat/super-realism/generate/": RouteDoc(errors=(400, 404, 503), media_types=("image/png",)),
+    "POST /compat/super-realism/train/": RouteDoc(errors=(400, 404, 409, 413, 422)),
+    "POST /compat/super-realism/classify/": RouteDoc(errors=(400, 404)),
+    "POST /compat/postpulse/generate-image": RouteDoc(errors=(400, 404, 422, 503)),
+    "POST /compat/dreambooth/generate": RouteDoc(errors=(400, 404, 503), media_types=("image/png",)),
+    "GET /compat/dreambooth/models": RouteDoc(),
+    "DELETE /compat/dreambooth/models/{model_id}": RouteDoc(errors=(400, 404, 409)),
 }
 
 # One Server-Sent Event, as OpenAPI 3.2's `itemSchema` describes events (tools read a 3.1 `schema` the same way).
