@@ -12,6 +12,7 @@ from typing import Any
 
 from genfoundry.config import Settings
 from genfoundry.errors import Invalid, NotFound
+from genfoundry.model_files import SingleFileBase, check_single_file_base, parse_single_file_source, resolve_model_file
 
 FAMILIES = ("sd15", "sdxl", "flux")
 TEXT_PROMPT_FORMATS = ("chat_template", "plain")
@@ -76,12 +77,38 @@ def _read_toml(path: Path | None, packaged: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def _entry(model_id: str, raw: dict[str, Any], *, relative_to: Path | None = None) -> BaseModelEntry:
+def _single_file_source(model_id: str, family: str, raw: dict[str, Any], models_dir: Path | None) -> str:
+    """The source of an entry naming files in the models folder: `single_file` (the checkpoint), optional
+    `components` (name → file) and `config` (a catalog id, diffusers folder or repo id for configs/tokenizers)."""
+    config = raw.get("config")
+    components = raw.get("components", {})
+    if not isinstance(config, str) or not config:
+        raise Invalid(
+            f"catalog model {model_id!r}: a single_file base needs `config` (a catalog id or diffusers folder)"
+        )
+    if not isinstance(components, dict) or not all(isinstance(v, str) for v in components.values()):
+        raise Invalid(f"catalog model {model_id!r}: `components` must map component names to file paths")
+    base = SingleFileBase(
+        checkpoint=str(resolve_model_file(models_dir, str(raw["single_file"]), param=f"{model_id}.single_file")),
+        config=config,
+        components={
+            name: str(resolve_model_file(models_dir, path, param=f"{model_id}.components.{name}"))
+            for name, path in components.items()
+        },
+    )
+    check_single_file_base(model_id, family, base)
+    return base.to_source()
+
+
+def _entry(
+    model_id: str, raw: dict[str, Any], *, relative_to: Path | None = None, models_dir: Path | None = None
+) -> BaseModelEntry:
     family = raw.get("family")
     if family not in FAMILIES:
         raise Invalid(f"catalog model {model_id!r}: family must be one of {FAMILIES}, got {family!r}")
-    source = str(raw["source"])
-    if relative_to is not None and not Path(source).is_absolute():
+    single_file = "single_file" in raw
+    source = _single_file_source(model_id, family, raw, models_dir) if single_file else str(raw["source"])
+    if relative_to is not None and not single_file and not Path(source).is_absolute():
         source = str(relative_to / source)
     return BaseModelEntry(
         id=model_id,
@@ -146,8 +173,10 @@ class Catalog:
         styles_file: Path | None,
         tiny_dir: Path,
         trained_dir: Path | None = None,
+        models_dir: Path | None = None,
     ) -> None:
         self._catalog_file = catalog_file
+        self._models_dir = models_dir
         self._tiny_dir = tiny_dir
         self._trained_dir = trained_dir
         self._trained: dict[str, BaseModelEntry] = {}
@@ -161,7 +190,7 @@ class Catalog:
     def reload(self) -> None:
         """Re-read the catalog; called after `build-tiny` registers new models."""
         raw = _read_toml(self._catalog_file, "catalog.toml").get("models", {})
-        models = {model_id: _entry(model_id, entry) for model_id, entry in raw.items()}
+        models = {model_id: _entry(model_id, entry, models_dir=self._models_dir) for model_id, entry in raw.items()}
         # Text bases: the packaged list, then [text_models] tables of the settings' catalog file, then tiny ones.
         raw_text = dict(_read_toml(None, "text_models.toml").get("text_models", {}))
         if self._catalog_file is not None:
@@ -175,6 +204,7 @@ class Catalog:
                 models[model_id] = _entry(model_id, entry, relative_to=self._tiny_dir)
             for model_id, entry in tiny_registry.get("text_models", {}).items():
                 text_models[model_id] = _text_entry(model_id, entry, relative_to=self._tiny_dir)
+        models = _with_single_file_configs(models)
         both = sorted(set(models) & set(text_models))
         if both:
             raise Invalid(f"catalog ids used for both an image and a text model: {', '.join(both)}")
@@ -232,6 +262,21 @@ class Catalog:
             raise Invalid(f"unknown style {name!r}; known styles: {known}", param="style") from None
 
 
+def _with_single_file_configs(models: dict[str, BaseModelEntry]) -> dict[str, BaseModelEntry]:
+    """Single-file bases whose `config` names another catalog base read their configs from that base's source."""
+    resolved = dict(models)
+    for model_id, entry in models.items():
+        single = parse_single_file_source(entry.source)
+        other = models.get(single.config) if single is not None else None
+        if single is None or other is None:
+            continue
+        if other.family != entry.family or parse_single_file_source(other.source) is not None:
+            raise Invalid(f"catalog model {model_id!r}: config {single.config!r} must be a {entry.family} folder base")
+        source = dataclasses.replace(single, config=other.source).to_source()
+        resolved[model_id] = dataclasses.replace(entry, source=source)
+    return resolved
+
+
 def trained_models_dir(models_dir: Path) -> Path:
     """Where trained models and their registry live: `<home>/models/trained`."""
     return Path(models_dir) / TRAINED_DIR
@@ -244,4 +289,5 @@ def open_catalog(settings: Settings) -> Catalog:
         styles_file=settings.styles_file,
         tiny_dir=settings.tiny_models_dir,
         trained_dir=trained_models_dir(settings.home / "models"),
+        models_dir=settings.models_dir,
     )

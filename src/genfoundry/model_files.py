@@ -111,3 +111,23 @@ def config_source(source: str) -> str:
     """Where a base's configs live: the `config` of a single-file base, else the source itself."""
     single = parse_single_file_source(source)
     return single.config if single is not None else source
+
+
+COMPONENTS = {
+    "sd15": ("vae", "text_encoder"),
+    "sdxl": ("vae", "text_encoder", "text_encoder_2"),
+    "flux": ("vae", "text_encoder", "text_encoder_2"),
+}
+
+
+def check_single_file_base(model_id: str, family: str, base: SingleFileBase) -> None:
+    """Invalid for a component this family has no use for, or a whole-pipeline checkpoint diffusers cannot read."""
+    unknown = sorted(set(base.components) - set(COMPONENTS[family]))
+    if unknown:
+        raise Invalid(
+            f"model {model_id!r}: {family} takes single-file components {', '.join(COMPONENTS[family])}, "
+            f"not {', '.join(unknown)}"
+        )
+    if family != "flux" and not base.checkpoint.endswith(".safetensors"):
+        # diffusers picks the reader of a whole-pipeline file by its suffix and would unpickle anything else.
+        raise Invalid(f"model {model_id!r}: a {family} single-file checkpoint must end in .safetensors")

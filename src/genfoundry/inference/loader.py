@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from genfoundry.errors import Invalid, ModelUnavailable
+from genfoundry.model_files import parse_single_file_source
 
 if TYPE_CHECKING:
     import torch
@@ -170,8 +171,14 @@ def load_pipeline(spec: BaseModelSpec, *, device: str, dtype: str) -> DiffusionP
     if spec.family == "sd15":
         kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
-    folder = _local_folder(spec.source)
-    if folder is not None:
+    single = parse_single_file_source(spec.source)
+    folder = _local_folder(spec.source) if single is None else None
+    if single is not None:
+        from genfoundry.models.single_file import load_single_file_pipeline
+
+        with MODULE_BUILD_LOCK:
+            pipe = load_single_file_pipeline(spec.family, single, dtype=kwargs.pop(_dtype_kwarg()))
+    elif folder is not None:
         try:
             with MODULE_BUILD_LOCK:
                 pipe = pipeline_cls.from_pretrained(folder, **kwargs)
@@ -228,6 +235,9 @@ def estimate_weight_files_bytes(spec: BaseModelSpec) -> int:
 
     Used to make room before a load; the measured size replaces it once the pipeline is loaded.
     """
+    single = parse_single_file_source(spec.source)
+    if single is not None:
+        return sum(p.stat().st_size for p in single.files() if p.is_file())
     try:
         folder = _local_folder(spec.source) or cached_snapshot(spec.source, "model_index.json")
     except ModelUnavailable:

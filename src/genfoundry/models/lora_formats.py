@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid, ModelUnavailable, Unprocessable
+from genfoundry.model_files import config_source
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -338,7 +339,7 @@ def _meta_model(fam: _Family, component: str, base_source: str | Path) -> Any:
     import transformers
     from accelerate import init_empty_weights
 
-    source = str(base_source)
+    source = config_source(str(base_source))  # a single-file base's module names come from its config source
     try:
         if component == fam.denoiser:
             cls = getattr(diffusers, fam.denoiser_class)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from genfoundry.catalog import BaseModelEntry, TextModelEntry
 from genfoundry.db.tables import Adapter, Classifier
 from genfoundry.errors import Invalid
+from genfoundry.model_files import parse_single_file_source
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.repo import classifiers as classifiers_repo
 from genfoundry.repo import generations as generations_repo
@@ -60,6 +61,9 @@ def weights_of(entry: BaseModelEntry | TextModelEntry, *, tiny_dir: Path) -> Wei
     """A local folder is present when it exists; a Hugging Face repo id when its snapshot is in the local cache
     (looked up on disk only, never on the Hub), else fetched with `hf download`. Tiny models are built, not fetched."""
     marker = "config.json" if isinstance(entry, TextModelEntry) else "model_index.json"
+    single = parse_single_file_source(entry.source)
+    if single is not None:  # files in the models folder: present when every one is there
+        return Weights(present=all(path.is_file() for path in single.files()))
     source = Path(entry.source)
     if source.is_absolute() or entry.source.startswith((".", "~")):
         if (source.expanduser() / marker).is_file():

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid, ModelUnavailable
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
+from genfoundry.model_files import parse_single_file_source
 
 if TYPE_CHECKING:
     import torch
@@ -87,6 +88,14 @@ def load_base_pipeline(config: LoraTrainingConfig, dtype: torch.dtype, **compone
     if config.family == "sd15":
         kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     source = config.base_source
+    single = parse_single_file_source(source)
+    if single is not None:
+        from genfoundry.models.single_file import load_single_file_pipeline
+
+        with MODULE_BUILD_LOCK:
+            pipe = load_single_file_pipeline(config.family, single, dtype=dtype, **components)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
     local = Path(source).expanduser()
     try:
         with MODULE_BUILD_LOCK:
@@ -139,6 +148,31 @@ def add_lora(denoiser: Any, config: LoraTrainingConfig, device: torch.device, dt
         denoiser.enable_gradient_checkpointing()
     denoiser.train()
     return lora_config
+
+
+TEXT_ENCODER_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP attention, as diffusers targets
+
+
+def add_text_encoder_lora(encoder: Any, config: LoraTrainingConfig, device: torch.device) -> None:
+    """Freeze a CLIP text encoder and add a LoRA (the run's rank and alpha) on its attention projections."""
+    import torch
+    from diffusers.training_utils import cast_training_params
+    from peft import LoraConfig
+
+    encoder.requires_grad_(False)
+    alpha: Any = int(config.alpha) if float(config.alpha).is_integer() else config.alpha
+    lora_config = LoraConfig(
+        r=config.rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=list(TEXT_ENCODER_TARGET_MODULES)
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 1)
+        with MODULE_BUILD_LOCK:
+            encoder.add_adapter(lora_config)
+    encoder.to(device)
+    cast_training_params(encoder, dtype=torch.float32)
+    if config.gradient_checkpointing:
+        encoder.gradient_checkpointing_enable()
+    encoder.train()
 
 
 def make_optimizer(

@@ -1,0 +1,146 @@
+"""Write tiny diffusers models as single-file checkpoints in the original (non-diffusers) key layout, the inverse
+of diffusers' single-file converters, so the tests load them the way a user's A1111 / ComfyUI / BFL files load.
+
+SD 1.5 follows diffusers' scripts/convert_diffusers_to_original_stable_diffusion.py, generalised to any number of
+blocks and layers per block (the tiny models have two blocks of one layer)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+_UNET_TOP = {
+    "time_embedding.linear_1": "time_embed.0",
+    "time_embedding.linear_2": "time_embed.2",
+    "conv_in": "input_blocks.0.0",
+    "conv_norm_out": "out.0",
+    "conv_out": "out.2",
+    "add_embedding.linear_1": "label_emb.0.0",
+    "add_embedding.linear_2": "label_emb.0.2",
+}
+_RESNET = [
+    ("norm1", "in_layers.0"),
+    ("conv1", "in_layers.2"),
+    ("norm2", "out_layers.0"),
+    ("conv2", "out_layers.3"),
+    ("time_emb_proj", "emb_layers.1"),
+    ("conv_shortcut", "skip_connection"),
+]
+
+
+def _resnet(rest: str) -> str:
+    for diffusers_name, ldm_name in _RESNET:
+        if rest.startswith(diffusers_name + "."):
+            return ldm_name + rest[len(diffusers_name) :]
+    return rest
+
+
+def unet_to_ldm(state: dict[str, torch.Tensor], layers_per_block: int) -> dict[str, torch.Tensor]:
+    """A diffusers UNet2DConditionModel state dict in the LDM layout (without the model prefix)."""
+    per = layers_per_block + 1
+    up_with_attention = {int(m.group(1)) for k in state if (m := re.match(r"up_blocks\.(\d+)\.attentions\.", k))}
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        top = next((t for t in _UNET_TOP if key.startswith(t + ".")), None)
+        if top is not None:
+            new = _UNET_TOP[top] + key[len(top) :]
+        elif m := re.match(r"down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", key):
+            b, j, rest = int(m.group(1)), int(m.group(2)), m.group(3)
+            new = f"input_blocks.{1 + b * per + j}.0.{_resnet(rest)}"
+        elif m := re.match(r"down_blocks\.(\d+)\.attentions\.(\d+)\.(.+)", key):
+            b, j, rest = int(m.group(1)), int(m.group(2)), m.group(3)
+            new = f"input_blocks.{1 + b * per + j}.1.{rest}"
+        elif m := re.match(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", key):
+            new = f"input_blocks.{(int(m.group(1)) + 1) * per}.0.op.{m.group(2)}"
+        elif m := re.match(r"mid_block\.resnets\.(\d+)\.(.+)", key):
+            new = f"middle_block.{2 * int(m.group(1))}.{_resnet(m.group(2))}"
+        elif m := re.match(r"mid_block\.attentions\.0\.(.+)", key):
+            new = f"middle_block.1.{m.group(1)}"
+        elif m := re.match(r"up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", key):
+            b, j, rest = int(m.group(1)), int(m.group(2)), m.group(3)
+            new = f"output_blocks.{b * per + j}.0.{_resnet(rest)}"
+        elif m := re.match(r"up_blocks\.(\d+)\.attentions\.(\d+)\.(.+)", key):
+            b, j, rest = int(m.group(1)), int(m.group(2)), m.group(3)
+            new = f"output_blocks.{b * per + j}.1.{rest}"
+        elif m := re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", key):
+            b = int(m.group(1))
+            new = f"output_blocks.{b * per + layers_per_block}.{2 if b in up_with_attention else 1}.conv.{m.group(2)}"
+        else:
+            raise KeyError(f"no LDM name for UNet key {key}")
+        out[new] = value
+    return out
+
+
+_VAE_ATTENTION = [("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")]
+
+
+def vae_to_ldm(state: dict[str, torch.Tensor], num_blocks: int) -> dict[str, torch.Tensor]:
+    """A diffusers AutoencoderKL state dict in the LDM layout (without the first_stage_model prefix)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        new = key.replace("conv_norm_out", "norm_out")
+        if m := re.match(r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", key):
+            new = f"encoder.down.{m.group(1)}.block.{m.group(2)}.{m.group(3)}"
+        elif m := re.match(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.(.+)", key):
+            new = f"encoder.down.{m.group(1)}.downsample.{m.group(2)}"
+        elif m := re.match(r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", key):
+            new = f"decoder.up.{num_blocks - 1 - int(m.group(1))}.block.{m.group(2)}.{m.group(3)}"
+        elif m := re.match(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.(.+)", key):
+            new = f"decoder.up.{num_blocks - 1 - int(m.group(1))}.upsample.{m.group(2)}"
+        elif m := re.match(r"(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.+)", key):
+            new = f"{m.group(1)}.mid.block_{int(m.group(2)) + 1}.{m.group(3)}"
+        elif m := re.match(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.+)", key):
+            rest = m.group(2)
+            for diffusers_name, ldm_name in _VAE_ATTENTION:
+                if rest.startswith(diffusers_name + "."):
+                    rest = ldm_name + rest[len(diffusers_name) :]
+            new = f"{m.group(1)}.mid.attn_1.{rest}"
+            if value.ndim == 2:  # LDM keeps the attention projections as 1x1 convolutions
+                value = value.reshape(*value.shape, 1, 1)
+        new = new.replace("conv_shortcut", "nin_shortcut")
+        out[new] = value
+    return out
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    files = sorted(folder.glob("*.safetensors"))
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        state.update(load_file(str(file)))
+    return state
+
+
+def _config(folder: Path) -> dict:
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+
+
+def write_sd15_single_file(pipeline_dir: Path, dest: Path) -> Path:
+    """The tiny SD 1.5 pipeline as one A1111-style checkpoint: model.diffusion_model / first_stage_model /
+    cond_stage_model.transformer keys."""
+    unet = unet_to_ldm(_weights(pipeline_dir / "unet"), _config(pipeline_dir / "unet")["layers_per_block"])
+    vae = vae_to_ldm(_weights(pipeline_dir / "vae"), len(_config(pipeline_dir / "vae")["down_block_types"]))
+    # The original layout is the pre-5.6 transformers one, where CLIPTextModel wrapped a `text_model`.
+    text = {
+        k if k.startswith("text_model.") else f"text_model.{k}": v
+        for k, v in _weights(pipeline_dir / "text_encoder").items()
+    }
+    state = {
+        **{f"model.diffusion_model.{k}": v for k, v in unet.items()},
+        **{f"first_stage_model.{k}": v for k, v in vae.items()},
+        **{f"cond_stage_model.transformer.{k}": v for k, v in text.items()},
+    }
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(dest))
+    return dest
+
+
+def write_ae_single_file(vae_dir: Path, dest: Path) -> Path:
+    """A VAE as a BFL-style `ae.sft`: LDM keys without a prefix."""
+    state = vae_to_ldm(_weights(vae_dir), len(_config(vae_dir)["down_block_types"]))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(dest))
+    return dest
