@@ -144,3 +144,26 @@ def write_ae_single_file(vae_dir: Path, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(dest))
     return dest
+
+
+def write_flux_share(flux_dir: Path, folder: Path) -> None:
+    """seed 001's share from the tiny FLUX: flux1-dev.sft, ae.sft (LDM layout), clip_l.safetensors (transformers
+    layout with the `text_model.` wrapper, as ComfyUI ships it) and t5xxl_fp16.safetensors (T5EncoderModel layout).
+
+    The transformer is written in the diffusers layout: diffusers' BFL-to-diffusers converter assumes FLUX's full
+    size (inner_dim 3072), so a tiny transformer in the BFL layout cannot be read by it; from_single_file takes a
+    file already in the diffusers layout as is."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in _weights(flux_dir / "transformer").items()}, str(folder / "flux1-dev.sft"))
+    write_ae_single_file(flux_dir / "vae", folder / "ae.sft")
+    clip = {
+        k if k.startswith("text_model.") else f"text_model.{k}": v
+        for k, v in _weights(flux_dir / "text_encoder").items()
+    }
+    save_file({k: v.contiguous() for k, v in clip.items()}, str(folder / "clip_l.safetensors"))
+    t5 = {
+        k: v.contiguous()
+        for k, v in _weights(flux_dir / "text_encoder_2").items()
+        if k != "encoder.embed_tokens.weight"
+    }
+    save_file(t5, str(folder / "t5xxl_fp16.safetensors"))

@@ -20,7 +20,7 @@ from genfoundry.inference.loader import BaseModelSpec, load_pipeline
 from genfoundry.model_files import parse_single_file_source
 from tests.conftest import LiveServer, free_port, image_bytes, make_home, start_server
 from tests.helpers import make_zip, upload_zip
-from tests.single_file_export import write_ae_single_file, write_sd15_single_file
+from tests.single_file_export import write_ae_single_file, write_flux_share, write_sd15_single_file
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Path
     folder = tmp_path_factory.mktemp("models-share")
     write_sd15_single_file(tiny_dir / "sd15", folder / "sd15" / "tiny-sd15.safetensors")
     write_ae_single_file(tiny_dir / "flux" / "vae", folder / "ae.sft")
+    write_flux_share(tiny_dir / "flux", folder / "flux")
     return folder
 
 
@@ -40,6 +41,18 @@ single_file = "sd15/tiny-sd15.safetensors"
 config = "{tiny_dir / "sd15"}"
 dtype = "float32"
 defaults = {{ width = 64, height = 64, steps = 2, guidance_scale = 5.0 }}
+
+[models."sf-flux"]
+family = "flux"
+single_file = "flux/flux1-dev.sft"
+config = "tiny-flux"
+dtype = "float32"
+defaults = {{ width = 64, height = 64, steps = 2, guidance_scale = 3.5 }}
+
+[models."sf-flux".components]
+vae = "flux/ae.sft"
+text_encoder = "flux/clip_l.safetensors"
+text_encoder_2 = "flux/t5xxl_fp16.safetensors"
 
 [models."sf-sd15-by-id"]
 family = "sd15"
@@ -71,6 +84,19 @@ def test_single_file_sd15_loads_the_same_weights(tmp_path: Path, tiny_dir: Path,
         BaseModelSpec(id="tiny", family="sd15", source=str(tiny_dir / "sd15")), device="cpu", dtype="auto"
     )
     for name in ("unet", "vae", "text_encoder"):
+        mine, theirs = getattr(pipe, name).state_dict(), getattr(ref, name).state_dict()
+        assert mine.keys() == theirs.keys()
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine), name
+
+
+def test_single_file_flux_loads_the_same_weights(tmp_path: Path, tiny_dir: Path, models_dir: Path) -> None:
+    catalog = open_test_catalog(tmp_path, tiny_dir, models_dir, catalog_toml(tiny_dir))
+    entry = catalog.models["sf-flux"]
+    pipe = load_pipeline(BaseModelSpec(id=entry.id, family="flux", source=entry.source), device="cpu", dtype="auto")
+    ref = load_pipeline(
+        BaseModelSpec(id="tiny", family="flux", source=str(tiny_dir / "flux")), device="cpu", dtype="auto"
+    )
+    for name in ("transformer", "vae", "text_encoder", "text_encoder_2"):
         mine, theirs = getattr(pipe, name).state_dict(), getattr(ref, name).state_dict()
         assert mine.keys() == theirs.keys()
         assert all(torch.equal(mine[k], theirs[k]) for k in mine), name
@@ -137,6 +163,8 @@ def test_generate_and_train_on_a_single_file_base(single_file_server: LiveServer
         assert answer.status_code == 200, answer.text
         image = Image.open(io.BytesIO(base64.b64decode(answer.json()["data"][0]["b64_json"])))
         assert image.size == (64, 64)
+        flux = client.post("/v1/images/generations", json={**body, "model": "sf-flux"})
+        assert flux.status_code == 200, flux.text
 
         archive = make_zip({f"red{i}.png": image_bytes((230, 20 + i, 20), size=(64, 64)) for i in range(2)})
         dataset_id = upload_zip(client, archive, trigger_word="rdx").json()["id"]
