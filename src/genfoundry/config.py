@@ -133,6 +133,10 @@ class CompatSettings(BaseModel):
     postpulse_model: str = "tiny-flux"
     # dreambooth: Stable Diffusion (1.5), or the caller's DreamBooth model when a request names one.
     dreambooth_model: str = "tiny-sd15"
+    # flux-train: the base `/train` uses when `pretrained_model` is left out (theirs: flux1-dev.sft from the share),
+    # and the captioner `/caption-images` runs when the request names no `model` (theirs: Florence-2).
+    flux_train_base: str = "tiny-flux"
+    flux_train_captioner: str = "tiny-captioner"
 
 
 class DiagramSettings(BaseModel):

@@ -30,6 +30,12 @@ def require_dataset(*, session: Session, owner_id: str, dataset_id: str, param: 
     return dataset
 
 
+def find_dataset_by_name(*, session: Session, owner_id: str, name: str) -> Dataset | None:
+    """The owner's newest dataset called `name` (names are what the seed systems' APIs address datasets by)."""
+    query = select(Dataset).where(Dataset.owner_id == owner_id, Dataset.name == name)
+    return session.scalar(query.order_by(Dataset.seq.desc()).limit(1))
+
+
 def list_datasets(
     *, session: Session, owner_id: str, limit: int, after: str | None = None, purpose: str | None = None
 ) -> tuple[list[Dataset], bool]:

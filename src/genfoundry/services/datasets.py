@@ -300,6 +300,11 @@ class DatasetService:
         with self.sessions() as session:
             return datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id)
 
+    def find_by_name(self, *, owner_id: str, name: str) -> Dataset | None:
+        """The owner's newest dataset called `name`, or None."""
+        with self.sessions() as session:
+            return datasets_repo.find_dataset_by_name(session=session, owner_id=owner_id, name=name)
+
     def get_with_stats(self, *, owner_id: str, dataset_id: str) -> tuple[Dataset, dict[str, Any]]:
         with self.sessions() as session:
             dataset = datasets_repo.require_dataset(session=session, owner_id=owner_id, dataset_id=dataset_id)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from genfoundry.api.routes.compat import dreambooth, postpulse, super_realism
+from genfoundry.api.routes.compat import dreambooth, flux_train, postpulse, super_realism
 
 router = APIRouter()
 router.include_router(super_realism.router)
+router.include_router(flux_train.router)
 router.include_router(postpulse.router)
 router.include_router(dreambooth.router)
