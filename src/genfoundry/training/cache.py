@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.training.data import Bucket, DatasetItem, load_bucketed_image
@@ -26,6 +26,9 @@ class EncodedDataset:
     extras: list[Conditioning]
     text: Conditioning  # one row per distinct caption
     caption_row: list[int]  # item index -> row in `text`
+    captions: list[str] = field(default_factory=list)  # row -> caption
+    # Set while the text encoders train: captions are encoded at each batch (with gradients), not read cached.
+    live_text: Callable[[list[str]], Conditioning] | None = None
 
     def batch(
         self,
@@ -42,8 +45,12 @@ class EncodedDataset:
         std = torch.stack([self.latent_std[i] for i in indices])
         # Sampling the posterior per step (not its mean) keeps the VAE's noise, as encoding every step would.
         latents = steps.normalize_latents(mean + std * torch.randn(mean.shape, generator=generator))
-        rows = torch.tensor([self.caption_row[i] for i in indices])
-        cond = {name: value[rows].to(device, dtype) for name, value in self.text.items()}
+        if self.live_text is not None:
+            encoded = self.live_text([self.captions[self.caption_row[i]] for i in indices])
+            cond = {name: value.to(device, dtype) for name, value in encoded.items()}
+        else:
+            rows = torch.tensor([self.caption_row[i] for i in indices])
+            cond = {name: value[rows].to(device, dtype) for name, value in self.text.items()}
         extra = {
             name: torch.stack([self.extras[i][name] for i in indices]).to(device, dtype)
             for name in self.extras[indices[0]]
@@ -101,6 +108,7 @@ def encode_dataset(
         extras=extras,
         text=text,
         caption_row=[row_of[item.caption] for item in items],
+        captions=captions,
     )
 
 
@@ -112,12 +120,12 @@ def text_encoders_to(pipe: Any, device: torch.device) -> None:
             module.to(device)
 
 
-def release_encoders(pipe: Any, *, keep_vae: bool) -> None:
-    """Drop the text encoders; park the VAE on the CPU for samples, or drop it too."""
+def release_encoders(pipe: Any, *, keep_vae: bool, keep_text_encoders: bool = False) -> None:
+    """Drop the text encoders (unless they train); park the VAE on the CPU for samples, or drop it too."""
     from diffusers.training_utils import free_memory
 
     for name in ("text_encoder", "text_encoder_2"):
-        if getattr(pipe, name, None) is not None:
+        if getattr(pipe, name, None) is not None and not keep_text_encoders:
             setattr(pipe, name, None)
     if keep_vae:
         pipe.vae.to("cpu")

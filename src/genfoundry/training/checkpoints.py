@@ -27,6 +27,7 @@ FORMAT_VERSION = 1
 # saved as a diffusers model folder named after its pipeline component ("unet").
 WEIGHTS_LORA = "lora"
 WEIGHTS_FULL = "full"
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2")  # pipeline names of the encoders train_text_encoder trains
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 # diffusers' header key for the LoraConfig, read back by load_lora_weights to rebuild rank / alpha exactly.
 _DIFFUSERS_METADATA_KEY = "lora_adapter_metadata"
@@ -53,11 +54,15 @@ def save_lora_file(
     layers: Mapping[str, torch.Tensor],
     peft_config: Mapping[str, Any],
     metadata: Mapping[str, str],
+    text_encoders: Mapping[str, tuple[Mapping[str, torch.Tensor], Mapping[str, Any]]] | None = None,
 ) -> Path:
-    """Write `folder/pytorch_lora_weights.safetensors` through the pipeline's save_lora_weights."""
+    """Write `folder/pytorch_lora_weights.safetensors` through the pipeline's save_lora_weights; `text_encoders`
+    maps a text encoder's pipeline name ("text_encoder", "text_encoder_2") to its LoRA layers and config."""
     from safetensors.torch import save_file
 
     packed = {f"{component}.{key}": _jsonable(value) for key, value in peft_config.items()}
+    for name, (_layers, config) in (text_encoders or {}).items():
+        packed.update({f"{name}.{key}": _jsonable(value) for key, value in config.items()})
     header = {
         "format": "pt",
         _DIFFUSERS_METADATA_KEY: json.dumps(packed, indent=2, sort_keys=True, default=str),
@@ -69,8 +74,9 @@ def save_lora_file(
         save_file(tensors, filename, metadata=header)
 
     layer_key = "transformer_lora_layers" if component == "transformer" else "unet_lora_layers"
+    encoder_layers = {f"{name}_lora_layers": dict(tensors) for name, (tensors, _c) in (text_encoders or {}).items()}
     pipeline_cls.save_lora_weights(
-        folder, **{layer_key: dict(layers)}, weight_name=LORA_WEIGHT_NAME, save_function=write
+        folder, **{layer_key: dict(layers)}, **encoder_layers, weight_name=LORA_WEIGHT_NAME, save_function=write
     )
     return folder / LORA_WEIGHT_NAME
 
@@ -82,14 +88,16 @@ def _jsonable(value: Any) -> Any:
 
 
 def read_lora_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors (component prefix removed) and the header metadata of a LoRA file we wrote."""
+    """The tensors and the header metadata of a LoRA file we wrote: the denoiser's without their component
+    prefix, a text encoder's keeping theirs ("text_encoder.", "text_encoder_2.")."""
     from safetensors import safe_open
 
     tensors: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt") as handle:
         metadata = dict(handle.metadata() or {})
         for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
-            tensors[key.split(".", 1)[1]] = handle.get_tensor(key)
+            component, rest = key.split(".", 1)
+            tensors[key if component in TEXT_ENCODERS else rest] = handle.get_tensor(key)
     return tensors, metadata
 
 

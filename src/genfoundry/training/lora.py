@@ -118,7 +118,9 @@ class LoraRun:
             self.sample_prompts = sampling.encode_sample_prompts(
                 self.pipe, self.steps, config.validation_prompts, device
             )
-        cache.release_encoders(self.pipe, keep_vae=self.sample_prompts is not None)
+        cache.release_encoders(
+            self.pipe, keep_vae=self.sample_prompts is not None, keep_text_encoders=config.train_text_encoder
+        )
         callbacks.on_log(
             f"encoded in {time.perf_counter() - began:.1f}s; text encoders released, VAE "
             + ("parked on the CPU for samples" if self.sample_prompts else "released")
@@ -126,7 +128,9 @@ class LoraRun:
 
         # 4. Trained weights, optimizer and schedule; a checkpoint overrides all three.
         self.make_trainable()
+        self.text_encoders = self.train_text_encoders() if config.train_text_encoder else {}
         self.params = [p for p in self.denoiser.parameters() if p.requires_grad]
+        self.params += [p for enc in self.text_encoders.values() for p in enc.parameters() if p.requires_grad]
         self.optimizer = lora_setup.make_optimizer(config, self.params, callbacks.on_log)
         self.lr_scheduler = lora_setup.make_lr_scheduler(config, self.optimizer, self.total_steps)
         self.denoiser, self.optimizer = self.accelerator.prepare(self.denoiser, self.optimizer)
@@ -162,6 +166,25 @@ class LoraRun:
 
         lora_setup.add_lora(self.denoiser, self.config, self.accelerator.device, self.dtype)
 
+    def train_text_encoders(self) -> dict[str, Any]:
+        """LoRA on the text encoders; captions are then encoded at every batch, through them."""
+        from genfoundry.training import lora_setup
+
+        device = self.accelerator.device
+        encoders = {
+            name: getattr(self.pipe, name) for name in checkpoints.TEXT_ENCODERS if getattr(self.pipe, name, None)
+        }
+        for encoder in encoders.values():
+            lora_setup.add_text_encoder_lora(encoder, self.config, device)
+
+        def encode(prompts: list[str]) -> dict[str, torch.Tensor]:
+            return self.steps.encode_prompts(self.pipe, prompts, device)
+
+        for data in (self.encoded, getattr(self, "class_data", None)):
+            if data is not None:
+                data.live_text = encode
+        return encoders
+
     def micro_batch_loss(self, micro_step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         """The loss to backpropagate for one micro-batch, and the named terms to report (none here)."""
         indices = self.schedule.batch(micro_step)
@@ -183,9 +206,21 @@ class LoraRun:
         from peft import set_peft_model_state_dict
 
         model = self.accelerator.unwrap_model(self.denoiser)
-        result = set_peft_model_state_dict(model, resumed.weights, adapter_name="default")
+        prefixes = tuple(f"{name}." for name in checkpoints.TEXT_ENCODERS)
+        own = {k: v for k, v in resumed.weights.items() if not k.startswith(prefixes)}
+        result = set_peft_model_state_dict(model, own, adapter_name="default")
         missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
         unexpected = list(getattr(result, "unexpected_keys", []))
+        for name in {k.split(".", 1)[0] for k in resumed.weights if k.startswith(prefixes)} - set(self.text_encoders):
+            unexpected.append(f"{name}.*")
+        for name, encoder in self.text_encoders.items():
+            layers = {k.removeprefix(f"{name}."): v for k, v in resumed.weights.items() if k.startswith(f"{name}.")}
+            if not layers:
+                missing.append(f"{name}.*")
+                continue
+            result = set_peft_model_state_dict(encoder, layers, adapter_name="default")
+            missing += [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
+            unexpected += list(getattr(result, "unexpected_keys", []))
         if missing or unexpected:
             raise Invalid(
                 f"checkpoint LoRA does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}",
@@ -304,6 +339,13 @@ class LoraRun:
 
         model = self.accelerator.unwrap_model(self.denoiser)
         layers = {k: v.detach().to("cpu").contiguous() for k, v in get_peft_model_state_dict(model).items()}
+        encoders = {
+            name: (
+                {k: v.detach().to("cpu").contiguous() for k, v in get_peft_model_state_dict(encoder).items()},
+                encoder.peft_config["default"].to_dict(),
+            )
+            for name, encoder in self.text_encoders.items()
+        }
         return checkpoints.save_lora_file(
             folder,
             pipeline_cls=type(self.pipe),
@@ -311,6 +353,7 @@ class LoraRun:
             layers=layers,
             peft_config=model.peft_config["default"].to_dict(),
             metadata=self.adapter_metadata(step),
+            text_encoders=encoders,
         )
 
     def checkpoint(self, step: int, loss: float) -> Path:
