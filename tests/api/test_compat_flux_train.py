@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import assert_error
+from tests.helpers import assert_error, wait_for_job
 
 BASE = "/compat/flux-train"
 
@@ -189,3 +189,16 @@ def test_private_urls_are_refused_without_contact(alice: httpx.Client) -> None:
             raise AssertionError("the loopback service was contacted")
         except BlockingIOError:
             pass
+
+
+def test_long_url_list_answers_the_job(alice: httpx.Client, image_server: str) -> None:
+    urls = [f"{image_server}/red.png"] + [
+        f"{image_server}/missing-{i}.png" for i in range(20)
+    ]  # past the 20 waited for
+    response = alice.post(f"{BASE}/download-images", json={"urls": urls, "output_name": "many"})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["files"] == {} and body["status_url"] == f"/v1/jobs/{body['job_id']}"
+    job = wait_for_job(alice, body["job_id"])
+    assert job["status"] == "succeeded", job
+    assert alice.get(f"/v1/datasets/{body['dataset_id']}").json()["stats"]["accepted"] == 1
