@@ -4,8 +4,9 @@ No answer may be a 5xx, and none may be one the document does not describe: an u
 it does not list, a body or headers that do not match its schema, a 405 or `OPTIONS` whose `Allow` is not the
 path's methods. The server is its own (own home and key), so what the fuzzer creates stays there. It runs the tiny
 models under small limits (32 px, 2 steps, 2 images, 8 tokens, one diagram attempt), so every route runs for real
-and stays cheap; dataset URLs are validated and their job runs, but nothing is fetched. Valid requests name
-resources seeded beforehand, so they reach real rows and files; invalid ones keep the ids the fuzzer drew.
+and stays cheap; dataset URLs (and postpulse's base image URL) are validated and their job runs, but nothing is
+fetched. Valid requests name resources seeded beforehand, so they reach real rows and files; invalid ones keep the
+ids the fuzzer drew.
 The run is bounded and repeatable: derandomized, a fixed number of examples per operation, no example database.
 """
 
@@ -24,6 +25,7 @@ import pytest
 import schemathesis
 
 from genfoundry.api.openapi import ROUTES
+from genfoundry.api.routes.compat import postpulse
 from genfoundry.app import create_app
 from genfoundry.config import (
     AssistantSettings,
@@ -176,12 +178,18 @@ def seed(client: httpx.Client, lora_file: Path) -> Seeded:
     )
 
 
+async def refuse_the_url(url: str, *, policy: FetchPolicy, client: object = None) -> FetchResult:
+    """`fetch_image` without the network (postpulse's `base_image_url`): the URL is refused, as a guarded one is."""
+    return FetchResult(url=url, ok=False, reason="not fetched in this test")
+
+
 @pytest.fixture(scope="module")
 def fuzz_server(
     tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path, lora_files: LoraFiles
 ) -> Iterator[FuzzServer]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(dataset_jobs, "fetch_all", refuse_every_url)
+        patch.setattr(postpulse, "fetch_image", refuse_the_url)
         settings = fuzz_settings(make_home(tmp_path_factory.mktemp("fuzz"), tiny_dir))
         with open_database(settings) as session:
             key = users_repo.create_key(session=session, name="fuzz", is_admin=True).key
