@@ -115,3 +115,17 @@ def test_gradient_checkpointing_with_text_encoder_runs(tiny_dir: Path, tmp_path:
     config = small_config("sd15", tiny_dir / "sd15", max_steps=2, gradient_checkpointing=True, train_text_encoder=True)
     result = train_lora(config, data, tmp_path / "out")
     assert result.step == 2 and all(np.isfinite(result.losses))
+
+
+def test_dreambooth_with_prior_preservation_trains_the_text_encoder(tiny_dir: Path, tmp_path: Path) -> None:
+    from genfoundry.training.dreambooth import train_dreambooth
+    from tests.training.test_dreambooth_recipe import db_config
+
+    data = make_dataset(tmp_path / "data", 2)
+    recorder = Recorder()
+    config = db_config(tiny_dir / "sd15", max_steps=2, train_text_encoder=True)
+    result = train_dreambooth(config, data, tmp_path / "out", recorder.callbacks(), class_cache_dir=tmp_path / "class")
+    assert result.adapter_path is not None
+    assert all("prior_loss" in metrics for _s, _t, metrics in recorder.steps)
+    modules, _tensors, _metadata = lora_modules(result.adapter_path)
+    assert {m.split(".")[0] for m in modules} == {"unet", "text_encoder"}
