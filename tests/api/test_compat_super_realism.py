@@ -8,7 +8,7 @@ import io
 import httpx
 from PIL import Image
 
-from tests.conftest import LiveServer, image_bytes
+from tests.conftest import LiveServer, LoraFiles, image_bytes
 from tests.helpers import assert_error, make_zip, snapshot
 
 PREFIX = "/compat/super-realism"
@@ -101,3 +101,28 @@ def test_bad_input_is_refused_and_changes_nothing(live: LiveServer, alice: httpx
     assert_error(alice.post(f"{PREFIX}/train/", data={"prompt": "   "}, files=zip_ok), 400, param="prompt")
     assert len(alice.get("/v1/datasets").json()["data"]) == datasets
     assert snapshot(live, alice) == before
+
+
+def test_the_configured_adapter_applies_to_its_owner_and_is_a_404_for_others(
+    live: LiveServer, alice: httpx.Client, bob: httpx.Client, lora_files: LoraFiles
+) -> None:
+    imported = alice.post(
+        "/v1/models",
+        files={"file": ("lora.safetensors", lora_files.flux.read_bytes(), "application/octet-stream")},
+        data={"base": "tiny-flux", "name": "super realism", "trigger_word": "Super Realism"},
+    )
+    assert imported.status_code in (200, 201), imported.text
+    adapter_id = imported.json()["id"]
+    live.settings.compat.super_realism_adapter = adapter_id  # the server's own settings object
+    try:
+        response = alice.post(f"{PREFIX}/generate/", json={"prompt": "a quiet harbour"})
+        assert response.status_code == 200, response.text
+        generation = alice.get(f"/v1/generations/{response.headers['x-generation-id']}").json()
+        assert [lora["id"] for lora in generation["params"]["loras"]] == [adapter_id]
+        assert generation["revised_prompt"].count("Super Realism") == 1
+        before = snapshot(live, bob)
+        assert_error(bob.post(f"{PREFIX}/generate/", json={"prompt": "a quiet harbour"}), 404, param="loras")
+        assert snapshot(live, bob) == before
+    finally:
+        live.settings.compat.super_realism_adapter = None
+        alice.delete(f"/v1/models/{adapter_id}")
