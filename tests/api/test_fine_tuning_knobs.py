@@ -95,6 +95,7 @@ def test_a_job_with_every_knob_trains_as_they_say(alice: httpx.Client, tmp_path:
     done = wait_until(alice, job["id"], finished)
     assert done["status"] == "succeeded", done
     assert done["progress"] == {"step": 4, "total": 4}
+    assert done["hyperparameters"]["optimizer"] == "adamw8bit" and done["hyperparameters"]["train_text_encoder"]
     listed = alice.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
     assert sorted(c["step_number"] for c in listed) == [2, 4]
 

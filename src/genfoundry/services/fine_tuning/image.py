@@ -52,11 +52,6 @@ def recipe_params(body: FineTuningJobCreate) -> dict[str, Any]:
         if source is not None:
             merged.update(source.model_dump(exclude_none=True))
     merged = scaled_learning_rate(without_auto(merged, _AUTO), DEFAULT_LEARNING_RATE)
-    if "optimizer" in merged:  # the recipe keeps the choice as use_8bit_adam
-        optimizer = merged.pop("optimizer")
-        if optimizer not in _OPTIMIZERS:
-            raise Invalid(f"optimizer must be one of {', '.join(_OPTIMIZERS)}; got {optimizer!r}", param="optimizer")
-        merged["use_8bit_adam"] = optimizer == "adamw8bit"
     return {_RENAMED.get(k, k): v for k, v in merged.items()}
 
 
@@ -84,8 +79,16 @@ class ImageMethod(FineTuningMethod):
     def config(self, family: str, base_source: str, hyperparameters: dict[str, Any]) -> Any:
         from genfoundry.training.registry import CONFIGS
 
+        params = dict(hyperparameters)
+        if "optimizer" in params:  # the job keeps the API's name; the recipe's config, use_8bit_adam
+            optimizer = params.pop("optimizer")
+            if optimizer not in _OPTIMIZERS:
+                raise Invalid(
+                    f"optimizer must be one of {', '.join(_OPTIMIZERS)}; got {optimizer!r}", param="optimizer"
+                )
+            params["use_8bit_adam"] = optimizer == "adamw8bit"
         try:
-            return CONFIGS[self.name].from_params(family, base_source, hyperparameters)
+            return CONFIGS[self.name].from_params(family, base_source, params)
         except Invalid as exc:  # the recipe names its own fields; the caller sent the API's
             if exc.param in _API_NAMES:
                 exc.param = _API_NAMES[exc.param]
@@ -106,7 +109,7 @@ class ImageMethod(FineTuningMethod):
         if body.seed is not None:
             hyperparameters["seed"] = body.seed
         config = self.config(base.family, base.source, hyperparameters)  # every range check, before queueing
-        check_device(config, explicit_8bit=hyperparameters.get("use_8bit_adam") is True)
+        check_device(config, explicit_8bit=hyperparameters.get("optimizer") == "adamw8bit")
         return {
             "method": self.name,
             "base_id": base.id,
