@@ -25,9 +25,17 @@ def test_train_text_encoder_saves_text_encoder_lora_and_resumes(
     family: str, encoders: set[str], tiny_dir: Path, tmp_path: Path
 ) -> None:
     data = make_dataset(tmp_path / "data", 2)
-    config = small_config(family, tiny_dir / family, max_steps=2, checkpoint_every_n_steps=1, train_text_encoder=True)
+    config = small_config(
+        family,
+        tiny_dir / family,
+        max_steps=2,
+        checkpoint_every_n_steps=1,
+        train_text_encoder=True,
+        sample_every_n_steps=2,
+        validation_prompts=("sks square",),
+    )
     result = train_lora(config, data, tmp_path / "out")
-    assert result.adapter_path is not None
+    assert result.adapter_path is not None and len(result.samples) == 1  # sampled through the trained encoders
 
     modules, tensors, _metadata = lora_modules(result.adapter_path)
     assert {m.split(".")[0] for m in modules} == {"unet", *encoders}
@@ -129,3 +137,13 @@ def test_dreambooth_with_prior_preservation_trains_the_text_encoder(tiny_dir: Pa
     assert all("prior_loss" in metrics for _s, _t, metrics in recorder.steps)
     modules, _tensors, _metadata = lora_modules(result.adapter_path)
     assert {m.split(".")[0] for m in modules} == {"unet", "text_encoder"}
+
+
+def test_resume_refuses_a_checkpoint_without_the_text_encoder_layers(tiny_dir: Path, tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data", 2)
+    plain = small_config("sd15", tiny_dir / "sd15", max_steps=1, checkpoint_every_n_steps=1)
+    train_lora(plain, data, tmp_path / "plain")
+    with_encoder = small_config("sd15", tiny_dir / "sd15", max_steps=2, train_text_encoder=True)
+    with pytest.raises(Invalid) as refused:
+        train_lora(with_encoder, data, tmp_path / "out", resume_from=tmp_path / "plain" / "checkpoints" / "step_1")
+    assert refused.value.param == "resume_from" and "text_encoder" in refused.value.message

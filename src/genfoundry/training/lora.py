@@ -410,9 +410,12 @@ class LoraRun:
 
     def sample(self, step: int) -> list[Path]:
         """Generate the validation prompts with the current weights and report each image."""
-        from genfoundry.training.sampling import generate_samples
+        from genfoundry.training.sampling import encode_sample_prompts, generate_samples
 
         assert self.sample_prompts is not None
+        if self.text_encoders:  # the prompts' embeddings change as the encoders train
+            prompts = self.sample_prompts.prompts
+            self.sample_prompts = encode_sample_prompts(self.pipe, self.steps, prompts, self.accelerator.device)
         made = generate_samples(
             self.pipe,
             self.steps,
