@@ -6,11 +6,19 @@ from __future__ import annotations
 import socket
 import time
 import tomllib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import torch
+from safetensors.torch import save_file
 
-from tests.helpers import assert_error, wait_for_job
+from genfoundry.config import Settings
+from tests.conftest import LiveServer, free_port, image_bytes, make_home, start_server
+from tests.helpers import assert_error, make_zip, upload_zip, wait_for_job
+from tests.single_file_export import write_flux_share
 
 BASE = "/compat/flux-train"
 
@@ -105,9 +113,10 @@ def test_seed_example_train_and_status(alice: httpx.Client, bob: httpx.Client, i
     download(alice, image_server, "my_model")
     captioned = alice.post(f"{BASE}/caption-images", json={"output_name": "my_model", "trigger_word": "mdl"})
     assert captioned.status_code == 200, captioned.text
-    # Verbatim: the share's files need a models folder (GENFOUNDRY_MODELS_DIR), which this server has none of.
+    # Verbatim: the share's files need a models folder (GENFOUNDRY_MODELS_DIR), which this server has none of
+    # (test_seed_example_trains_from_the_share runs the same request on a server that has one).
     error = assert_error(alice.post(f"{BASE}/train", json=TRAIN), 400, param="pretrained_model")
-    assert "models folder" in error["message"]
+    assert "GENFOUNDRY_MODELS_DIR" in error["message"]
     # A catalog base brings its own encoders and VAE, so clip_l / t5xxl / ae are refused with it, not ignored.
     catalog = {**TRAIN, "pretrained_model": "tiny-flux"}
     assert_error(alice.post(f"{BASE}/train", json=catalog), 400, param="clip_l")
@@ -202,3 +211,51 @@ def test_long_url_list_answers_the_job(alice: httpx.Client, image_server: str) -
     job = wait_for_job(alice, body["job_id"])
     assert job["status"] == "succeeded", job
     assert alice.get(f"/v1/datasets/{body['dataset_id']}").json()["stats"]["accepted"] == 1
+
+
+@pytest.fixture(scope="module")
+def share_server(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Iterator[LiveServer]:
+    """A keyless loopback server whose models folder is seed 001's share (flux1-dev.sft, ae.sft, clip_l,
+    t5xxl_fp16 written from the tiny FLUX), plus a symlink from it to a checkpoint outside it."""
+    base = tmp_path_factory.mktemp("flux-share")
+    share = base / "share"
+    write_flux_share(tiny_dir / "flux", share)
+    save_file({"x": torch.zeros(1)}, str(base / "outside.sft"))
+    (share / "escape.sft").symlink_to(base / "outside.sft")
+    settings = Settings(home=make_home(base, tiny_dir), port=free_port(), models_dir=share)
+    server = start_server(settings)
+    yield server
+    server.stop()
+
+
+def test_seed_example_trains_from_the_share(share_server: LiveServer) -> None:
+    with share_server.client() as client:
+        archive = make_zip({f"m{i}.png": image_bytes((20, 30 + i, 220), size=(64, 64)) for i in range(2)})
+        uploaded = upload_zip(client, archive, name="my_model", trigger_word="mdl")
+        assert uploaded.status_code == 201, uploaded.text
+        # The seed's /train example with its file names, at 64 px and 2 epochs instead of 1024 px and 5.
+        body = {**TRAIN, "resolution": 64, "max_train_epochs": 2}
+        for field, value in [("pretrained_model", "escape.sft"), ("clip_l", "escape.sft")]:
+            error = assert_error(client.post(f"{BASE}/train", json={**body, field: value}), 400, param=field)
+            assert "outside the models folder" in error["message"], error
+        assert_error(client.post(f"{BASE}/train", json={**body, "t5xxl": "t5xxl_fp8.safetensors"}), 404, param="t5xxl")
+
+        response = client.post(f"{BASE}/train", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["message"] == "Training started"
+        run_id = response.json()["run_id"]
+        native = client.get(f"/v1/fine_tuning/jobs/{run_id}").json()
+        assert native["model"] == "tiny-flux"  # the configured FLUX base whose configs the files are read with
+        final = wait_for_run(client, run_id)
+        assert final["status"] == "succeeded", final
+        assert any("flux1-dev.sft" in line for line in client_logs(client, run_id)), final
+        tuned = final["fine_tuned_model"]
+        generated = client.post(
+            "/v1/images/generations", json={"model": tuned, "prompt": "a cup", "size": "64x64", "n": 1}
+        )
+        assert generated.status_code == 200, generated.text
+
+
+def client_logs(client: httpx.Client, run_id: str) -> list[str]:
+    events = client.get(f"/v1/fine_tuning/jobs/{run_id}/events", params={"limit": 100}).json()["data"]
+    return [event["message"] for event in events]

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from genfoundry.datasets.kohya import KohyaOptions
 from genfoundry.db.tables import Dataset, Job
 from genfoundry.errors import Conflict, GenfoundryError, Invalid, NotFound, Unprocessable
-from genfoundry.model_files import resolve_model_file
+from genfoundry.model_files import SingleFileBase, config_source, resolve_model_file
 from genfoundry.schemas import FineTuningJobCreate
 from genfoundry.schemas.fine_tuning import FineTuningMethod, ImageTrainingHyperparameters, MethodSettings
 from genfoundry.schemas.flux_train import (
@@ -50,6 +50,8 @@ _COMPAT_PARAMS = {
     "training_file": "output_name",
     "model": "pretrained_model",
 }
+# flux-train's file fields → the FLUX pipeline component each one replaces.
+_COMPONENT_FIELDS = {"ae": "vae", "clip_l": "text_encoder", "t5xxl": "text_encoder_2"}
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ class FluxTrainCompat:
     # -- POST /train -------------------------------------------------------------------------------
 
     def train(self, *, owner_id: str, body: TrainRequest) -> TrainResponse:
-        base_id = self._base(owner_id, body)
+        base_id, single_file = self._base(owner_id, body)
         hyperparameters = self._hyperparameters(body)
         dataset = self.named_dataset(owner_id=owner_id, name=body.output_name)
         create = FineTuningJobCreate(
@@ -223,21 +225,27 @@ class FluxTrainCompat:
             ),
         )
         try:
-            job = self.services.fine_tuning.create(owner_id=owner_id, body=create)
+            job = self.services.fine_tuning.create(owner_id=owner_id, body=create, single_file=single_file)
         except GenfoundryError as exc:  # the native check names the native field; say the one the caller sent
             if exc.param in _COMPAT_PARAMS:
                 exc.param = _COMPAT_PARAMS[exc.param]
             raise
         return TrainResponse(message="Training started", run_id=job.id, status_url=f"/v1/fine_tuning/jobs/{job.id}")
 
-    def _base(self, owner_id: str, body: TrainRequest) -> str:
-        """The catalog base `pretrained_model` names (the configured default when left out). A file in the models
-        folder is checked (inside it, a safetensors file that exists) but cannot be trained from here yet."""
+    def _base(self, owner_id: str, body: TrainRequest) -> tuple[str, SingleFileBase | None]:
+        """The catalog base to train, and the single files to train it from, if any.
+
+        `pretrained_model` naming a catalog base (or left out: the configured default) trains that base, which
+        brings its own encoders and VAE. Otherwise it and `clip_l` / `t5xxl` / `ae` are files of the models folder
+        (each resolved inside it: 400 for `..`, an absolute path or a symlink out; 404 for a missing file), trained
+        with the configs of the configured FLUX base (settings.compat.flux_train_base), which the job reports as its
+        `model` and the resulting adapter applies to."""
         files = {"pretrained_model": body.pretrained_model, "clip_l": body.clip_l, "t5xxl": body.t5xxl, "ae": body.ae}
         for field, value in files.items():
             if value is not None:
                 _check_relative(field, value)
-        name = body.pretrained_model or self.services.settings.compat.flux_train_base
+        default = self.services.settings.compat.flux_train_base
+        name = body.pretrained_model or default
         if self.services.catalog.find_visible(name, owner_id) is not None:
             for field in ("clip_l", "t5xxl", "ae"):
                 if files[field] is not None:
@@ -245,15 +253,25 @@ class FluxTrainCompat:
                         f"{field} applies to a single-file pretrained_model; the base '{name}' brings its own",
                         param=field,
                     )
-            return name
-        for field, value in files.items():
-            if value is not None:
-                resolve_model_file(self.services.settings.models_dir, value, param=field)
-        raise Invalid(
-            f"pretrained_model: training from single files of the models folder is not supported here yet; name a "
-            f"base of GET /v1/fine_tuning/methods instead of '{name}'",
-            param="pretrained_model",
+            return name, None
+        models_dir = self.services.settings.models_dir
+        resolved = {
+            field: str(resolve_model_file(models_dir, value, param=field))
+            for field, value in files.items()
+            if value is not None
+        }
+        base = self.services.catalog.find_visible(default, owner_id)
+        if base is None or base.family != "flux":
+            raise Invalid(
+                f"pretrained_model: training from single files needs the configured FLUX base ({default!r}) for its "
+                f"configs, and this server has none",
+                param="pretrained_model",
+            )
+        components = {native: resolved[field] for field, native in _COMPONENT_FIELDS.items() if field in resolved}
+        single = SingleFileBase(
+            checkpoint=resolved["pretrained_model"], config=config_source(base.source), components=components
         )
+        return base.id, single
 
     @staticmethod
     def _hyperparameters(body: TrainRequest) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from genfoundry.errors import Conflict, Invalid, NotFound
 from genfoundry.jobs.context import JobContext
+from genfoundry.model_files import SingleFileBase, check_single_file_base, parse_single_file_source
 from genfoundry.repo import datasets as datasets_repo
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo.ids import slug
@@ -94,10 +95,20 @@ class ImageMethod(FineTuningMethod):
                 exc.param = _API_NAMES[exc.param]
             raise
 
-    def validate(self, session: Session, owner_id: str, body: FineTuningJobCreate) -> dict[str, Any]:
+    def validate(
+        self, session: Session, owner_id: str, body: FineTuningJobCreate, *, single_file: SingleFileBase | None = None
+    ) -> dict[str, Any]:
+        """`single_file`: train from these files instead of `body.model`'s weights (a base of the same family,
+        whose configs they use, and the base the result is registered against). Only a server-side caller that
+        resolved the files inside the models folder passes it (the compat flux-train route); the native API
+        cannot."""
         base = self.env.catalog.find_visible(body.model, owner_id)  # a public base, or one of the caller's trained
         if base is None:
             raise NotFound(f"The model '{body.model}' does not exist", param="model")
+        source = base.source
+        if single_file is not None:
+            check_single_file_base(base.id, base.family, single_file)
+            source = single_file.to_source()
         dataset = self.owned_dataset(session, owner_id, body.training_file, param="training_file")
         if dataset.kind != "image":
             raise Invalid(f"{self.name} training needs an image dataset; this one is text", param="training_file")
@@ -108,15 +119,18 @@ class ImageMethod(FineTuningMethod):
         hyperparameters.setdefault("trigger_word", dataset.trigger_word)
         if body.seed is not None:
             hyperparameters["seed"] = body.seed
-        config = self.config(base.family, base.source, hyperparameters)  # every range check, before queueing
+        config = self.config(base.family, source, hyperparameters)  # every range check, before queueing
         check_device(config, explicit_8bit=hyperparameters.get("optimizer") == "adamw8bit")
-        return {
+        params = {
             "method": self.name,
             "base_id": base.id,
             "dataset_id": dataset.id,
             "suffix": body.suffix,
             "hyperparameters": hyperparameters,
         }
+        if single_file is not None:
+            params["base_source"] = source
+        return params
 
     def recipe_options(self) -> dict[str, Any]:
         """Keyword arguments this method's recipe takes besides the common ones."""
@@ -134,7 +148,14 @@ class ImageMethod(FineTuningMethod):
         if dataset is None or job is None:
             raise NotFound("the training dataset was deleted")
         base = env.catalog.get_visible(params["base_id"], job.owner_id)
-        config = self.config(base.family, base.source, params["hyperparameters"])
+        source = base.source
+        if params.get("base_source"):  # single files given at creation (checked then), read with the base's configs
+            source = str(params["base_source"])
+            single = parse_single_file_source(source)
+            if single is not None:
+                names = ", ".join(path.name for path in single.files())
+                ctx.log(f"base: the single files {names}, with the configs of {base.id}")
+        config = self.config(base.family, source, params["hyperparameters"])
         adapters = AdapterService(
             sessions=env.sessions, store=env.store, catalog=env.catalog, engine=None, work_dir=env.settings.home / "tmp"
         )

@@ -9,11 +9,12 @@ from genfoundry.db.tables import Adapter, Job, JobEvent
 from genfoundry.errors import Invalid, NotFound
 from genfoundry.jobs.env import JobEnv
 from genfoundry.jobs.runner import JobRunner
+from genfoundry.model_files import SingleFileBase
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.schemas import FineTuningJobCreate
 from genfoundry.schemas.jobs import JobStatus
-from genfoundry.services.fine_tuning.image import sample_key
+from genfoundry.services.fine_tuning.image import ImageMethod, sample_key
 from genfoundry.services.fine_tuning.method import FineTuningMethod
 from genfoundry.services.fine_tuning.promotion import checked_line, copy_adapter
 from genfoundry.services.fine_tuning.registry import FINE_TUNING_KINDS, METHODS, method_for
@@ -47,11 +48,19 @@ class FineTuningService(JobService):
         )
         self.env = env
 
-    def create(self, *, owner_id: str, body: FineTuningJobCreate) -> Job:
-        """Check everything now (base, data, every hyperparameter), so a bad request is a 4xx; then queue the run."""
+    def create(self, *, owner_id: str, body: FineTuningJobCreate, single_file: SingleFileBase | None = None) -> Job:
+        """Check everything now (base, data, every hyperparameter), so a bad request is a 4xx; then queue the run.
+
+        `single_file`: an image method trains from these files (already resolved inside the models folder by the
+        caller) with `body.model` the catalog base whose configs they use; never built from a request's strings."""
         method = method_for(body.method.type, self.env)
         with self.sessions() as session:
-            params = method.validate(session, owner_id, body)
+            if single_file is None:
+                params = method.validate(session, owner_id, body)
+            elif isinstance(method, ImageMethod):
+                params = method.validate(session, owner_id, body, single_file=single_file)
+            else:
+                raise Invalid(f"{method.name} fine-tuning cannot train from single files", param="method")
             job = self.runner.submit(session=session, owner_id=owner_id, kind=method.kind, params=params)
             session.commit()
         self.runner.start(job)
