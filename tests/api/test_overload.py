@@ -235,6 +235,14 @@ def test_the_gate_covers_every_json_generation_route(tmp_path: Path, tiny_dir: P
     must not quietly send them back through routing and dependencies first)."""
     app = create_app(Settings(home=make_home(tmp_path, tiny_dir), port=free_port()))
     gated = {path: route.path for path, (_lane, route) in _gated_routes(app.routes)}
-    assert gated == {
-        path: path for path in ("/v1/images/generations", "/v1/images/edits", "/v1/chat/completions", "/v1/completions")
-    }
+    generating = (
+        "/v1/images/generations",
+        "/v1/images/edits",
+        "/v1/chat/completions",
+        "/v1/completions",
+        # the seed systems' generation routes queue in the same engines (api/routes/compat)
+        "/compat/super-realism/generate/",
+        "/compat/postpulse/generate-image",
+        "/compat/dreambooth/generate",
+    )
+    assert gated == {path: path for path in generating}
