@@ -150,6 +150,8 @@ class Studio:
             page.set_viewport_size({"width": width, "height": height})
             settle(page)
             page.screenshot(path=str(self.screenshots / f"{name}-{label}.png"), full_page=True)
+            overflow = page.evaluate("() => document.documentElement.scrollWidth") - width
+            assert overflow <= 0, f"{name} at {label}: the page is {overflow} px wider than the window"
             violations = axe_violations(page)
             assert not violations, f"{name} at {label}: " + json.dumps(violations, indent=1)
         page.set_viewport_size({"width": 1280, "height": 900})

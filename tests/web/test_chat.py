@@ -22,6 +22,7 @@ def send(page: Page, text: str) -> Locator:
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".message-user").filter(has_text=text).last).to_be_visible()
     answer = page.locator(".message-assistant").nth(before)
+    expect(answer).to_be_visible(timeout=90_000)  # first the bubble: "Answering…" is also hidden before it exists
     expect(answer.get_by_text("Answering…")).to_be_hidden(timeout=90_000)
     return answer
 

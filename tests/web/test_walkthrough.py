@@ -74,8 +74,9 @@ def test_from_a_zip_to_a_trained_adapter_to_a_favorite_and_a_diagram(
     page.get_by_label("Message", exact=True).fill("a sequence diagram of a login")
     page.get_by_role("button", name="Send").click()
     answer = page.locator(".message-assistant").first
-    expect(answer.get_by_text("Answering…")).to_be_hidden(timeout=RUN)
-    expect(answer.get_by_text("Answered as a diagram")).to_be_visible()
+    # Waited for by what it ends with: "Answering…" being hidden also holds before the answer's bubble exists.
+    expect(answer.get_by_text("Answered as a diagram")).to_be_visible(timeout=RUN)
+    expect(answer.get_by_text("Answering…")).to_be_hidden()
     if answer.get_by_label("PlantUML to draw").count():
         answer.get_by_label("PlantUML to draw").fill("@startuml\nUser -> App: log in\nApp --> User: welcome\n@enduml")
         answer.get_by_role("button", name="Draw it").click()
