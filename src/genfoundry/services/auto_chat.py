@@ -98,9 +98,7 @@ class AutoChat:
         self, owner_id: str, request: ChatCompletionRequest, prompt: str, base_url: str
     ) -> tuple[str, ChatCompletionMessage]:
         options = ImageGenerationRequest(model=self.settings.image_model, prompt=prompt, seed=request.seed)
-        planned = await asyncio.to_thread(self.images.plan, owner_id=owner_id, options=options)
-        results = await self.images.run(planned)
-        recorded = await asyncio.to_thread(self.images.record, planned, results)
+        recorded = await self.images.generate(owner_id=owner_id, options=options)
         row = recorded[0].row
         url = self.signer.image_url(base_url, row.id)
         message = ChatCompletionMessage(

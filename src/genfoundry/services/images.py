@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
 from genfoundry.catalog import BaseModelEntry, Catalog
@@ -237,6 +239,23 @@ class ImageService:
                 param="industry",
             )
         return found[:1]
+
+    async def generate(
+        self,
+        *,
+        owner_id: str,
+        options: ImageOptions,
+        place: QueuePlace | None = None,
+        init_image: Image.Image | None = None,
+        strength: float | None = None,
+    ) -> list[RecordedImage]:
+        """One request, planned and recorded in a worker thread (database and files), run on the engine: what every
+        route that makes images calls (/v1/images, `model="auto"`, the seed systems' routes)."""
+        planned = await anyio.to_thread.run_sync(
+            functools.partial(self.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength)
+        )
+        results = await self.run(planned, place)
+        return await anyio.to_thread.run_sync(self.record, planned, results)
 
     async def run(self, planned: PlannedRequest, place: QueuePlace | None = None) -> list[GeneratedImage]:
         """The engine's images; `place`: the queue place the request held before planning (`hold_place`)."""

@@ -31,11 +31,9 @@ async def _generate(
     init_image: Any = None,
     strength: float | None = None,
 ) -> ImagesResponse:
-    planned = await run_in_threadpool(
-        services.images.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength
+    recorded = await services.images.generate(
+        owner_id=owner_id, options=options, place=place, init_image=init_image, strength=strength
     )
-    results = await services.images.run(planned, place)
-    recorded = await run_in_threadpool(services.images.record, planned, results)
     return images_response(
         recorded, response_format=options.response_format, signer=services.signer, base_url=str(request.base_url)
     )

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from genfoundry.api.admission import ImagePlaceDep
 from genfoundry.api.deps import PrincipalDep, ServicesDep
-from genfoundry.api.routes.compat.images import PNG_ANSWER, generate_one, png_response
+from genfoundry.api.routes.compat.images import PNG_ANSWER, png_response
 from genfoundry.errors import NotFound
 from genfoundry.presenters.models import adapter_public, base_public
 from genfoundry.schemas import DeletedPublic, ImageOptions, ListPublic, ModelPublic
@@ -46,7 +46,7 @@ async def generate_dreambooth(
 ) -> Response:
     """Text to image: the PNG itself."""
     options = ImageOptions(prompt=body.prompt, model=body.model or services.settings.compat.dreambooth_model)
-    image = await generate_one(services, owner_id=principal.user_id, options=options, place=place)
+    [image] = await services.images.generate(owner_id=principal.user_id, options=options, place=place)
     return png_response(image)
 
 

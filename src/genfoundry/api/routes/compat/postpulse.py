@@ -9,7 +9,6 @@ from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.admission import ImagePlaceDep
 from genfoundry.api.deps import PrincipalDep, ServicesDep
-from genfoundry.api.routes.compat.images import generate_one
 from genfoundry.config import DatasetSettings
 from genfoundry.datasets.image_checks import open_checked_image
 from genfoundry.datasets.url_fetch import MAX_URL_LENGTH, FetchPolicy, fetch_image
@@ -73,17 +72,18 @@ async def generate_postpulse_image(
         )
     fields = {"prompt": body.prompt, "model": services.settings.compat.postpulse_model, "style": body.style}
     options = ImageOptions.model_validate({**fields, "industry": body.industry})
-    if body.industry:
-        try:
-            await run_in_threadpool(services.images.plan, owner_id=principal.user_id, options=options)
-        except GenfoundryError as exc:
-            # PostPulse served every industry; without an adapter tagged for it, the base alone answers.
-            if exc.param != "industry":
-                raise
-            options = ImageOptions.model_validate(fields)
-    image = await generate_one(
-        services, owner_id=principal.user_id, options=options, place=place, init_image=init_image
-    )
+    try:
+        [image] = await services.images.generate(
+            owner_id=principal.user_id, options=options, place=place, init_image=init_image
+        )
+    except GenfoundryError as exc:
+        # PostPulse served every industry; without an adapter tagged for it, the base alone answers. Planning
+        # refuses the industry before anything runs, so the place is still ours for the second request.
+        if not body.industry or exc.param != "industry":
+            raise
+        [image] = await services.images.generate(
+            owner_id=principal.user_id, options=ImageOptions.model_validate(fields), place=place, init_image=init_image
+        )
     return PostPulseImage(
         generated_image_url=services.signer.image_url(str(request.base_url), image.row.id),
         generation_time=f"{image.row.generation_time_s:.1f}s",

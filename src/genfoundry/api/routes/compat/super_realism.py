@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from genfoundry.api.admission import ImagePlaceDep
 from genfoundry.api.deps import PrincipalDep, ServicesDep
-from genfoundry.api.routes.compat.images import PNG_ANSWER, generate_one, png_response
+from genfoundry.api.routes.compat.images import PNG_ANSWER, png_response
 from genfoundry.errors import Invalid
 from genfoundry.schemas import ImageOptions, LoraRef
 from genfoundry.schemas.fine_tuning import FineTuningJobCreate
@@ -58,7 +58,7 @@ async def generate_super_realism(
         size=config.super_realism_size,
         loras=[LoraRef(id=config.super_realism_adapter)] if config.super_realism_adapter else [],
     )
-    image = await generate_one(services, owner_id=principal.user_id, options=options, place=place)
+    [image] = await services.images.generate(owner_id=principal.user_id, options=options, place=place)
     return png_response(image)
 
 
