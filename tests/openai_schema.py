@@ -7,8 +7,10 @@
 `path` may carry the /v1 prefix and may be concrete ("/v1/models/tiny-sd") or OpenAI's template ("/models/{model}").
 The schema is the operation's declared answer for that status (its text/event-stream schema when `stream_event`);
 an error status the operation does not declare is checked against OpenAI's `ErrorResponse`. Validation is JSON
-Schema Draft 2020-12 (what OpenAPI 3.1 schemas are), `$ref`s resolved through `referencing`. Our additive fields pass
-wherever OpenAI's schema leaves `additionalProperties` open, as it mostly does.
+Schema Draft 2020-12 (what OpenAPI 3.1 schemas are), `$ref`s resolved through `referencing`. OpenAI's file still marks
+some schemas `nullable: true` (OpenAPI 3.0's keyword, unknown to 3.1, so a validator would ignore it and refuse the
+`null` OpenAI itself sends, e.g. a stream chunk's `finish_reason`): such a schema is read as "this or null".
+Our additive fields pass wherever OpenAI's schema leaves `additionalProperties` open, as it mostly does.
 """
 
 from __future__ import annotations
@@ -29,8 +31,19 @@ SPEC_URI = "urn:openai:openapi"
 
 @cache
 def openai_spec() -> dict[str, Any]:
-    """The reduced OpenAI OpenAPI document."""
-    return json.loads(SPEC_FILE.read_text())
+    """The reduced OpenAI OpenAPI document, `nullable: true` turned into "or null"."""
+    return _nullable_as_null(json.loads(SPEC_FILE.read_text()))
+
+
+def _nullable_as_null(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_nullable_as_null(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _nullable_as_null(value) for key, value in node.items() if not (key == "nullable" and value)}
+    if node.get("nullable") is True:
+        return {"anyOf": [converted, {"type": "null"}]}
+    return converted
 
 
 @cache

@@ -38,3 +38,16 @@ def test_each_violation_is_named_with_its_place() -> None:
         assert_matches_openai(
             {"error": {"message": "m", "type": "t", "code": None}}, "POST", "/v1/chat/completions", 400
         )
+
+
+def test_openapi_3_0_nullable_reads_as_or_null() -> None:
+    choice = {"index": 0, "delta": {"content": "hi"}, "finish_reason": None}
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [choice]}
+    assert_matches_openai(chunk, "POST", "/v1/chat/completions", stream_event=True)
+    with pytest.raises(AssertionError, match="at /choices/0/finish_reason"):
+        assert_matches_openai(
+            {**chunk, "choices": [{**choice, "finish_reason": "done"}]},
+            "POST",
+            "/v1/chat/completions",
+            stream_event=True,
+        )
