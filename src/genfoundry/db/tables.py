@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -216,3 +216,49 @@ class ConversationItem(Base):
     route: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # route, confidence, ambiguous
     attachments: Mapped[list[Any]] = mapped_column(default=list)  # [{type, id, plantuml?}]: URLs signed on read
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Batch(Base):
+    """A batch of API requests (OpenAI's Batch API, /v1/batches), run by the durable job `job_id`; its lines'
+    results are batch_lines until the output and error files are written."""
+
+    __tablename__ = "batches"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True, index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(String(40), index=True)
+    endpoint: Mapped[str] = mapped_column(String(60))
+    input_file_id: Mapped[str] = mapped_column(String(40))
+    completion_window: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20))
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # OpenAI's `metadata`
+    base_url: Mapped[str] = mapped_column(Text)  # where image URLs in the results point (the creating request's)
+    errors: Mapped[list[Any] | None] = mapped_column(JSON, default=None)  # batch-level errors: [{code, message}]
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    output_file_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    error_file_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    in_progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finalizing_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    cancelling_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class BatchLine(Base):
+    """The result of one line of a batch's input, written as soon as it ran: a resumed batch skips these lines."""
+
+    __tablename__ = "batch_lines"
+    __table_args__ = (UniqueConstraint("batch_id", "line", name="uq_batch_lines_batch_id_line"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    line: Mapped[int] = mapped_column(Integer)  # 0-based index in the input file
+    ok: Mapped[bool] = mapped_column(Boolean)  # True: goes to the output file; False: to the error file
+    record: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the output line: {id, custom_id, response, error}
