@@ -56,6 +56,9 @@ class JobSettings(BaseModel):
     executor: Literal["subprocess", "thread"] = "subprocess"
     device_slots: int = Field(default=1, ge=1)
     cpu_slots: int = Field(default=2, ge=1)  # jobs of kinds that use no device (URL downloads) run beside those
+    # Jobs run in the server's own process through its engines (batches: /v1/batches) beside those; each has at
+    # most one request in an engine at a time, behind every interactive one.
+    server_slots: int = Field(default=4, ge=1)
     max_attempts: int = Field(default=3, ge=1)
     heartbeat_s: float = Field(default=5.0, gt=0)
     stale_after_s: float = Field(default=30.0, gt=0)

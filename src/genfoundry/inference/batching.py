@@ -3,6 +3,8 @@
 Life cycle: `start()` runs `setup` on the worker thread (load the model), then the thread serves batches
 until `close()`. A batch starts with the oldest waiting request and takes further waiting requests with the
 same batch key, in arrival order, until `max_batch_size` units (images) or `batch_timeout_s` has passed.
+Background jobs (`submit(job, background=True)`) wait outside the bounded queue and run alone, one at a time,
+only when no interactive job waits (`inference/priority.py`).
 Only the worker thread calls `run_batch`, so the model behind it is never used by two threads at once.
 """
 
@@ -76,6 +78,7 @@ class BatchWorker(Generic[J, R]):
         self._on_setup_error = on_setup_error
         self._cond = threading.Condition()
         self._queue: deque[_Pending[J, R]] = deque()
+        self._background: deque[_Pending[J, R]] = deque()  # unbounded: each background caller has one at a time
         self._control: deque[tuple[Callable[[], None], Future[None]]] = deque()
         self._closed = False
         self._pending = 0  # queued + running; 0 means idle
@@ -89,15 +92,21 @@ class BatchWorker(Generic[J, R]):
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, job: J) -> Future[R]:
-        """Queue `job`; raises `QueueFull` at once when `max_queue` jobs wait, `WorkerClosed` if closed."""
+    def submit(self, job: J, *, background: bool = False) -> Future[R]:
+        """Queue `job`; raises `QueueFull` at once when `max_queue` jobs wait, `WorkerClosed` if closed.
+
+        A `background` job is not counted in the queue; it runs alone once no interactive job waits.
+        """
         item: _Pending[J, R] = _Pending(job, self._batch_key(job), max(1, self._job_size(job)))
         with self._cond:
             if self._closed:
                 raise WorkerClosed(self.name)
-            if len(self._queue) >= self._max_queue:
+            if background:
+                self._background.append(item)
+            elif len(self._queue) >= self._max_queue:
                 raise QueueFull(self.name)
-            self._queue.append(item)
+            else:
+                self._queue.append(item)
             self._pending += 1
             self._cond.notify()
         return item.future
@@ -140,7 +149,8 @@ class BatchWorker(Generic[J, R]):
         """Stop taking work, fail what still waits, and wait up to `timeout` for the running batch."""
         with self._cond:
             self._closed = True
-            waiting, self._queue = list(self._queue), deque()
+            waiting, self._queue = [*self._queue, *self._background], deque()
+            self._background = deque()
             controls, self._control = list(self._control), deque()
             self._pending -= len(waiting)
             self._cond.notify_all()
@@ -175,7 +185,8 @@ class BatchWorker(Generic[J, R]):
     def _fail_all(self, exc: BaseException) -> None:
         with self._cond:
             self._closed = True
-            waiting, self._queue = list(self._queue), deque()
+            waiting, self._queue = [*self._queue, *self._background], deque()
+            self._background = deque()
             controls, self._control = list(self._control), deque()
             self._pending = 0
         for item in waiting:
@@ -209,7 +220,7 @@ class BatchWorker(Generic[J, R]):
     def _next_batch(self) -> list[_Pending[J, R]] | None:
         """Block for work; None when closed and drained, [] when only control work was done."""
         with self._cond:
-            while not self._queue and not self._control and not self._closed:
+            while not self._queue and not self._background and not self._control and not self._closed:
                 self._cond.wait()
             has_control = bool(self._control)
         if has_control:
@@ -217,6 +228,12 @@ class BatchWorker(Generic[J, R]):
             return []
         with self._cond:
             if not self._queue:
+                if self._background:  # nothing interactive waits: one background job, alone
+                    item = self._background.popleft()
+                    if item.future.set_running_or_notify_cancel():
+                        return [item]
+                    self._pending -= 1
+                    return []
                 return None if self._closed else []
             batch: list[_Pending[J, R]] = []
             first = self._queue[0]

@@ -29,6 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from genfoundry.errors import Overloaded
 from genfoundry.inference.batching import BatchWorker, QueueFull, WorkerClosed
 from genfoundry.inference.long_lived_heap import collect_including_frozen, freeze_long_lived_objects
+from genfoundry.inference.priority import in_background
 
 logger = logging.getLogger(__name__)
 
@@ -245,8 +246,10 @@ class ModelPool(ABC, Generic[SpecT, JobT, ResultT, RunnerT]):
     # -- queueing ----------------------------------------------------------------------------------
 
     def _submit(self, job: JobT, place: QueuePlace | None = None) -> Future[ResultT]:
-        """Queue `job`; with a place held in its base's queue it is never refused for a full queue."""
+        """Queue `job`; with a place held in its base's queue it is never refused for a full queue. Inside
+        `background_priority()` it waits outside the queue until no interactive job waits (`priority.py`)."""
         self._validate(job)
+        background = in_background()
         spec = self._job_base(job)
         base_id = spec.id
         with self._lock:
@@ -265,9 +268,9 @@ class ModelPool(ABC, Generic[SpecT, JobT, ResultT, RunnerT]):
                 try:
                     # Places held by requests still being checked count as taken; a job that held one has room
                     # by construction (held places + waiting jobs never exceed max_queue).
-                    if not reserved and self._room(base_id, slot) < 1:
+                    if not reserved and not background and self._room(base_id, slot) < 1:
                         raise QueueFull(slot.worker.name)
-                    future = slot.worker.submit(job)
+                    future = slot.worker.submit(job, background=background)
                 except WorkerClosed:
                     if self._slots.get(base_id) is slot:
                         del self._slots[base_id]

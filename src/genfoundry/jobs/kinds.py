@@ -44,6 +44,13 @@ class JobKind:
     on_finish: str | None = None  # "package.module:function" taking (session, job)
     resumable: bool = False  # a cancelled or failed job may be re-queued to go on from its last checkpoint
     uses_device: bool = True  # False: network or disk work (downloads) that takes a CPU slot, not a device slot
+    # True: runs on a thread of the server, through the server's services and engines (batches), in a server slot
+    in_server: bool = False
+
+    @property
+    def lane(self) -> str:
+        """Which slots the kind's jobs take: "server", "device" or "cpu"."""
+        return "server" if self.in_server else "device" if self.uses_device else "cpu"
 
     def resolve_function(self) -> JobFunction:
         fn: JobFunction = load_target(self.function)

@@ -56,14 +56,22 @@ class _Active:
 
 class JobRunner:
     """Claims queued jobs of the registered kinds and runs up to `device_slots` of them at once (plus up to
-    `cpu_slots` jobs of kinds that use no device)."""
+    `cpu_slots` jobs of kinds that use no device, and `server_slots` jobs of kinds run in the server's own process
+    on `server_executor`)."""
 
     def __init__(
-        self, *, sessions: sessionmaker[Session], settings: JobSettings, executor: Executor, poll_s: float = 0.5
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        settings: JobSettings,
+        executor: Executor,
+        server_executor: Executor | None = None,
+        poll_s: float = 0.5,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.executor = executor
+        self.server_executor = server_executor
         self.poll_s = poll_s
         self.worker_id = new_worker_id()
         self._kinds: dict[str, JobKind] = {}
@@ -87,6 +95,7 @@ class JobRunner:
         on_finish: str | None = None,
         resumable: bool = False,
         uses_device: bool = True,
+        in_server: bool = False,
     ) -> None:
         """`fn` is a "module:function" string, so a job's own process finds it (it gets a `JobContext`).
 
@@ -94,9 +103,12 @@ class JobRunner:
         what it held), in the transaction that writes that state: whoever reads the job as ended also sees it
         released. `resumable` kinds can be re-queued after they were cancelled or failed (`resume`), going on from
         their last checkpoint. Kinds with `uses_device=False` (downloads) run in `cpu_slots`, so they never wait
-        behind a long training job.
+        behind a long training job. `in_server` kinds run on `server_executor` (threads of this process, so they use
+        its loaded engines) in `server_slots`.
         """
-        self._kinds[kind] = JobKind(kind, fn, on_finish, resumable, uses_device)
+        if in_server and self.server_executor is None:
+            raise ValueError(f"job kind {kind!r} runs in the server, but this runner has no server executor")
+        self._kinds[kind] = JobKind(kind, fn, on_finish, resumable, uses_device, in_server)
 
     def kind(self, name: str) -> JobKind:
         if name not in self._kinds:
@@ -307,10 +319,15 @@ class JobRunner:
             serving, own = self._serving, sorted(self._own)
         if not serving and not own:
             return
-        for uses_device, slots in ((True, self.settings.device_slots), (False, self.settings.cpu_slots)):
-            kinds = sorted(name for name, kind in self._kinds.items() if kind.uses_device == uses_device)
+        lanes = {
+            "device": self.settings.device_slots,
+            "cpu": self.settings.cpu_slots,
+            "server": self.settings.server_slots,
+        }
+        for lane, slots in lanes.items():
+            kinds = sorted(name for name, kind in self._kinds.items() if kind.lane == lane)
             while kinds and not self._stop.is_set():
-                free = slots - sum(1 for a in self._active.values() if a.run.kind.uses_device == uses_device)
+                free = slots - sum(1 for a in self._active.values() if a.run.kind.lane == lane)
                 if free <= 0:
                     break
                 with self.sessions() as session:
@@ -329,8 +346,9 @@ class JobRunner:
         if attempt is None:
             return
         run = JobRun(job_id=job_id, attempt=attempt, worker_id=self.worker_id, kind=self._kinds[kind])
+        executor = self.server_executor if run.kind.in_server and self.server_executor is not None else self.executor
         try:
-            handle = self.executor.launch(run)
+            handle = executor.launch(run)
         except Exception as exc:
             logger.exception("job %s: could not start", job_id)
             with self.sessions() as session:
@@ -379,6 +397,8 @@ class JobRunner:
         for entry in active:
             self._settle(entry, "the server stopped while the job ran", refund=True)
         self.executor.shutdown()
+        if self.server_executor is not None:
+            self.server_executor.shutdown()
 
 
 def _wait_for_exit(handle: RunHandle, deadline: float) -> None:
