@@ -13,6 +13,7 @@ from genfoundry.api.routes import (
     datasets,
     diagram_generation,
     diagrams,
+    embeddings,
     files,
     fine_tuning,
     generations,
@@ -35,6 +36,7 @@ api_router.include_router(jobs.router)
 api_router.include_router(fine_tuning.router)
 api_router.include_router(fine_tuning.methods_router)
 api_router.include_router(classify.router)
+api_router.include_router(embeddings.router)
 api_router.include_router(diagrams.router)
 api_router.include_router(diagram_generation.router)
 api_router.include_router(chat.router)

@@ -103,6 +103,7 @@ class TextEncoder:
         self._tokenizer: Any = None
         self._window = 0
         self._dimension = 0
+        self._specials: tuple[list[int], list[int]] | None = None
         self._load_lock = threading.Lock()
         # One forward at a time: on a small CPU, concurrent forwards only fight over the same cores.
         self._run_lock = threading.Lock()
@@ -184,6 +185,57 @@ class TextEncoder:
                 on_batch(min(start + size, len(texts)), len(texts))
         return np.concatenate(rows)
 
+    @property
+    def vocab_size(self) -> int:
+        """Token ids below this are in the encoder's vocabulary."""
+        self.load()
+        return len(self._tokenizer)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text as the encoder sees it: its token ids with [CLS] / [SEP], truncated to the window."""
+        self.load()
+        keep = self._window * CHARS_PER_TOKEN_KEPT
+        with self._run_lock:
+            ids: list[list[int]] = self._tokenizer(
+                [text[:keep] for text in texts], truncation=True, max_length=self._window
+            )["input_ids"]
+        return ids
+
+    def wrap_ids(self, tokens: Sequence[int]) -> list[int]:
+        """Token ids without special tokens (as `add_special_tokens=False` gives them) as the encoder sees the text
+        they spell: between [CLS] and [SEP], truncated to the window."""
+        prefix, suffix = self._special_tokens()
+        room = self._window - len(prefix) - len(suffix)
+        return [*prefix, *(int(token) for token in tokens[:room]), *suffix]
+
+    def _special_tokens(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer puts before and after a text's own tokens ([CLS] and [SEP] for MiniLM)."""
+        if self._specials is not None:
+            return self._specials
+        self.load()
+        with self._run_lock:
+            plain = self._tokenizer("a", add_special_tokens=False)["input_ids"]
+            wrapped = self._tokenizer("a", truncation=True, max_length=self._window)["input_ids"]
+        start = wrapped.index(plain[0])
+        self._specials = (wrapped[:start], wrapped[start + len(plain) :])
+        return self._specials
+
+    def encode_ids(self, token_ids: Sequence[Sequence[int]], *, batch_size: int | None = None) -> np.ndarray:
+        """`encode` for inputs already tokenized (with special tokens, within the window): one row per input."""
+        self.load()
+        if not token_ids:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        size = batch_size or self.batch_size
+        rows = []
+        for start in range(0, len(token_ids), size):
+            batch = [list(ids) for ids in token_ids[start : start + size]]
+            with self._run_lock:
+                if self._onnx is not None:
+                    rows.append(self._encode_onnx_ids(self._onnx, batch))
+                else:
+                    rows.append(self._encode_torch_ids(batch))
+        return np.concatenate(rows)
+
     def _encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         keep = self._window * CHARS_PER_TOKEN_KEPT
         kept = [text[:keep] for text in texts]
@@ -206,10 +258,29 @@ class TextEncoder:
             embeddings = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return embeddings.float().cpu().numpy()
 
+    def _encode_torch_ids(self, token_ids: list[list[int]]) -> np.ndarray:
+        import torch
+
+        width = max(len(ids) for ids in token_ids)
+        ids = torch.full((len(token_ids), width), int(self._tokenizer.pad_token_id or 0), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, tokens in enumerate(token_ids):
+            ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+            mask[row, : len(tokens)] = 1
+        with torch.inference_mode(), torch_threads(1 if self.threads is None else self.threads):
+            tokens_out = self._model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+            weights = mask.to(self.device).unsqueeze(-1).to(tokens_out.last_hidden_state.dtype)
+            pooled = (tokens_out.last_hidden_state * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+            embeddings = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return embeddings.float().cpu().numpy()
+
     def _encode_onnx(self, runtime: OnnxEncoderModel, texts: list[str]) -> np.ndarray:
         token_ids = self._tokenizer(texts, truncation=True, max_length=self._window)["input_ids"]
-        order = sorted(range(len(texts)), key=lambda index: len(token_ids[index]))
-        out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        return self._encode_onnx_ids(runtime, token_ids)
+
+    def _encode_onnx_ids(self, runtime: OnnxEncoderModel, token_ids: list[list[int]]) -> np.ndarray:
+        order = sorted(range(len(token_ids)), key=lambda index: len(token_ids[index]))
+        out = np.empty((len(token_ids), self._dimension), dtype=np.float32)
         for start in range(0, len(order), ONNX_CHUNK_ROWS):
             rows = order[start : start + ONNX_CHUNK_ROWS]
             width = len(token_ids[rows[-1]])  # sorted: the chunk's last row is its longest

@@ -25,6 +25,7 @@ from genfoundry.services.dataset_jobs import register_dataset_jobs
 from genfoundry.services.datasets import DatasetService
 from genfoundry.services.diagram_generation import DiagramGenerator
 from genfoundry.services.diagrams import DiagramService
+from genfoundry.services.embeddings import EmbeddingService
 from genfoundry.services.fine_tuning.registry import register_fine_tuning_jobs
 from genfoundry.services.fine_tuning.service import FineTuningService
 from genfoundry.services.images import ImageService
@@ -50,6 +51,7 @@ class Services:
     datasets: DatasetService
     fine_tuning: FineTuningService
     classifiers: ClassifierService
+    embeddings: EmbeddingService
     diagrams: DiagramService
     text_engine: TextEngine
     text: TextService
@@ -148,6 +150,7 @@ def build_services(settings: Settings) -> Services:
         datasets=datasets,
         fine_tuning=FineTuningService(env=env, runner=jobs),
         classifiers=classifiers,
+        embeddings=EmbeddingService(encoder=classifiers.encoder, catalog=catalog),
         diagrams=diagrams,
         text_engine=text_engine,
         text=text,
