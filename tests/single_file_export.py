@@ -2,7 +2,8 @@
 of diffusers' single-file converters, so the tests load them the way a user's A1111 / ComfyUI / BFL files load.
 
 SD 1.5 follows diffusers' scripts/convert_diffusers_to_original_stable_diffusion.py, generalised to any number of
-blocks and layers per block (the tiny models have two blocks of one layer)."""
+blocks and layers per block (the tiny models have two blocks of one layer); SDXL uses the same UNet / VAE layout
+under SGM's `conditioner.embedders` for its two text encoders (the inverse of convert_open_clip_checkpoint)."""
 
 from __future__ import annotations
 
@@ -167,3 +168,60 @@ def write_flux_share(flux_dir: Path, folder: Path) -> None:
         if k != "encoder.embed_tokens.weight"
     }
     save_file(t5, str(folder / "t5xxl_fp16.safetensors"))
+
+
+_OPEN_CLIP_LAYER = [
+    ("layer_norm1.", "ln_1."),
+    ("layer_norm2.", "ln_2."),
+    ("mlp.fc1.", "mlp.c_fc."),
+    ("mlp.fc2.", "mlp.c_proj."),
+    ("self_attn.out_proj.", "attn.out_proj."),
+]
+
+
+def clip_to_open_clip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A transformers CLIPTextModelWithProjection state dict in OpenCLIP's layout (SGM's `model.`, no prefix): q/k/v
+    fused into `attn.in_proj_*`, `text_projection` stored transposed (a matrix, not a Linear weight)."""
+    state = {k.removeprefix("text_model."): v for k, v in state.items()}
+    out: dict[str, torch.Tensor] = {
+        "token_embedding.weight": state.pop("embeddings.token_embedding.weight"),
+        "positional_embedding": state.pop("embeddings.position_embedding.weight"),
+        "ln_final.weight": state.pop("final_layer_norm.weight"),
+        "ln_final.bias": state.pop("final_layer_norm.bias"),
+        "text_projection": state.pop("text_projection.weight").T,
+    }
+    layers = sorted({int(m.group(1)) for k in state if (m := re.match(r"encoder\.layers\.(\d+)\.", k))})
+    for n in layers:
+        layer = f"encoder.layers.{n}."
+        for part in ("weight", "bias"):
+            qkv = [state.pop(f"{layer}self_attn.{p}_proj.{part}") for p in "qkv"]
+            out[f"transformer.resblocks.{n}.attn.in_proj_{part}"] = torch.cat(qkv)
+        for key in [k for k in state if k.startswith(layer)]:
+            rest = key[len(layer) :]
+            diffusers_name, open_clip_name = next(pair for pair in _OPEN_CLIP_LAYER if rest.startswith(pair[0]))
+            out[f"transformer.resblocks.{n}.{open_clip_name}{rest[len(diffusers_name) :]}"] = state.pop(key)
+    if state:
+        raise KeyError(f"no OpenCLIP name for text encoder keys {sorted(state)}")
+    return out
+
+
+def write_sdxl_single_file(pipeline_dir: Path, dest: Path) -> Path:
+    """The tiny SDXL pipeline as one checkpoint in SGM's layout, as stabilityai ships sd_xl_base_1.0.safetensors:
+    model.diffusion_model (with label_emb) / first_stage_model / conditioner.embedders.0.transformer (CLIP-L, the
+    transformers layout) / conditioner.embedders.1.model (OpenCLIP bigG)."""
+    unet = unet_to_ldm(_weights(pipeline_dir / "unet"), _config(pipeline_dir / "unet")["layers_per_block"])
+    vae = vae_to_ldm(_weights(pipeline_dir / "vae"), len(_config(pipeline_dir / "vae")["down_block_types"]))
+    clip_l = {
+        k if k.startswith("text_model.") else f"text_model.{k}": v
+        for k, v in _weights(pipeline_dir / "text_encoder").items()
+    }
+    open_clip = clip_to_open_clip(_weights(pipeline_dir / "text_encoder_2"))
+    state = {
+        **{f"model.diffusion_model.{k}": v for k, v in unet.items()},
+        **{f"first_stage_model.{k}": v for k, v in vae.items()},
+        **{f"conditioner.embedders.0.transformer.{k}": v for k, v in clip_l.items()},
+        **{f"conditioner.embedders.1.model.{k}": v for k, v in open_clip.items()},
+    }
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(dest))
+    return dest

@@ -2,10 +2,11 @@
 `from_single_file`, with every config, tokenizer and scheduler read from the base's local `config` source, so
 nothing is downloaded.
 
-SD 1.5 / SDXL: the checkpoint is a whole pipeline (`<Pipeline>.from_single_file`). FLUX: the checkpoint is the
-transformer (`FluxTransformer2DModel.from_single_file`); `ae.sft` is the VAE (`AutoencoderKL.from_single_file`);
-`clip_l` / `t5xxl` files are text encoders in the transformers layout. A component no file names comes from the
-config source's own weights.
+SD 1.5 / SDXL: the checkpoint is a whole pipeline (`<Pipeline>.from_single_file`; SDXL's OpenCLIP encoder is read
+from its own keys, see `_sdxl_open_clip`). FLUX: the checkpoint is the transformer
+(`FluxTransformer2DModel.from_single_file`); `ae.sft` is the VAE (`AutoencoderKL.from_single_file`); `clip_l` /
+`t5xxl` files are text encoders in the transformers layout. A component no file names comes from the config source's
+own weights.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ PIPELINES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeli
 # Pipeline components a single file may replace, by family, and the diffusers model class that reads it.
 DIFFUSERS_COMPONENTS = {"unet": "UNet2DConditionModel", "vae": "AutoencoderKL", "transformer": "FluxTransformer2DModel"}
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
+SDXL_OPEN_CLIP_PREFIX = "conditioner.embedders.1.model."
 
 
 def _dtype_kwarg() -> str:
@@ -76,6 +78,31 @@ def _text_encoder(name: str, path: str, config: str, dtype: Any) -> Any:
     raise Invalid(f"{name} file {Path(path).name} does not hold a {cls.__name__} for this base", param=name)
 
 
+def _sdxl_open_clip(path: str, config: str, dtype: Any) -> Any:
+    """SDXL's text_encoder_2 (OpenCLIP bigG, SGM's `conditioner.embedders.1.model.*`) through diffusers' converter.
+
+    diffusers' pipeline loader tells the two encoders apart by width (CLIP-L 768, bigG 1280), so with equal widths
+    it reads CLIP-L's keys for both; handing it the OpenCLIP keys alone (read without loading the rest) picks the
+    right branch whatever the widths, with the same result on a real checkpoint."""
+    import transformers
+    from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as file:
+        keys = [key for key in file.keys() if key.startswith(SDXL_OPEN_CLIP_PREFIX)]  # noqa: SIM118 - not a mapping
+        state = {key: file.get_tensor(key) for key in keys}
+    if not state:
+        raise ValueError(f"no {SDXL_OPEN_CLIP_PREFIX}* weights (SDXL's OpenCLIP text encoder) in the checkpoint")
+    return create_diffusers_clip_model_from_ldm(
+        transformers.CLIPTextModelWithProjection,
+        state,
+        subfolder="text_encoder_2",
+        torch_dtype=dtype,
+        local_files_only=True,
+        **_config_kwargs(config),
+    )
+
+
 def load_single_file_pipeline(family: str, base: SingleFileBase, *, dtype: Any, **components: Any) -> Any:
     """The family's text-to-image pipeline from `base`'s files; `components` (e.g. unet=...) replace its own.
 
@@ -101,6 +128,8 @@ def load_single_file_pipeline(family: str, base: SingleFileBase, *, dtype: Any, 
                 base.config, local_files_only=True, **{_dtype_kwarg(): dtype}, **kwargs, **components
             )
         else:
+            if family == "sdxl" and "text_encoder_2" not in components:
+                components["text_encoder_2"] = _sdxl_open_clip(base.checkpoint, base.config, dtype)
             pipe = pipeline_cls.from_single_file(
                 base.checkpoint,
                 local_files_only=True,
