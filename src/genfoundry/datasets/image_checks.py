@@ -7,7 +7,7 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError, features
 
-from genfoundry.errors import TooLarge, Unprocessable
+from genfoundry.errors import Invalid, TooLarge, Unprocessable
 
 # MPO is how Pillow names many camera JPEGs (with a second, preview frame).
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF"})
@@ -15,6 +15,22 @@ ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF"}
 
 def open_checked_image(data: bytes, *, max_pixels: int, param: str = "image") -> Image.Image:
     """Decode `data` into an RGB image, refusing non-images, truncated files and oversized headers."""
+    return _open_checked(data, max_pixels=max_pixels, param=param).convert("RGB")
+
+
+def open_checked_mask(data: bytes, *, max_pixels: int, param: str = "mask") -> Image.Image:
+    """An edit's mask as OpenAI defines it (a PNG whose fully transparent pixels mark the area to edit), turned
+    into diffusers' convention: an "L" image, white where the model repaints."""
+    image = _open_checked(data, max_pixels=max_pixels, param=param)
+    if image.format != "PNG":
+        raise Invalid(f"the mask must be a PNG, got {image.format}", param=param)
+    if "A" not in image.getbands() and "transparency" not in image.info:
+        raise Invalid("the mask has no alpha channel: its transparent pixels mark the area to edit", param=param)
+    alpha = image.convert("RGBA").getchannel("A")
+    return alpha.point(lambda value: 255 if value == 0 else 0)
+
+
+def _open_checked(data: bytes, *, max_pixels: int, param: str) -> Image.Image:
     if not data:
         raise Unprocessable("the uploaded image is empty", param=param)
     try:
@@ -35,7 +51,7 @@ def open_checked_image(data: bytes, *, max_pixels: int, param: str = "image") ->
         raise Unprocessable("the upload is not a recognised image file", param=param) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise Unprocessable(f"the image could not be decoded (truncated or corrupt): {exc}", param=param) from exc
-    return image.convert("RGB")
+    return image
 
 
 def _dataset_formats() -> tuple[str, ...]:

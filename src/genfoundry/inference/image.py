@@ -8,8 +8,8 @@ as one pipeline call (micro-batching) and switches adapters in place between cal
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid
@@ -42,7 +42,9 @@ class LoraSpec:
 
 @dataclass(frozen=True)
 class ImageJob:
-    """One request: `len(seeds)` images; `init_image` makes it image-to-image with `strength`."""
+    """One request: `len(seeds)` images; `init_image` makes it image-to-image with `strength`, and `mask` (same
+    size, white = repaint) inpainting. `on_partial(index, image)` is called on the worker thread with
+    `partial_images` previews decoded at evenly spaced denoising steps (one image per job: never batched)."""
 
     base: BaseModelSpec
     prompt: str
@@ -55,6 +57,9 @@ class ImageJob:
     loras: tuple[LoraSpec, ...] = ()
     init_image: Image | None = None
     strength: float = 0.8
+    mask: Image | None = None
+    partial_images: int = 0
+    on_partial: Callable[[int, Image], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ def _batch_key(job: ImageJob) -> Hashable:
     img2img = job.init_image is not None
     return (
         img2img,
+        job.mask is not None,
+        id(job) if job.on_partial is not None else None,  # previews follow one job's denoising
         job.width,
         job.height,
         job.steps,
@@ -91,6 +98,12 @@ def _validate(job: ImageJob) -> None:
         raise Invalid(f"steps must be at least 1, got {job.steps}", param="steps")
     if job.init_image is not None and not 0.0 < job.strength <= 1.0:
         raise Invalid(f"strength must be in (0, 1], got {job.strength}", param="strength")
+    if job.mask is not None and (job.init_image is None or job.mask.size != job.init_image.size):
+        raise Invalid("a mask needs an image of the same size", param="mask")
+    if not 0 <= job.partial_images <= 3:
+        raise Invalid(f"partial_images must be in [0, 3], got {job.partial_images}", param="partial_images")
+    if job.on_partial is not None and len(job.seeds) != 1:
+        raise Invalid("a streamed request makes one image", param="n")
     ids = [lora.id for lora in job.loras]
     if len(set(ids)) != len(ids):
         raise Invalid("each adapter may appear once per request", param="loras")
@@ -124,7 +137,12 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
     async def generate(self, job: ImageJob, place: QueuePlace | None = None) -> list[GeneratedImage]:
         """Generate `len(job.seeds)` images; raises `Overloaded` at once when the base's queue is full, unless
         `place` (from `hold_place`) holds a place in it."""
-        return await asyncio.wrap_future(self._submit(job, place))
+        return await self.submit(job, place)
+
+    def submit(self, job: ImageJob, place: QueuePlace | None = None) -> asyncio.Future[list[GeneratedImage]]:
+        """`generate`, queued now (before the caller's place is given back) and awaited later; needs a running
+        event loop."""
+        return asyncio.wrap_future(self._submit(job, place))
 
     def generate_sync(self, job: ImageJob) -> list[GeneratedImage]:
         """`generate` for in-process CLI use: same queue and worker, blocking the calling thread."""

@@ -1,4 +1,4 @@
-"""One loaded base pipeline, its image-to-image twin and its LoRA adapters.
+"""One loaded base pipeline, its image-to-image and inpainting twins and its LoRA adapters.
 
 Every method runs on the base's worker thread (see batching.py), so the pipeline, its scheduler and its
 adapter state are never touched by two threads at once and need no lock of their own.
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid
+from genfoundry.inference.image_previews import PreviewCallback
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
 
 if TYPE_CHECKING:
@@ -49,6 +50,17 @@ def _quiet_multi_adapter_warning() -> None:
             _quieted = True
 
 
+def _keep_unmasked(image: Image, job: ImageJob) -> Image:
+    """The input's own pixels outside the mask: the VAE's round trip would otherwise blur what was not edited."""
+    from PIL import Image as PILImage
+
+    assert job.init_image is not None and job.mask is not None
+    original = job.init_image.convert("RGB")
+    if image.size != original.size:
+        image = image.resize(original.size, PILImage.Resampling.LANCZOS)
+    return PILImage.composite(image.convert("RGB"), original, job.mask)
+
+
 class ImageRunner:
     """Runs batches of compatible image jobs on one base; switches adapters without reloading the base."""
 
@@ -57,6 +69,7 @@ class ImageRunner:
         self.pipe: Any = pipe  # diffusers' mixins (LoRA loading, components) are invisible to mypy
         self.device = device
         self._img2img: Any = None
+        self._inpaint: Any = None
         self._adapters: dict[str, tuple[str, str]] = {}  # adapter id -> (adapter name, path)
         self._active: tuple[tuple[str, float], ...] | None = None  # None: unknown, set_adapters next time
         self._lora_enabled = True
@@ -120,6 +133,20 @@ class ImageRunner:
             self._img2img.set_progress_bar_config(disable=True)
         return self._img2img
 
+    def _inpaint_pipe(self) -> Any:
+        if self._inpaint is None:
+            from diffusers import AutoPipelineForInpainting
+
+            # The same loaded weights and adapters again, with the inpainting loop: no second load.
+            self._inpaint = AutoPipelineForInpainting.from_pipe(self.pipe)
+            self._inpaint.set_progress_bar_config(disable=True)
+        return self._inpaint
+
+    def _pipe_for(self, job: ImageJob) -> Any:
+        if job.mask is not None:
+            return self._inpaint_pipe()
+        return self._img2img_pipe() if job.init_image is not None else self.pipe
+
     def _call_kwargs(self, jobs: Sequence[ImageJob]) -> dict[str, Any]:
         import torch
         from PIL import Image as PILImage
@@ -139,7 +166,7 @@ class ImageRunner:
             kwargs["max_sequence_length"] = min(max_len, _MAX_T5_TOKENS)
         elif first.negative_prompt is not None:  # the batch key keeps None and text apart (SDXL zeroes None)
             kwargs["negative_prompt"] = [job.negative_prompt or "" for job in jobs for _ in job.seeds]
-        if first.init_image is None or family == "flux":
+        if first.init_image is None or first.mask is not None or family == "flux":
             kwargs.update(width=first.width, height=first.height)
         if first.init_image is not None:
             size = (first.width, first.height)
@@ -151,6 +178,13 @@ class ImageRunner:
                     image = image.resize(size, PILImage.Resampling.LANCZOS)
                 images.extend([image] * len(job.seeds))
             kwargs.update(image=images, strength=first.strength)
+        if first.mask is not None:
+            kwargs["mask_image"] = [job.mask for job in jobs if job.mask is not None for _ in job.seeds]
+        if first.on_partial is not None and first.partial_images > 0:
+            kwargs["callback_on_step_end"] = PreviewCallback(
+                family=family, width=first.width, height=first.height, count=first.partial_images, emit=first.on_partial
+            )
+            kwargs["callback_on_step_end_tensor_inputs"] = ["latents"]
         return kwargs
 
     def run(self, jobs: Sequence[ImageJob]) -> tuple[list[list[Image]], float]:
@@ -158,7 +192,7 @@ class ImageRunner:
         import torch
 
         self._switch_adapters(jobs[0].loras)
-        pipe = self._img2img_pipe() if jobs[0].init_image is not None else self.pipe
+        pipe = self._pipe_for(jobs[0])
         # A fresh scheduler per call (~1 ms): no step state can leak from an earlier or interrupted call.
         pipe.scheduler = pipe.scheduler.from_config(pipe.scheduler.config)
         kwargs = self._call_kwargs(jobs)
@@ -172,12 +206,14 @@ class ImageRunner:
         per_job: list[list[Image]] = []
         offset = 0
         for job in jobs:
-            per_job.append(images[offset : offset + len(job.seeds)])
+            made = images[offset : offset + len(job.seeds)]
+            per_job.append([_keep_unmasked(image, job) for image in made] if job.mask is not None else made)
             offset += len(job.seeds)
         return per_job, elapsed
 
     def release(self) -> None:
         """Drop the pipelines so their memory can be freed (eviction)."""
         self._img2img = None
+        self._inpaint = None
         self.pipe = None
         self._adapters.clear()

@@ -9,6 +9,10 @@ from pydantic.json_schema import SkipJsonSchema
 
 from genfoundry.schemas.common import FINITE, Seed
 
+# `standard` and `hd` are dall-e's names, accepted as OpenAI's schema does.
+ImageQuality = Literal["low", "medium", "high", "auto", "standard", "hd"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+
 
 class LoraRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -35,6 +39,14 @@ class ImageOptions(BaseModel):
     style: str | None = None
     industry: str | None = Field(default=None, max_length=100)
     user: str | None = None
+    # OpenAI's image fields (docs/images.md says what each does here).
+    quality: ImageQuality | None = None
+    output_format: OutputFormat | None = None
+    output_compression: int | None = Field(default=None, ge=0, le=100)
+    background: Literal["transparent", "opaque", "auto"] | None = None
+    moderation: Literal["auto", "low"] | None = None
+    stream: bool = False
+    partial_images: int | None = Field(default=None, ge=0, le=3)
 
 
 class ImageGenerationRequest(ImageOptions):
@@ -54,9 +66,6 @@ class ImageGenerationRequest(ImageOptions):
             ]
         },
     )
-    # OpenAI fields we accept and ignore because they have no meaning for diffusion models.
-    quality: str | None = None
-    output_format: Literal["png"] | None = None
 
 
 class ImagePublic(BaseModel):
@@ -71,6 +80,26 @@ class ImagePublic(BaseModel):
 class ImagesResponse(BaseModel):
     created: int
     data: list[ImagePublic]
+    output_format: OutputFormat | None = None
+    background: Literal["opaque"] | None = None
+    quality: Literal["low", "medium", "high"] | None = None
+
+
+class ImageStreamEvent(BaseModel):
+    """One SSE event of a streamed generation or edit (`image_generation.*` / `image_edit.*`), as OpenAI's."""
+
+    type: str
+    b64_json: str
+    created_at: int
+    size: str
+    quality: Literal["low", "medium", "high", "auto"]
+    background: Literal["opaque", "auto"]
+    output_format: OutputFormat
+    partial_image_index: int | None = None
+    usage: dict[str, Any] | None = None
+    # ours, on the completed event: the history row's id and the image's seed
+    id: str | None = None
+    seed: int | None = None
 
 
 class GenerationPublic(BaseModel):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import functools
-import io
+import logging
 import re
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio.to_thread
+from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from genfoundry.catalog import BaseModelEntry, Catalog
@@ -23,10 +27,11 @@ from genfoundry.repo import adapters as adapters_repo
 from genfoundry.repo import generations as generations_repo
 from genfoundry.repo.ids import new_id
 from genfoundry.schemas import SEED_MAX, ImageOptions
+from genfoundry.services.image_encoding import EXTENSIONS, MEDIA_TYPES, encode_image, media_type_of_key
+from genfoundry.services.image_quality import quality_steps
 from genfoundry.storage import ArtifactStore
 
-if TYPE_CHECKING:
-    from PIL import Image
+logger = logging.getLogger(__name__)
 
 _SIZE_PATTERN = re.compile(r"^\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*$")
 # FLUX packs 2×2 latent patches over a VAE that downsamples 8×, so its sides must divide by 16.
@@ -44,12 +49,23 @@ class PlannedRequest:
     kind: str
     prompt: str
     params: dict[str, Any] = field(default_factory=dict)
+    output_format: str = "png"
+    output_compression: int | None = None
 
 
 @dataclass(frozen=True)
 class RecordedImage:
     row: Generation
-    png: bytes
+    content: bytes  # encoded as the request's output_format
+    media_type: str
+
+
+@dataclass(frozen=True)
+class PartialImage:
+    """A streamed preview, encoded as the request's output_format."""
+
+    index: int
+    content: bytes
 
 
 def parse_size(size: str | None, *, base: BaseModelEntry, limits: Limits) -> tuple[int, int]:
@@ -86,10 +102,16 @@ def add_trigger_words(prompt: str, trigger_words: list[str]) -> str:
     return ", ".join([*missing, prompt]) if missing else prompt
 
 
-def encode_png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+def _check_output_fields(options: ImageOptions) -> None:
+    """OpenAI's output fields that no base here can honour, refused naming the field."""
+    if options.background == "transparent":
+        raise Invalid(
+            "background 'transparent' needs a model that makes an alpha channel; no base here does "
+            "(use 'opaque' or 'auto')",
+            param="background",
+        )
+    if options.output_compression is not None and (options.output_format or "png") == "png":
+        raise Invalid("output_compression applies to jpeg and webp only, not png", param="output_compression")
 
 
 class ImageService:
@@ -115,9 +137,11 @@ class ImageService:
         options: ImageOptions,
         init_image: Image.Image | None = None,
         strength: float | None = None,
+        mask: Image.Image | None = None,
     ) -> PlannedRequest:
         """Check every field and resolve ids; raises a domain error before any work is queued."""
         limits = self.limits
+        _check_output_fields(options)
         if len(options.prompt) > limits.max_prompt_chars:
             raise Invalid(f"prompt is longer than {limits.max_prompt_chars} characters", param="prompt")
         if not options.prompt.strip():
@@ -150,8 +174,10 @@ class ImageService:
         if options.style:
             prompt, negative = self.catalog.style(options.style).apply(prompt, negative)
         prompt = add_trigger_words(prompt, [a.trigger_word for a, _ in unique.values() if a.trigger_word])
-        steps = options.steps or min(base.defaults.steps, limits.max_steps)
-        strength = strength if strength is not None else 0.8
+        steps = options.steps or quality_steps(
+            options.quality, family=base.family, default_steps=base.defaults.steps, max_steps=limits.max_steps
+        )
+        strength = strength if strength is not None else (1.0 if mask is not None else 0.8)
         if init_image is not None and int(steps * strength) < 1:
             # image-to-image denoises the last steps × strength steps; diffusers fails on none at all
             raise Invalid(
@@ -183,6 +209,7 @@ class ImageService:
             loras=loras,
             init_image=init_image.resize((width, height)) if init_image is not None else None,
             strength=strength,
+            mask=mask.resize((width, height), Image.Resampling.NEAREST) if mask is not None else None,
         )
         params: dict[str, Any] = {
             "size": f"{width}x{height}",
@@ -194,6 +221,16 @@ class ImageService:
         }
         if init_image is not None:
             params["strength"] = job.strength
+        if mask is not None:
+            params["mask"] = True
+        output_format = options.output_format or "png"
+        # the quality that chose the steps (None: the request named them), and OpenAI's output fields
+        quality = (options.quality or "auto") if options.steps is None else None
+        params.update(quality=quality, output_format=output_format, background=options.background or "auto")
+        if options.output_compression is not None:
+            params["output_compression"] = options.output_compression
+        if options.moderation is not None:  # accepted as OpenAI's; no moderation model runs here
+            logger.info("moderation=%s accepted for %s; nothing is moderated here", options.moderation, owner_id)
         return PlannedRequest(
             job=job,
             owner_id=owner_id,
@@ -202,6 +239,8 @@ class ImageService:
             kind="edit" if init_image is not None else "generation",
             prompt=options.prompt,
             params=params,
+            output_format=output_format,
+            output_compression=options.output_compression,
         )
 
     def _resolve_model(
@@ -248,14 +287,62 @@ class ImageService:
         place: QueuePlace | None = None,
         init_image: Image.Image | None = None,
         strength: float | None = None,
+        mask: Image.Image | None = None,
     ) -> list[RecordedImage]:
         """One request, planned and recorded in a worker thread (database and files), run on the engine: what every
         route that makes images calls (/v1/images, `model="auto"`, the seed systems' routes)."""
         planned = await anyio.to_thread.run_sync(
-            functools.partial(self.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength)
+            functools.partial(
+                self.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength, mask=mask
+            )
         )
         results = await self.run(planned, place)
         return await anyio.to_thread.run_sync(self.record, planned, results)
+
+    async def open_stream(
+        self,
+        *,
+        owner_id: str,
+        options: ImageOptions,
+        place: QueuePlace | None = None,
+        init_image: Image.Image | None = None,
+        strength: float | None = None,
+        mask: Image.Image | None = None,
+    ) -> tuple[PlannedRequest, AsyncIterator[PartialImage | RecordedImage]]:
+        """Plan and queue now (bad input and a full queue raise here, and the job takes `place`), then yield the
+        `options.partial_images` previews as the engine decodes them and last the recorded image."""
+        planned = await anyio.to_thread.run_sync(
+            functools.partial(
+                self.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength, mask=mask
+            )
+        )
+        if options.n != 1:
+            raise Invalid("stream: true makes one image; n must be 1 (send one request per image)", param="n")
+        loop = asyncio.get_running_loop()
+        previews: asyncio.Queue[PartialImage | None] = asyncio.Queue()
+        fmt, compression = planned.output_format, planned.output_compression
+
+        def on_partial(index: int, image: Image.Image) -> None:  # on the base's worker thread
+            preview = PartialImage(index=index, content=encode_image(image, fmt, compression))
+            loop.call_soon_threadsafe(previews.put_nowait, preview)
+
+        if options.partial_images:
+            job = dataclasses.replace(planned.job, partial_images=options.partial_images, on_partial=on_partial)
+            planned = dataclasses.replace(planned, job=job)
+        future = self.engine.submit(planned.job, place)
+        future.add_done_callback(lambda _: previews.put_nowait(None))  # after every preview: same loop, in order
+        return planned, self._stream_items(planned, future, previews)
+
+    async def _stream_items(
+        self,
+        planned: PlannedRequest,
+        future: asyncio.Future[list[GeneratedImage]],
+        previews: asyncio.Queue[PartialImage | None],
+    ) -> AsyncIterator[PartialImage | RecordedImage]:
+        while (preview := await previews.get()) is not None:
+            yield preview
+        for recorded in await anyio.to_thread.run_sync(self.record, planned, future.result()):
+            yield recorded
 
     async def run(self, planned: PlannedRequest, place: QueuePlace | None = None) -> list[GeneratedImage]:
         """The engine's images; `place`: the queue place the request held before planning (`hold_place`)."""
@@ -273,9 +360,9 @@ class ImageService:
             with self.sessions() as session:
                 for result in images:
                     generation_id = new_id("img")
-                    key = f"images/{generation_id}.png"
-                    png = encode_png(result.image)
-                    self.store.put_bytes(key, png)
+                    key = f"images/{generation_id}.{EXTENSIONS[planned.output_format]}"
+                    content = encode_image(result.image, planned.output_format, planned.output_compression)
+                    self.store.put_bytes(key, content)
                     written.append(key)
                     row = generations_repo.create_generation(
                         session=session,
@@ -294,7 +381,9 @@ class ImageService:
                         image_key=key,
                         generation_time_s=round(result.generation_time_s, 4),
                     )
-                    recorded.append(RecordedImage(row=row, png=png))
+                    recorded.append(
+                        RecordedImage(row=row, content=content, media_type=MEDIA_TYPES[planned.output_format])
+                    )
                 session.commit()
         except BaseException:
             for key in written:
@@ -343,8 +432,9 @@ class ImageService:
             session.commit()
             return row
 
-    def image_file(self, image_id: str, *, owner_id: str | None) -> bytes:
-        """The PNG of `owner_id`'s generation; `owner_id` None means access was proven by a signed URL."""
+    def image_file(self, image_id: str, *, owner_id: str | None) -> tuple[bytes, str]:
+        """The image of `owner_id`'s generation and its content type; `owner_id` None means access was proven by a
+        signed URL."""
         with self.sessions() as session:
             if owner_id is None:
                 row = generations_repo.get_generation(session=session, generation_id=image_id)
@@ -352,7 +442,7 @@ class ImageService:
                     raise NotFound(f"No image with id '{image_id}'")
             else:
                 row = generations_repo.require_generation(session=session, owner_id=owner_id, generation_id=image_id)
-            return self.store.get_bytes(row.image_key)
+            return self.store.get_bytes(row.image_key), media_type_of_key(row.image_key)
 
     def delete(self, *, owner_id: str, generation_id: str) -> None:
         with self.sessions() as session:

@@ -80,4 +80,4 @@ def generate_local(
             strength=strength if image is not None else None,
         )
         recorded = images.record(planned, images.run_sync(planned))
-        return [(image.png, image.row.seed, image.row.generation_time_s) for image in recorded]
+        return [(image.content, image.row.seed, image.row.generation_time_s) for image in recorded]

@@ -17,4 +17,4 @@ PNG_ANSWER: dict[int | str, dict[str, Any]] = {
 def png_response(image: RecordedImage) -> Response:
     """The image itself, with the ids that find it again in /v1/generations and the studio's gallery."""
     headers = {"X-Generation-Id": image.row.id, "X-Seed": str(image.row.seed)}
-    return Response(image.png, media_type="image/png", headers=headers)
+    return Response(image.content, media_type=image.media_type, headers=headers)
