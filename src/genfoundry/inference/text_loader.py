@@ -145,6 +145,12 @@ class TextTokenizer:
         self.context_length = context_length
         self._lock = threading.Lock()
 
+    @property
+    def chat_template(self) -> str | None:
+        """The tokenizer's own chat template (None: it has none)."""
+        template = getattr(self.tokenizer, "chat_template", None)
+        return template if isinstance(template, str) else None
+
     def encode(self, text: str, *, add_special_tokens: bool) -> list[int]:
         """Token ids of `text`, with or without the tokenizer's own special tokens."""
         with self._lock:

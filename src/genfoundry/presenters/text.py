@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from genfoundry.schemas import (
@@ -20,13 +20,39 @@ from genfoundry.schemas import (
     CompletionUsage,
     RoutePublic,
 )
+from genfoundry.schemas.tools import ToolCall, ToolCallDelta, ToolCallDeltaFunction, ToolCallFunction
 
 if TYPE_CHECKING:
-    from genfoundry.inference.text import TextOutput
+    from genfoundry.inference.text import TextChoice, TextOutput
+    from genfoundry.services.text_tools import ToolPlan
+    from genfoundry.text.tools import ParsedToolCall
 
 
 def finish_reason(reason: str) -> Literal["stop", "length"]:
     return "stop" if reason == "stop" else "length"
+
+
+def chat_finish_reason(reason: str) -> Literal["stop", "length", "tool_calls"]:
+    return "tool_calls" if reason == "tool_calls" else finish_reason(reason)
+
+
+def tool_call_public(call: ParsedToolCall) -> ToolCall:
+    return ToolCall(id=call.id, function=ToolCallFunction(name=call.name, arguments=call.arguments))
+
+
+def chat_choice(choice: TextChoice, tools: ToolPlan | None) -> ChatCompletionChoice:
+    """A choice's message: its text, or with `tools` offered, its text and the calls it makes."""
+    answer = tools.parse(choice.text) if tools is not None else None
+    if answer is None or not answer.tool_calls:
+        text = answer.content if answer is not None else choice.text
+        message = ChatCompletionMessage(content=text or "")
+        return ChatCompletionChoice(
+            index=choice.index, message=message, finish_reason=finish_reason(choice.finish_reason)
+        )
+    message = ChatCompletionMessage(
+        content=answer.content, tool_calls=[tool_call_public(call) for call in answer.tool_calls]
+    )
+    return ChatCompletionChoice(index=choice.index, message=message, finish_reason="tool_calls")
 
 
 def usage_public(output: TextOutput) -> CompletionUsage:
@@ -37,19 +63,14 @@ def usage_public(output: TextOutput) -> CompletionUsage:
     )
 
 
-def chat_completion_response(model: str, output: TextOutput) -> ChatCompletionResponse:
+def chat_completion_response(
+    model: str, output: TextOutput, *, tools: ToolPlan | None = None
+) -> ChatCompletionResponse:
     return ChatCompletionResponse(
         id=f"chatcmpl-{secrets.token_hex(12)}",
         created=int(time.time()),
         model=model,
-        choices=[
-            ChatCompletionChoice(
-                index=choice.index,
-                message=ChatCompletionMessage(content=choice.text),
-                finish_reason=finish_reason(choice.finish_reason),
-            )
-            for choice in output.choices
-        ],
+        choices=[chat_choice(choice, tools) for choice in output.choices],
         usage=usage_public(output),
     )
 
@@ -88,9 +109,22 @@ class ChatChunks:
     def content(self, index: int, text: str) -> ChatCompletionChunk:
         return self.chunk([ChatCompletionChunkChoice(index=index, delta=ChatCompletionDelta(content=text))])
 
+    def tool_calls(self, index: int, calls: Sequence[ParsedToolCall]) -> ChatCompletionChunk:
+        """A choice's tool calls, each whole in one delta (read once the answer ended)."""
+        deltas = [
+            ToolCallDelta(
+                index=position,
+                id=call.id,
+                type="function",
+                function=ToolCallDeltaFunction(name=call.name, arguments=call.arguments),
+            )
+            for position, call in enumerate(calls)
+        ]
+        return self.chunk([ChatCompletionChunkChoice(index=index, delta=ChatCompletionDelta(tool_calls=deltas))])
+
     def finish(self, index: int, reason: str) -> ChatCompletionChunk:
         choice = ChatCompletionChunkChoice(
-            index=index, delta=ChatCompletionDelta(), finish_reason=finish_reason(reason)
+            index=index, delta=ChatCompletionDelta(), finish_reason=chat_finish_reason(reason)
         )
         return self.chunk([choice])
 

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from genfoundry.schemas.classify import RoutePublic
 from genfoundry.schemas.common import FINITE, Seed
+from genfoundry.schemas.tools import MAX_TOOLS, ToolCall, ToolCallDelta, ToolChoice, ToolDefinition
 
 
 class ChatContentPart(BaseModel):
@@ -22,13 +33,32 @@ class ChatContentPart(BaseModel):
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ChatContentPart]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    # Before `content`, whose check reads them (fields are validated in order).
+    tool_calls: list[ToolCall] | None = Field(default=None, max_length=MAX_TOOLS)  # an assistant's calls
+    tool_call_id: str | None = Field(default=None, min_length=1, max_length=200, validate_default=True)
+    content: str | list[ChatContentPart] | None = Field(default=None, validate_default=True)
     name: str | None = Field(default=None, max_length=64)
+
+    @field_validator("tool_calls")
+    @classmethod
+    def _assistant_calls(cls, value: list[ToolCall] | None, info: ValidationInfo) -> list[ToolCall] | None:
+        if value and info.data.get("role") != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        return value
+
+    @field_validator("tool_call_id")
+    @classmethod
+    def _tool_answers_a_call(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if (info.data.get("role") == "tool") != (value is not None):
+            raise ValueError("a tool message needs tool_call_id (the call it answers); other messages have none")
+        return value
 
     @field_validator("content", mode="before")
     @classmethod
-    def _text_parts_only(cls, value: Any) -> Any:
+    def _text_parts_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and not (info.data.get("role") == "assistant" and info.data.get("tool_calls")):
+            raise ValueError("content is required (null only on an assistant message with tool_calls)")
         if isinstance(value, list):
             for index, part in enumerate(value):
                 kind = part.get("type") if isinstance(part, dict) else None
@@ -37,6 +67,8 @@ class ChatMessage(BaseModel):
         return value
 
     def text(self) -> str:
+        if self.content is None:
+            return ""
         return self.content if isinstance(self.content, str) else "".join(part.text for part in self.content)
 
 
@@ -104,10 +136,11 @@ class ChatCompletionRequest(TextSamplingOptions):
     # an image instead"); the answer's `route` then has `model: "request"`, score 1 and no ambiguity.
     route: Literal["image", "diagram", "chat"] | None = None
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    # Accepted for compatibility and refused unless neutral: tools, structured output and logprobs.
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    # Functions the model may call (bases whose chat template can call tools; others answer in text).
+    tools: list[ToolDefinition] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
+    # Accepted for compatibility and refused unless neutral: structured output and logprobs.
     response_format: dict[str, Any] | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
@@ -115,6 +148,17 @@ class ChatCompletionRequest(TextSamplingOptions):
     metadata: dict[str, str] | None = None
     store: bool | None = None
     service_tier: str | None = None
+
+    @field_validator("tool_choice", mode="wrap")
+    @classmethod
+    def _tool_choice(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """One message for a bad tool_choice, not one per shape it could have had."""
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(
+                'tool_choice must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}'
+            ) from None
 
 
 class Attachment(BaseModel):
@@ -128,14 +172,24 @@ class Attachment(BaseModel):
 
 class ChatCompletionMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    refusal: str | None = None  # OpenAI requires it (null: the model did not refuse); nothing here refuses
     attachments: list[Attachment] | None = None  # ours: set by model="auto" when it made an image or a diagram
+    tool_calls: list[ToolCall] | None = None
+
+    @model_serializer(mode="wrap")
+    def _calls_only_when_made(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """OpenAI's `tool_calls` is an array when present, never null: left out when the model made no call."""
+        data: dict[str, Any] = handler(self)
+        if data.get("tool_calls", ()) is None:
+            del data["tool_calls"]
+        return data
 
 
 class ChatCompletionChoice(BaseModel):
     index: int
     message: ChatCompletionMessage
-    finish_reason: Literal["stop", "length"]
+    finish_reason: Literal["stop", "length", "tool_calls"]
     logprobs: None = None
 
 
@@ -152,7 +206,6 @@ class ChatCompletionResponse(BaseModel):
     model: str
     choices: list[ChatCompletionChoice]
     usage: CompletionUsage
-    system_fingerprint: str | None = None
     route: RoutePublic | None = None  # ours: set when model="auto" (the router's decision, as /v1/route gives it)
 
 
@@ -160,13 +213,21 @@ class ChatCompletionDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
     attachments: list[Attachment] | None = None  # ours: model="auto" answers with an image or a diagram
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChatCompletionChunkChoice(BaseModel):
     index: int
     delta: ChatCompletionDelta
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
     logprobs: None = None
+
+    @model_serializer(mode="wrap")
+    def _finish_reason_always(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """OpenAI requires `finish_reason` in every chunk, null until the last: kept when chunks drop their nulls."""
+        data: dict[str, Any] = handler(self)
+        data.setdefault("finish_reason", self.finish_reason)
+        return data
 
 
 class ChatCompletionChunk(BaseModel):
@@ -176,7 +237,6 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChatCompletionChunkChoice]
     usage: CompletionUsage | None = None
-    system_fingerprint: str | None = None
     route: RoutePublic | None = None  # ours: on the first chunk when model="auto"
 
 
@@ -221,4 +281,3 @@ class CompletionResponse(BaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: CompletionUsage | None = None
-    system_fingerprint: str | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from genfoundry.schemas import (
     TextSamplingOptions,
 )
 from genfoundry.services.text_adapters import PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, TEXT_FAMILY, text_adapter_prefix
+from genfoundry.services.text_tools import StreamedToolCalls, ToolPlan, plan_tools, template_messages
 from genfoundry.storage import ArtifactStore
 from genfoundry.text.formats import TEXT_FORMAT_FILE, TextFormat, render_messages
 
@@ -65,6 +66,7 @@ class PlannedText:
     job: TextJob
     model: str
     include_usage: bool
+    tools: ToolPlan = field(default_factory=ToolPlan)
 
 
 def _refuse_unsupported(options: TextSamplingOptions, extra: dict[str, Any]) -> None:
@@ -199,8 +201,6 @@ class TextService:
         _refuse_unsupported(
             request,
             {
-                "tools": request.tools,
-                "tool_choice": request.tool_choice,
                 "response_format": request.response_format,
                 "logprobs": request.logprobs,
                 "top_logprobs": request.top_logprobs,
@@ -215,14 +215,15 @@ class TextService:
         max_tokens = self._max_tokens(requested, param, self.settings.default_max_tokens)
         resolved = self.resolve(owner_id=owner_id, model=request.model)
         tokenizer = self.engine.tokenizer(self.spec(resolved.base))
-        messages = [{"role": m.role, "content": m.text()} for m in request.messages]
         text_format = resolved.text_format
-        if text_format.prompt_format == "chat_template":
-            messages = [{**m, "role": "system" if m["role"] == "developer" else m["role"]} for m in messages]
-            extra_stops: tuple[str, ...] = ()
-        else:  # a plain-format model's next instruction header means its reply is over
+        tools = plan_tools(request, text_format, tokenizer.chat_template)
+        chat_template = text_format.prompt_format == "chat_template"
+        messages = template_messages(request, chat_template=chat_template)
+        extra_stops: tuple[str, ...] = ()
+        if not chat_template:  # a plain-format model's next instruction header means its reply is over
             extra_stops = (text_format.plain_template.split("{prompt}")[0].strip(),)
-        prompt = tokenizer.render(partial(render_messages, text_format), messages, add_generation_prompt=True)
+        render = partial(render_messages, text_format, tools=tools.tools or None)
+        prompt = tokenizer.render(render, messages, add_generation_prompt=True) + tools.prefill
         ids = tokenizer.encode_rendered(prompt)  # exactly as SFT tokenized the prompts it trained on
         if not ids:
             raise Invalid("the rendered prompt is empty", param="messages")
@@ -243,7 +244,7 @@ class TextService:
             adapter=resolved.adapter,
         )
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        return PlannedText(job=job, model=request.model, include_usage=include_usage)
+        return PlannedText(job=job, model=request.model, include_usage=include_usage, tools=tools)
 
     def plan_completion(self, *, owner_id: str, request: CompletionRequest) -> PlannedText:
         """Like `plan_chat`; each prompt goes to the model verbatim (with the tokenizer's own BOS, if any)."""
@@ -303,7 +304,7 @@ class TextService:
 
     @staticmethod
     def chat_response(planned: PlannedText, output: TextOutput) -> ChatCompletionResponse:
-        return chat_completion_response(planned.model, output)
+        return chat_completion_response(planned.model, output, tools=planned.tools if planned.tools.tools else None)
 
     async def open_chat_stream(
         self, owner_id: str, request: ChatCompletionRequest, place: QueuePlace | None = None
@@ -320,13 +321,24 @@ class TextService:
 
     async def _chat_chunks(self, planned: PlannedText, stream: TextStream) -> AsyncIterator[ChatCompletionChunk]:
         chunks = ChatChunks(planned.model)
+        calls = {index: StreamedToolCalls(planned.tools) for index in range(planned.job.rows) if planned.tools.tools}
         try:
             yield chunks.roles(planned.job.rows)
             async for delta in stream:
-                if delta.text:
-                    yield chunks.content(delta.index, delta.text)
-                if delta.finish_reason is not None:
-                    yield chunks.finish(delta.index, delta.finish_reason)
+                text = calls[delta.index].feed(delta.text) if calls and delta.text else delta.text
+                if text:
+                    yield chunks.content(delta.index, text)
+                if delta.finish_reason is None:
+                    continue
+                reason = delta.finish_reason
+                if calls:
+                    rest, answer = calls[delta.index].finish()
+                    if rest:
+                        yield chunks.content(delta.index, rest)
+                    if answer is not None:
+                        yield chunks.tool_calls(delta.index, answer.tool_calls)
+                        reason = "tool_calls"
+                yield chunks.finish(delta.index, reason)
             if planned.include_usage and stream.output is not None:
                 yield chunks.usage(stream.output)
         finally:

@@ -21,6 +21,7 @@ TEXT_FORMAT_FILE = "genfoundry_text.json"
 # Separates turns of a multi-turn conversation in the plain format (after the assistant's end token).
 PLAIN_TURN_SEPARATOR = "\n\n"
 _PLAIN_ROLES = ("system", "developer", "user", "assistant")
+_TOOL_FIELDS = ("tool_calls", "tool_call_id")
 
 
 @dataclass(frozen=True)
@@ -141,18 +142,26 @@ def render_plain_chat(
     return "".join(parts)
 
 
-def _as_dicts(messages: Sequence[Any]) -> list[dict[str, str]]:
+def _as_dicts(messages: Sequence[Any]) -> list[dict[str, Any]]:
+    """Role and text of each message, plus the tool fields (`tool_calls`, `tool_call_id`) of a mapping that has them."""
     out = []
     for message in messages:
         role, content = _role_and_content(message)
-        out.append({"role": role, "content": content})
+        extra = {key: message[key] for key in _TOOL_FIELDS if isinstance(message, Mapping) and key in message}
+        out.append({"role": role, "content": content, **extra})
     return out
 
 
 def render_chat(
-    tokenizer: Any, messages: Sequence[Any], *, chat_template: str | None, add_generation_prompt: bool
+    tokenizer: Any,
+    messages: Sequence[Any],
+    *,
+    chat_template: str | None,
+    add_generation_prompt: bool,
+    tools: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
-    """The conversation through `chat_template` (or the tokenizer's own) as text, not token ids."""
+    """The conversation through `chat_template` (or the tokenizer's own) as text, not token ids; `tools` (OpenAI
+    function definitions) are passed to the template, which renders them where it supports tools."""
     template = chat_template or getattr(tokenizer, "chat_template", None)
     if not template:
         raise Invalid(
@@ -160,18 +169,32 @@ def render_chat(
             param="model",
         )
     text = tokenizer.apply_chat_template(
-        _as_dicts(messages), chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt
+        _as_dicts(messages),
+        chat_template=template,
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
+        tools=list(tools) if tools else None,
     )
     return str(text)
 
 
 def render_messages(
-    text_format: TextFormat, tokenizer: Any, messages: Sequence[Any], *, add_generation_prompt: bool
+    text_format: TextFormat,
+    tokenizer: Any,
+    messages: Sequence[Any],
+    *,
+    add_generation_prompt: bool,
+    tools: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
-    """The conversation in `text_format`: the chat template, or the plain format with the tokenizer's EOS."""
+    """The conversation in `text_format`: the chat template (with `tools`), or the plain format with the
+    tokenizer's EOS."""
     if text_format.prompt_format == "chat_template":
         return render_chat(
-            tokenizer, messages, chat_template=text_format.chat_template, add_generation_prompt=add_generation_prompt
+            tokenizer,
+            messages,
+            chat_template=text_format.chat_template,
+            add_generation_prompt=add_generation_prompt,
+            tools=tools,
         )
     return render_plain_chat(
         messages,
