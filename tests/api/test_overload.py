@@ -185,10 +185,14 @@ def test_refused_and_failed_requests_give_their_place_back(
                 form = {"prompt": "a red square", "model": "tiny-sd15", "size": "64x64", "steps": "4"}
                 files = {"image": ("in.png", png.getvalue(), "image/png")}
                 _assert_overloaded(other.post("/v1/images/edits", data=form, files=files))
+                # A streamed request waits in the same queue: refused with the 503 before any event.
+                _assert_overloaded(other.post(path, json={**body, "stream": True, "partial_images": 1}))
             gate.open.set()
             assert running.result(timeout=120).status_code == 200
             assert waiting.result(timeout=120).status_code == 200
             assert client.post("/v1/images/edits", data=form, files=files).status_code == 200
+            streamed = client.post(path, json={**body, "stream": True})
+            assert streamed.status_code == 200 and "event: image_generation.completed" in streamed.text
     finally:
         gate.open.set()
         server.stop()
