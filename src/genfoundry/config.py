@@ -44,6 +44,7 @@ class DatasetSettings(BaseModel):
     # Networks a dataset URL may resolve into although private/loopback (e.g. ["127.0.0.0/8"] for tests).
     allowed_fetch_networks: list[str] = Field(default_factory=list)
     max_jsonl_line_bytes: int = 1024 * 1024
+    max_batch_file_bytes: int = 200 * 1024**2  # a /v1/batches input file (OpenAI's cap)
     default_captioner: str = "florence-2-base"
     caption_batch_size: int = Field(default=8, ge=1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from genfoundry.api.routes import (
+    batches,
     chat,
     classify,
     compat,
@@ -32,6 +33,7 @@ api_router.include_router(models.router)
 api_router.include_router(keys.router)
 api_router.include_router(datasets.router)
 api_router.include_router(files.router)
+api_router.include_router(batches.router)
 api_router.include_router(jobs.router)
 api_router.include_router(fine_tuning.router)
 api_router.include_router(fine_tuning.methods_router)

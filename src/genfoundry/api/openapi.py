@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from genfoundry.api.deps import get_optional_principal, get_principal, require_admin
-from genfoundry.schemas import ErrorResponse, JobEventPublic, ListPublic
+from genfoundry.schemas import ErrorResponse, ImagesResponse, JobEventPublic, ListPublic
 from genfoundry.schemas.fine_tuning import FineTuningEventPublic
 from genfoundry.schemas.text import ChatCompletionResponse, CompletionResponse
 
@@ -61,6 +61,10 @@ class RouteDoc:
 
 
 _JOB_EVENTS = "one event object (JSON) per `data`, with `id: ev_<n>`; the last `data` is `[DONE]`"
+_IMAGE_EVENTS = (
+    "named events (`event:` is the `type`): `partial_images` `image_generation.partial_image` (or "
+    "`image_edit.partial_image`) events, then one `*.completed`; an error after the start is one `error` event"
+)
 _CHAT_CHUNKS = "one chunk (JSON) per `data`; the last `data` is `[DONE]`; an error after the start is one `error`"
 
 ROUTES: dict[str, RouteDoc] = {
@@ -68,10 +72,10 @@ ROUTES: dict[str, RouteDoc] = {
     "GET /readyz": RouteDoc(errors=(503,)),
     "GET /metrics": RouteDoc(media_types=("text/plain",)),
     # images and their history
-    "POST /v1/images/generations": RouteDoc(errors=(400, 404, 503)),
-    "POST /v1/images/edits": RouteDoc(errors=(400, 404, 413, 422, 503)),
+    "POST /v1/images/generations": RouteDoc(errors=(400, 404, 503), json=ImagesResponse, stream=_IMAGE_EVENTS),
+    "POST /v1/images/edits": RouteDoc(errors=(400, 404, 413, 422, 503), json=ImagesResponse, stream=_IMAGE_EVENTS),
     "GET /v1/images/styles": RouteDoc(),
-    "GET /v1/images/{image_id}": RouteDoc(errors=(401, 404), media_types=("image/png",)),
+    "GET /v1/images/{image_id}": RouteDoc(errors=(401, 404), media_types=("image/png", "image/jpeg", "image/webp")),
     "GET /v1/generations": RouteDoc(errors=(404,)),
     "GET /v1/generations/{generation_id}": RouteDoc(errors=(404,)),
     "PATCH /v1/generations/{generation_id}": RouteDoc(errors=(404,)),
@@ -100,11 +104,16 @@ ROUTES: dict[str, RouteDoc] = {
     "POST /v1/datasets/{dataset_id}/caption": RouteDoc(errors=(400, 404, 409)),
     "POST /v1/datasets/{dataset_id}/captions": RouteDoc(errors=(400, 404, 409)),
     "GET /v1/datasets/{dataset_id}/config": RouteDoc(errors=(400, 404, 409), media_types=("application/toml",)),
-    "POST /v1/files": RouteDoc(errors=(400, 422)),
+    "POST /v1/files": RouteDoc(errors=(400, 413, 422)),
     "GET /v1/files": RouteDoc(errors=(404,)),
     "GET /v1/files/{file_id}": RouteDoc(errors=(404,)),
     "DELETE /v1/files/{file_id}": RouteDoc(errors=(404,)),
     "GET /v1/files/{file_id}/content": RouteDoc(errors=(400, 404), media_types=("application/jsonl",)),
+    # batches
+    "POST /v1/batches": RouteDoc(errors=(400, 404)),
+    "GET /v1/batches": RouteDoc(errors=(404,)),
+    "GET /v1/batches/{batch_id}": RouteDoc(errors=(404,)),
+    "POST /v1/batches/{batch_id}/cancel": RouteDoc(errors=(404, 409)),
     # jobs and fine-tuning
     "GET /v1/jobs": RouteDoc(errors=(404,)),
     "GET /v1/jobs/{job_id}": RouteDoc(errors=(404,)),
@@ -127,6 +136,7 @@ ROUTES: dict[str, RouteDoc] = {
     # classification, diagrams, text
     "POST /v1/classify": RouteDoc(errors=(400, 404, 413)),
     "POST /v1/route": RouteDoc(errors=(400, 404)),
+    "POST /v1/embeddings": RouteDoc(errors=(400, 404)),
     "POST /v1/diagrams/render": RouteDoc(errors=(400, 413, 422, 503)),
     "GET /v1/diagrams/{diagram_id}/content": RouteDoc(errors=(401, 404), media_types=("image/png", "image/svg+xml")),
     "POST /v1/diagrams": RouteDoc(errors=(400, 404, 413, 422, 503)),

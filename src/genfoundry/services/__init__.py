@@ -15,10 +15,12 @@ from genfoundry.inference.caption import load_captioner_catalog
 from genfoundry.inference.image import ImageEngine
 from genfoundry.inference.text import TextEngine
 from genfoundry.jobs.env import JobEnv
-from genfoundry.jobs.executors import make_executor
+from genfoundry.jobs.executors import ThreadExecutor, make_executor
 from genfoundry.jobs.runner import JobRunner
 from genfoundry.services.adapters import AdapterService
 from genfoundry.services.auto_chat import AutoChat
+from genfoundry.services.batch_requests import BatchRequests
+from genfoundry.services.batches import BatchService, register_batch_jobs
 from genfoundry.services.classifiers import ClassifierService, shared_router_encoder
 from genfoundry.services.conversations import ConversationService
 from genfoundry.services.dataset_jobs import register_dataset_jobs
@@ -58,6 +60,7 @@ class Services:
     diagram_generator: DiagramGenerator
     auto_chat: AutoChat
     conversations: ConversationService
+    batches: BatchService
 
     def close(self) -> None:
         self.jobs.shutdown()
@@ -93,7 +96,11 @@ def build_services(settings: Settings) -> Services:
     # Job processes get the device and dtype resolved here, so they need not import torch just to find them.
     job_settings = settings.model_copy(update={"device": device, "dtype": settings.resolved_dtype(device)})
     env = JobEnv(settings=job_settings, sessions=sessions, store=store, catalog=catalog)
-    jobs = JobRunner(sessions=sessions, settings=settings.jobs, executor=make_executor(env))
+    # Batches run on threads of this process (the server's engines), whatever executor training uses.
+    server_executor = ThreadExecutor(env=env, heartbeat_s=settings.jobs.heartbeat_s)
+    jobs = JobRunner(
+        sessions=sessions, settings=settings.jobs, executor=make_executor(env), server_executor=server_executor
+    )
     register_dataset_jobs(jobs)
     register_fine_tuning_jobs(jobs)
     captioner_specs = load_captioner_catalog(settings.captioners_file, settings.tiny_models_dir)
@@ -135,6 +142,14 @@ def build_services(settings: Settings) -> Services:
         signer=signer,
         settings=settings.assistant,
     )
+    embeddings = EmbeddingService(encoder=classifiers.encoder, catalog=catalog)
+    batches = BatchService(
+        sessions=sessions,
+        datasets=datasets,
+        runner=jobs,
+        requests=BatchRequests(images=images, text=text, auto_chat=auto_chat, embeddings=embeddings, signer=signer),
+    )
+    register_batch_jobs(jobs, env, batches)
     return Services(
         settings=settings,
         db_engine=db_engine,
@@ -150,11 +165,12 @@ def build_services(settings: Settings) -> Services:
         datasets=datasets,
         fine_tuning=FineTuningService(env=env, runner=jobs),
         classifiers=classifiers,
-        embeddings=EmbeddingService(encoder=classifiers.encoder, catalog=catalog),
+        embeddings=embeddings,
         diagrams=diagrams,
         text_engine=text_engine,
         text=text,
         diagram_generator=diagram_generator,
         auto_chat=auto_chat,
         conversations=ConversationService(sessions=sessions, diagrams=diagrams),
+        batches=batches,
     )

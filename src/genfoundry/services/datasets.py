@@ -101,10 +101,14 @@ class DatasetService:
                 owner_id=owner_id, name=name, zip_path=target, trigger_word=trigger_word, filename=filename
             )
 
-    def upload_file(self, *, owner_id: str, upload: BinaryIO, filename: str) -> Dataset:
-        """A fine-tune file (the files API): a ZIP of images or a JSONL, told apart by its first bytes."""
+    def upload_file(self, *, owner_id: str, upload: BinaryIO, filename: str, purpose: str = "fine-tune") -> Dataset:
+        """A fine-tune file (the files API): a ZIP of images or a JSONL, told apart by its first bytes; a `batch`
+        file is kept as uploaded (its lines are checked one by one when a batch runs them)."""
         with self.scratch_dir() as scratch:
             target = Path(scratch) / "upload"
+            if purpose == "batch":
+                copy_upload(upload, target, limit=self.settings.max_batch_file_bytes, param="file")
+                return self.store_jsonl(owner_id=owner_id, filename=filename, data=target.read_bytes(), purpose=purpose)
             copy_upload(upload, target, limit=self.settings.max_zip_bytes, param="file")
             with target.open("rb") as handle:
                 is_zip = handle.read(4) == ZIP_MAGIC
@@ -198,6 +202,29 @@ class DatasetService:
                 text_format=report.format,
                 accepted=report.lines,
                 total_bytes=size,
+            )
+        except BaseException:
+            self.store.delete(dataset_prefix(dataset_id))
+            raise
+
+    def store_jsonl(self, *, owner_id: str, filename: str, data: bytes, purpose: str) -> Dataset:
+        """A JSONL file kept as it is, without a training format's checks (batch input and output files)."""
+        dataset_id = new_id("file")
+        self.store.put_bytes(f"{dataset_prefix(dataset_id)}/data.jsonl", data)
+        try:
+            return self._save_new(
+                owner_id=owner_id,
+                id=dataset_id,
+                name=filename,
+                kind="text",
+                status="ready",
+                trigger_word=None,
+                filename=filename,
+                purpose=purpose,
+                upload_bytes=len(data),
+                items=[],
+                accepted=data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1),
+                total_bytes=len(data),
             )
         except BaseException:
             self.store.delete(dataset_prefix(dataset_id))
