@@ -34,7 +34,7 @@ def test_methods_are_the_registry_with_their_hyperparameters(live: LiveServer, a
     schemas = {
         "lora": ImageTrainingHyperparameters,
         "dreambooth": DreamBoothHyperparameters,
-        "sft": SftHyperparameters,
+        "supervised": SftHyperparameters,
         "classifier": ClassifierHyperparameters,
     }
     for name, schema in schemas.items():
@@ -56,7 +56,7 @@ def test_methods_are_the_registry_with_their_hyperparameters(live: LiveServer, a
     assert dreambooth["train_mode"]["choices"] == ["lora", "full"]
     assert dreambooth["max_steps"]["defaults"]["sd15"] == 500  # DreamBooth's own default, not LoRA's
 
-    sft = listed["sft"]
+    sft = listed["supervised"]
     assert sft["dataset"] == "text" and sft["families"] == ["text"] and sft["validation_file"] is True
     assert not any(listed[name]["validation_file"] for name in ("lora", "dreambooth", "classifier"))
     assert {"id": "tiny-llm", "family": "text"} in sft["bases"]
@@ -68,7 +68,7 @@ def test_methods_are_the_registry_with_their_hyperparameters(live: LiveServer, a
     assert_error(httpx.get(f"{live.url}/v1/fine_tuning/methods"), 401)
 
 
-@pytest.mark.parametrize("method", ["lora", "sft"])
+@pytest.mark.parametrize("method", ["lora", "supervised"])
 def test_the_documented_ranges_are_the_ones_the_recipe_checks(alice: httpx.Client, method: str) -> None:
     """Just outside each documented range is a 400 naming the field (the recipe's check, not the listing's)."""
     if method == "lora":

@@ -54,7 +54,7 @@ def test_jsonl_to_adapter_to_chat(live: LiveServer, alice: httpx.Client, file_id
     )
     assert response.status_code == 200, response.text
     job = response.json()
-    assert job["method"]["type"] == "sft" and job["model"] == "tiny-llm"
+    assert job["method"]["type"] == job["method"]["id"] == "supervised" and job["model"] == "tiny-llm"
     deadline = time.monotonic() + 300
     while job["status"] in ("validating_files", "queued", "running") and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -278,7 +278,7 @@ def test_dreambooth_lora_and_full_through_the_api(live: LiveServer, alice: httpx
 
     lora = dreambooth(rank=4)
     full = dreambooth(train_mode="full")
-    assert lora["method"]["type"] == "dreambooth"
+    assert lora["method"]["id"] == "dreambooth" and lora["method"]["type"] == "supervised"
     for job in (lora, full):
         done = wait_until(alice, job["id"], finished)
         assert done["status"] == "succeeded", done

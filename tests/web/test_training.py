@@ -52,8 +52,8 @@ def test_a_person_trains_a_lora_watches_it_and_promotes_a_checkpoint(
     dialogs = no_dialogs(page)
 
     expect(page.get_by_label("Method")).to_have_value("lora")
-    # The form follows the method: SFT takes text bases and its own hyperparameters.
-    page.get_by_label("Method").select_option("sft")
+    # The form follows the method: supervised (SFT) takes text bases and its own hyperparameters.
+    page.get_by_label("Method").select_option("supervised")
     expect(page.get_by_label("Base model").locator("option[value='tiny-llm']")).to_have_count(1)
     expect(page.get_by_label("Lora dropout")).to_be_visible()
     expect(page.get_by_label("Resolution")).to_have_count(0)

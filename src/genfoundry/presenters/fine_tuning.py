@@ -9,9 +9,15 @@ from genfoundry.db.tables import Job, JobEvent
 from genfoundry.errors import Invalid
 from genfoundry.presenters.jobs import event_id, parse_event_id
 from genfoundry.schemas import FineTuningCheckpointPublic, FineTuningError, FineTuningEventPublic, FineTuningJobPublic
-from genfoundry.schemas.fine_tuning import FineTuningBasePublic, FineTuningMethodPublic, HyperparameterPublic
+from genfoundry.schemas.fine_tuning import (
+    SUPERVISED,
+    FineTuningBasePublic,
+    FineTuningMethodPublic,
+    HyperparameterPublic,
+)
 from genfoundry.schemas.jobs import JobStatus
 from genfoundry.services.fine_tuning.method import FineTuningMethod
+from genfoundry.services.fine_tuning.registry import public_method_name
 from genfoundry.services.fine_tuning.service import CHECKPOINT_PREFIX
 
 # A checkpoint event's numbers under OpenAI's checkpoint metric names (SFT's validation split gives the valid_*).
@@ -22,7 +28,7 @@ _CHECKPOINT_PREFIX = CHECKPOINT_PREFIX
 def fine_tuning_public(job: Job, *, estimated_finish: int | None = None) -> FineTuningJobPublic:
     params: dict[str, Any] = job.params
     hyper = params.get("hyperparameters", {})
-    method = params.get("method", "lora")
+    method = public_method_name(params.get("method", "lora"))
     return FineTuningJobPublic(
         id=job.id,
         created_at=int(job.created_at.timestamp()),
@@ -32,7 +38,9 @@ def fine_tuning_public(job: Job, *, estimated_finish: int | None = None) -> Fine
         status=job.status,  # type: ignore[arg-type]
         training_file=params.get("dataset_id", ""),
         hyperparameters=hyper,
-        method={"type": method, method: {"hyperparameters": hyper}},
+        # OpenAI's method types are supervised, dpo and reinforcement: every method here learns from examples
+        # (supervised); which one of ours ran is `method.id`, the id GET /v1/fine_tuning/methods lists.
+        method={"type": SUPERVISED, "id": method, method: {"hyperparameters": hyper}},
         error=FineTuningError(code="job_failed", message=job.error)
         if job.status == JobStatus.FAILED and job.error
         else None,

@@ -6,9 +6,9 @@ what /openapi.json and GET /v1/fine_tuning/methods tell clients (the studio buil
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genfoundry.schemas.common import FINITE, Seed
 
@@ -148,9 +148,11 @@ class ClassifierMethodSettings(BaseModel):
 
 
 class SftHyperparameters(BaseModel):
-    """Supervised fine-tuning of a text model (method.type "sft"): LoRA, or QLoRA with quantization "4bit".
+    """Supervised fine-tuning of a text model (method.type "supervised", alias "sft"): LoRA, or QLoRA with
+    quantization "4bit".
 
-    OpenAI's names where they fit; ranges are checked by the recipe's config, which names the field."""
+    OpenAI's names (n_epochs, batch_size, learning_rate_multiplier) plus ours; ranges are checked by the recipe's
+    config, which names the field."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -194,14 +196,32 @@ class SftMethodSettings(BaseModel):
     hyperparameters: SftHyperparameters = Field(default_factory=SftHyperparameters)
 
 
+SUPERVISED: Final = "supervised"  # OpenAI's name for supervised fine-tuning of a text model
+SFT_ALIAS: Final = "sft"  # our earlier name for it, still accepted; jobs report "supervised"
+
+
 class FineTuningMethod(BaseModel):
+    """`type` picks the method; its settings go under the key of the same name (`sft` ones with the alias)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["lora", "dreambooth", "classifier", "sft"]
+    type: Literal["lora", "dreambooth", "classifier", "supervised", "sft"]
     lora: MethodSettings | None = None
     dreambooth: DreamBoothMethodSettings | None = None
     classifier: ClassifierMethodSettings | None = None
-    sft: SftMethodSettings | None = None
+    supervised: SftMethodSettings | None = None
+    sft: SftMethodSettings | None = Field(default=None, description="the alias of supervised")
+
+    @model_validator(mode="after")
+    def _sft_is_supervised(self) -> FineTuningMethod:
+        """The alias becomes OpenAI's name, so everything past the request sees one method."""
+        if self.sft is not None and self.supervised is not None:
+            raise ValueError("method.sft is the alias of method.supervised: set one of them")
+        if self.type == SFT_ALIAS:
+            self.type = SUPERVISED
+        if self.sft is not None:
+            self.supervised, self.sft = self.sft, None
+        return self
 
     def settings(self) -> ImageTrainingHyperparameters:
         """The image recipes' hyperparameters (lora, dreambooth)."""
@@ -212,7 +232,7 @@ class FineTuningMethod(BaseModel):
         return self.classifier.hyperparameters if self.classifier is not None else ClassifierHyperparameters()
 
     def sft_settings(self) -> SftHyperparameters:
-        return self.sft.hyperparameters if self.sft is not None else SftHyperparameters()
+        return self.supervised.hyperparameters if self.supervised is not None else SftHyperparameters()
 
 
 class FineTuningJobCreate(BaseModel):
@@ -222,10 +242,21 @@ class FineTuningJobCreate(BaseModel):
     training_file: str = Field(min_length=1, max_length=64)
     suffix: str | None = Field(default=None, max_length=64)
     seed: Seed | None = None
-    method: FineTuningMethod = Field(default_factory=lambda: FineTuningMethod(type="lora"))
+    # None (the openai CLI, older SDKs): the base's own method, supervised for a text base, lora for an image base.
+    method: FineTuningMethod | None = None
     hyperparameters: ImageTrainingHyperparameters | None = None
     validation_file: str | None = None
     metadata: dict[str, str] | None = None
+
+    # The method's settings; defaults when `method` (or its settings) was left out.
+    def image_settings(self) -> ImageTrainingHyperparameters:
+        return self.method.settings() if self.method is not None else ImageTrainingHyperparameters()
+
+    def sft_settings(self) -> SftHyperparameters:
+        return self.method.sft_settings() if self.method is not None else SftHyperparameters()
+
+    def classifier_settings(self) -> ClassifierHyperparameters:
+        return self.method.classifier_settings() if self.method is not None else ClassifierHyperparameters()
 
 
 class FineTuningError(BaseModel):

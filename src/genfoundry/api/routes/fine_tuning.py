@@ -55,8 +55,10 @@ def create_fine_tuning_job(
     """`method.type` `lora` or `dreambooth`: `model` is an image base id, `training_file` an image dataset (a
     DreamBooth `train_mode: "full"` yields a private model id instead of an adapter). `classifier`: `model` is
     the router's encoder, `training_file` a JSONL file of {"text", "label"} lines; the result is a classifier for
-    /v1/classify. `sft`: `model` is a text base id, `training_file` a JSONL file of {"prompt", "completion"} or
-    {"messages"} lines; the result is a text adapter for /v1/chat/completions."""
+    /v1/classify. `supervised` (alias `sft`): `model` is a text base id, `training_file` a JSONL file of
+    {"prompt", "completion"} or {"messages"} lines; the result is a text adapter for /v1/chat/completions. No
+    `method`: the base's own (supervised for a text base, lora for an image base). Jobs report OpenAI's
+    `method.type` "supervised" and the method that ran as `method.id`."""
     return fine_tuning_public(services.fine_tuning.create(owner_id=principal.user_id, body=body))
 
 

@@ -68,7 +68,7 @@ class ClassifierMethod(FineTuningMethod):
             raise NotFound(
                 f"The model '{body.model}' cannot be fine-tuned as a classifier; use '{ENCODER_ID}'", param="model"
             )
-        hyper = body.method.classifier_settings().model_dump(exclude_none=True)
+        hyper = body.classifier_settings().model_dump(exclude_none=True)
         for name in _UNUSED_HYPERPARAMETERS:
             if hyper.get(name, "auto") != "auto":
                 raise Invalid(

@@ -49,7 +49,7 @@ def sample_key(job_id: str, name: str) -> str:
 def recipe_params(body: FineTuningJobCreate) -> dict[str, Any]:
     """The recipe's hyperparameters from the request (method settings win over the legacy top-level ones)."""
     merged: dict[str, Any] = {}
-    for source in (body.hyperparameters, body.method.settings()):
+    for source in (body.hyperparameters, body.image_settings()):
         if source is not None:
             merged.update(source.model_dump(exclude_none=True))
     merged = scaled_learning_rate(without_auto(merged, _AUTO), DEFAULT_LEARNING_RATE)
@@ -102,6 +102,12 @@ class ImageMethod(FineTuningMethod):
         whose configs they use, and the base the result is registered against). Only a server-side caller that
         resolved the files inside the models folder passes it (the compat flux-train route); the native API
         cannot."""
+        if body.model in self.env.catalog.text_models:
+            raise Invalid(
+                f"'{body.model}' is a text model; method '{self.name}' trains image models (method 'supervised' "
+                "fine-tunes text models)",
+                param="model",
+            )
         base = self.env.catalog.find_visible(body.model, owner_id)  # a public base, or one of the caller's trained
         if base is None:
             raise NotFound(f"The model '{body.model}' does not exist", param="model")

@@ -12,6 +12,7 @@ from genfoundry.errors import Invalid
 from genfoundry.jobs.context import JobContext
 from genfoundry.jobs.env import JobEnv
 from genfoundry.jobs.runner import JobRunner
+from genfoundry.schemas.fine_tuning import SFT_ALIAS, SUPERVISED
 from genfoundry.services.fine_tuning.classifier import ClassifierMethod
 from genfoundry.services.fine_tuning.image import DreamBoothMethod, LoraMethod
 from genfoundry.services.fine_tuning.method import FineTuningMethod
@@ -24,8 +25,14 @@ FINE_TUNING_KINDS = tuple(dict.fromkeys(method.kind for method in METHODS.values
 _RUN = "genfoundry.services.fine_tuning.registry:run_fine_tuning_job"
 
 
+def public_method_name(name: str) -> str:
+    """A stored `method` under its name today (jobs stored before "supervised" say "sft")."""
+    return SUPERVISED if name == SFT_ALIAS else name
+
+
 def method_for(name: str, env: JobEnv) -> FineTuningMethod:
-    """The method `name` over `env`; Invalid naming the known ones otherwise."""
+    """The method `name` (or its alias) over `env`; Invalid naming the known ones otherwise."""
+    name = public_method_name(name)
     if name not in METHODS:
         raise Invalid(f"method.type {name!r} is not one of {', '.join(METHODS)}", param="method.type")
     return METHODS[name](env)

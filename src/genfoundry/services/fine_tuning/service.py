@@ -13,6 +13,7 @@ from genfoundry.model_files import SingleFileBase
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.schemas import FineTuningJobCreate
+from genfoundry.schemas.fine_tuning import SUPERVISED
 from genfoundry.schemas.jobs import JobStatus
 from genfoundry.services.fine_tuning.image import ImageMethod, sample_key
 from genfoundry.services.fine_tuning.method import FineTuningMethod
@@ -53,7 +54,7 @@ class FineTuningService(JobService):
 
         `single_file`: an image method trains from these files (already resolved inside the models folder by the
         caller) with `body.model` the catalog base whose configs they use; never built from a request's strings."""
-        method = method_for(body.method.type, self.env)
+        method = method_for(body.method.type if body.method is not None else self.default_method(body.model), self.env)
         with self.sessions() as session:
             if single_file is None:
                 params = method.validate(session, owner_id, body)
@@ -65,6 +66,10 @@ class FineTuningService(JobService):
             session.commit()
         self.runner.start(job)
         return job
+
+    def default_method(self, model: str) -> str:
+        """The method of a request that names none (the openai CLI, older SDKs): the base's own."""
+        return SUPERVISED if model in self.env.catalog.text_models else "lora"
 
     def estimated_finish(self, job: Job) -> int | None:
         return estimated_finish(job, self.latest_event(job_id=job.id, type="metrics"))

@@ -1,5 +1,5 @@
-"""Supervised fine-tuning of a text base (`method.type` "sft"): LoRA, or QLoRA with quantization "4bit". The
-adapter, and each checkpoint, is registered as a text adapter for /v1/chat/completions."""
+"""Supervised fine-tuning of a text base (`method.type` "supervised", alias "sft"): LoRA, or QLoRA with quantization
+"4bit". The adapter, and each checkpoint, is registered as a text adapter for /v1/chat/completions."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from genfoundry.repo import datasets as datasets_repo
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo.ids import slug
 from genfoundry.schemas import FineTuningJobCreate
-from genfoundry.schemas.fine_tuning import SftHyperparameters
+from genfoundry.schemas.fine_tuning import SUPERVISED, SftHyperparameters
 from genfoundry.services.fine_tuning.method import (
     FineTuningMethod,
     check_ready,
@@ -48,7 +48,7 @@ _SHARED = (
 
 
 def sft_params(body: FineTuningJobCreate) -> dict[str, Any]:
-    """The recipe's hyperparameters from the request: method.sft settings win over the top-level ones; "auto"
+    """The recipe's hyperparameters from the request: method.supervised settings win over the top-level ones; "auto"
     keeps the default; learning_rate_multiplier scales learning_rate (default DEFAULT_LEARNING_RATE)."""
     merged: dict[str, Any] = {}
     if body.hyperparameters is not None:
@@ -57,7 +57,7 @@ def sft_params(body: FineTuningJobCreate) -> dict[str, Any]:
             if name not in _SHARED:
                 raise Invalid(f"{name} is an image hyperparameter; SFT does not take it", param=name)
         merged.update(legacy)
-    merged.update(body.method.sft_settings().model_dump(exclude_none=True))
+    merged.update(body.sft_settings().model_dump(exclude_none=True))
     merged = scaled_learning_rate(without_auto(merged, _AUTO), DEFAULT_LEARNING_RATE)
     if body.seed is not None:
         merged["seed"] = body.seed
@@ -72,7 +72,7 @@ def training_device(device: str) -> str:
 class SftMethod(FineTuningMethod):
     """Supervised fine-tuning of a text model on prompt/completion or chat lines: a LoRA (QLoRA with 4-bit)."""
 
-    name: ClassVar[str] = "sft"
+    name: ClassVar[str] = SUPERVISED
     kind: ClassVar[str] = SFT_KIND
     hyperparameters_model: ClassVar[type[BaseModel]] = SftHyperparameters
     dataset: ClassVar[str] = "text"
@@ -98,8 +98,8 @@ class SftMethod(FineTuningMethod):
         catalog = self.env.catalog
         if model in catalog.models:
             raise Invalid(
-                f"'{model}' is an image model; method 'sft' fine-tunes a text model (lora or dreambooth train "
-                "image models)",
+                f"'{model}' is an image model; method 'supervised' fine-tunes a text model (lora or dreambooth "
+                "train image models)",
                 param="model",
             )
         return catalog.get_text(model)

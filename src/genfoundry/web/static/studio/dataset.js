@@ -123,7 +123,7 @@ document.addEventListener("alpine:init", () => {
     },
     get trainLink() {
       if (!this.dataset) return "/training";
-      const method = this.dataset.kind === "image" ? "lora" : "sft";
+      const method = this.dataset.kind === "image" ? "lora" : "supervised";
       return `/training?method=${method}&dataset=${encodeURIComponent(this.dataset.id)}`;
     },
     get isImage() {

@@ -6,7 +6,12 @@ document.addEventListener("alpine:init", () => {
 
   const ACTIVE = ["validating_files", "queued", "running"];
   // Display names of the known methods; any other method the registry lists shows under its id.
-  const METHOD_LABELS = { lora: "LoRA", dreambooth: "DreamBooth", sft: "SFT (text)", classifier: "Classifier" };
+  const METHOD_LABELS = {
+    lora: "LoRA",
+    dreambooth: "DreamBooth",
+    supervised: "Supervised (text)",
+    classifier: "Classifier",
+  };
 
   /** "sample_every_n_steps" → "Sample every n steps". */
   const labelOf = (name) => {
@@ -202,7 +207,7 @@ document.addEventListener("alpine:init", () => {
       const past = this.jobs.find(
         (job) =>
           job.status === "succeeded" &&
-          job.method.type === method.id &&
+          job.method.id === method.id &&
           job.model === this.baseId &&
           job.finished_at &&
           job.progress.total > 0,

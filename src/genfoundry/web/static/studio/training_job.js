@@ -83,7 +83,7 @@ document.addEventListener("alpine:init", () => {
       async loadMethod() {
         try {
           const methods = (await studio.get("/v1/fine_tuning/methods")).data;
-          this.method = methods.find((method) => method.id === this.job.method.type) || null;
+          this.method = methods.find((method) => method.id === this.job.method.id) || null;
         } catch (error) {
           this.method = null; // the page works without it: no resume button, no image grid
         }
@@ -253,7 +253,7 @@ document.addEventListener("alpine:init", () => {
         return status === "succeeded" ? "ok" : status === "failed" ? "bad" : "";
       },
       methodName() {
-        return this.job ? this.job.method.type : "";
+        return this.job ? this.job.method.id : "";
       },
       isImage() {
         return Boolean(this.method && this.method.dataset === "image");
