@@ -76,6 +76,27 @@ def test_a_person_generates_sees_seeds_and_favorites(studio_for: Callable[[str |
     expect_loaded(page.get_by_role("img", name=prompt))
 
 
+def test_previews_show_while_an_image_is_made(studio_for: Callable[[str | None], Studio]) -> None:
+    studio = studio_for("alice")
+    page = studio.open("/")
+    # Every src the preview takes, recorded as it changes (the preview is gone once the image is done).
+    page.evaluate(
+        """() => {
+          window.previewSources = [];
+          const image = document.querySelector(".generate-preview img");
+          new MutationObserver(() => window.previewSources.push(image.getAttribute("src") || ""))
+            .observe(image, { attributes: true, attributeFilter: ["src"] });
+        }"""
+    )
+    fill_form(page, "a fox, previewed", seed=31)
+    page.get_by_label("Steps", exact=True).fill("6")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect_loaded(result(page, 31).get_by_role("img", name="a fox, previewed"))
+    sources = page.evaluate("() => window.previewSources")
+    assert any(source.startswith("data:image/png;base64,") for source in sources), sources
+    expect(page.locator(".generate-preview")).to_be_hidden()
+
+
 def test_hostile_prompts_show_as_text(studio_for: Callable[[str | None], Studio]) -> None:
     studio = studio_for("alice")
     alerts: list[str] = []

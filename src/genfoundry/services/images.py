@@ -329,8 +329,14 @@ class ImageService:
         if options.partial_images:
             job = dataclasses.replace(planned.job, partial_images=options.partial_images, on_partial=on_partial)
             planned = dataclasses.replace(planned, job=job)
+
+        def ended(done: asyncio.Future[list[GeneratedImage]]) -> None:
+            if not done.cancelled():
+                done.exception()  # marks it seen: a client that left never awaits it
+            previews.put_nowait(None)  # after every preview: scheduled on the same loop, in order
+
         future = self.engine.submit(planned.job, place)
-        future.add_done_callback(lambda _: previews.put_nowait(None))  # after every preview: same loop, in order
+        future.add_done_callback(ended)
         return planned, self._stream_items(planned, future, previews)
 
     async def _stream_items(

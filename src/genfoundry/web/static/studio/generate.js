@@ -1,5 +1,5 @@
 // Generate: the form for /v1/images/generations (and /v1/images/edits when a starting image is chosen), and the
-// results as each image finishes. The gallery hands over a re-run or a starting image through sessionStorage.
+// results as each image finishes; text to image is streamed, so previews of the image show while it denoises. The gallery hands over a re-run or a starting image through sessionStorage.
 "use strict";
 document.addEventListener("alpine:init", () => {
   const { studio } = window;
@@ -22,6 +22,7 @@ document.addEventListener("alpine:init", () => {
     "strength",
   ];
   const MAX_SEED = 4294967295;
+  const PREVIEWS = 2; // partial images per streamed request (docs/images.md)
   // Text bases and classifiers are answered by other endpoints; the image families are these.
   const IMAGE_FAMILIES = new Set(["sd15", "sdxl", "flux"]);
 
@@ -56,6 +57,7 @@ document.addEventListener("alpine:init", () => {
     errors: {},
     busy: false,
     progress: "",
+    preview: "", // a data: URL of the newest partial image while one is being made
     initImage: null, // { file, url (an object URL for the preview), name }
     dragging: false,
     picking: false,
@@ -257,9 +259,32 @@ document.addEventListener("alpine:init", () => {
       return body;
     },
 
+    /** Text to image as a stream: each partial image becomes the preview; answers what a plain request does. */
+    async streamOne(body) {
+      let completed = null;
+      const streamed = { ...body, stream: true, partial_images: PREVIEWS };
+      await studio.streamPost("/v1/images/generations", streamed, ({ event, data }) => {
+        const parsed = JSON.parse(data);
+        if (event === "error") {
+          const error = parsed.error || {};
+          throw new studio.ApiError(500, String(error.message || "The image could not be made."), error.param || null);
+        }
+        if (parsed.type === "image_generation.partial_image") {
+          this.preview = `data:image/${parsed.output_format};base64,${parsed.b64_json}`;
+        } else if (parsed.type === "image_generation.completed") {
+          completed = parsed;
+        }
+        return undefined;
+      });
+      if (!completed) throw new studio.ApiError(500, "The stream ended without an image.");
+      const row = await studio.get(`/v1/generations/${encodeURIComponent(completed.id)}`);
+      const { id, url, seed, revised_prompt, generation_time_s } = row;
+      return { data: [{ id, url, seed, revised_prompt, generation_time_s }] };
+    },
+
     async requestOne(seed) {
       const body = this.fields(seed);
-      if (!this.initImage) return studio.post("/v1/images/generations", body);
+      if (!this.initImage) return this.streamOne(body);
       const form = new FormData();
       form.append("image", this.initImage.file, this.initImage.name.slice(0, 100) || "image.png");
       form.append("strength", String(this.form.strength));
@@ -299,6 +324,7 @@ document.addEventListener("alpine:init", () => {
         this.errors = { [fieldOf(error)]: studio.messageOf(error) };
       } finally {
         this.busy = false;
+        this.preview = "";
       }
     },
 
