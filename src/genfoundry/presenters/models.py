@@ -8,11 +8,20 @@ from typing import TYPE_CHECKING
 from genfoundry.catalog import BaseModelEntry, TextModelEntry
 from genfoundry.db.tables import Adapter, Classifier
 from genfoundry.schemas import ModelPublic
+from genfoundry.schemas.models import Capability
+from genfoundry.services.model_directory import AutoModel
+from genfoundry.services.text import AUTO_MODEL
+from genfoundry.services.text_adapters import TEXT_FAMILY
 
 if TYPE_CHECKING:
     from genfoundry.services.model_directory import Model, ModelListing, RouterModel, Weights
 
 PreviewUrl = Callable[[str], str]  # a generation's id → its signed image URL
+
+
+IMAGE_CAPABILITIES: list[Capability] = ["images"]
+TEXT_CAPABILITIES: list[Capability] = ["chat", "completions"]
+CLASSIFY_CAPABILITIES: list[Capability] = ["classify"]
 
 
 def base_public(
@@ -24,6 +33,7 @@ def base_public(
         owned_by=entry.owner_id or "genfoundry",  # a trained model is its owner's
         kind="base",
         family=entry.family,
+        capabilities=IMAGE_CAPABILITIES,
         base=entry.base_id,
         description=entry.description or None,
         weights_present=weights.present if weights is not None else None,
@@ -40,6 +50,7 @@ def text_base_public(entry: TextModelEntry, *, weights: Weights | None = None) -
         owned_by="genfoundry",
         kind="base",
         family="text",
+        capabilities=TEXT_CAPABILITIES,
         description=entry.description or None,
         weights_present=weights.present if weights is not None else None,
         fetch_command=weights.fetch_command if weights is not None else None,
@@ -53,6 +64,7 @@ def adapter_public(adapter: Adapter, *, preview_url: str | None = None) -> Model
         owned_by=adapter.owner_id,
         kind="adapter",
         family=adapter.family,
+        capabilities=TEXT_CAPABILITIES if adapter.family == TEXT_FAMILY else IMAGE_CAPABILITIES,
         base=adapter.base_id,
         trigger_word=adapter.trigger_word,
         tags={str(k): str(v) for k, v in adapter.tags.items()},
@@ -71,6 +83,7 @@ def classifier_public(classifier: Classifier) -> ModelPublic:
         owned_by=classifier.owner_id,
         kind="classifier",
         family="text-classifier",
+        capabilities=CLASSIFY_CAPABILITIES,
         base=classifier.encoder,
         name=classifier.name,
         description=classifier.name,
@@ -86,9 +99,23 @@ def router_public(router: RouterModel) -> ModelPublic:
         owned_by="genfoundry",
         kind="classifier",
         family="text-classifier",
+        capabilities=CLASSIFY_CAPABILITIES,
         base=router.head.encoder,
         description="the prompt router: image, diagram or chat",
         labels=list(router.head.labels),
+    )
+
+
+def auto_public() -> ModelPublic:
+    """`model: "auto"` of /v1/chat/completions: the prompt router picks an image, a diagram or a text answer."""
+    return ModelPublic(
+        id=AUTO_MODEL,
+        created=0,
+        owned_by="genfoundry",
+        kind="auto",
+        family="auto",
+        capabilities=["chat"],
+        description="the prompt router answers with an image, a diagram or text, whichever the message asks for",
     )
 
 
@@ -109,11 +136,13 @@ def model_public(
         return adapter_public(model, preview_url=url)
     if isinstance(model, Classifier):
         return classifier_public(model)
+    if isinstance(model, AutoModel):
+        return auto_public()
     return router_public(model)
 
 
 def models_public(listing: ModelListing, *, preview_url: PreviewUrl | None = None) -> list[ModelPublic]:
-    """Image bases, text bases, adapters, the router, then classifiers: /v1/models' order."""
+    """Image bases, text bases, "auto", adapters, the router, then classifiers: /v1/models' order."""
 
     def url(model_id: str) -> str | None:
         preview_id = listing.previews.get(model_id)
@@ -125,6 +154,7 @@ def models_public(listing: ModelListing, *, preview_url: PreviewUrl | None = Non
             for entry in listing.bases
         ),
         *(text_base_public(entry, weights=listing.weights.get(entry.id)) for entry in listing.text_bases),
+        auto_public(),
         *(adapter_public(adapter, preview_url=url(adapter.id)) for adapter in listing.adapters),
         router_public(listing.router),
         *(classifier_public(classifier) for classifier in listing.classifiers),

@@ -9,14 +9,19 @@ from pydantic.json_schema import SkipJsonSchema
 
 TAG_KEY_PATTERN = r"^[a-z][a-z0-9_\-]{0,39}$"
 
+# What a model can be asked for, by endpoint: chat (/v1/chat/completions), completions (/v1/completions), images
+# (/v1/images/generations and /edits), classify (/v1/classify), embeddings (/v1/embeddings).
+Capability = Literal["chat", "completions", "images", "classify", "embeddings"]
+
 
 class ModelPublic(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str
-    kind: Literal["base", "adapter", "classifier"]
+    kind: Literal["base", "adapter", "classifier", "auto"]  # auto: the prompt router answering chat completions
     family: str
+    capabilities: list[Capability] = Field(default_factory=list)  # ours: what the model can be asked for
     base: str | None = None
     name: str | None = None  # adapters and classifiers: the name their owner gave them
     trigger_word: str | None = None

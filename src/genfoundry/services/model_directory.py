@@ -21,6 +21,7 @@ from genfoundry.repo import generations as generations_repo
 from genfoundry.router.head import ClassifierHead
 from genfoundry.services.adapters import UNSET, Unset
 from genfoundry.services.classifiers import ROUTER_MODEL_ID
+from genfoundry.services.text import AUTO_MODEL
 from genfoundry.services.trained_models import delete_trained_model
 
 if TYPE_CHECKING:
@@ -33,6 +34,13 @@ class RouterModel:
 
     id: str
     head: ClassifierHead
+
+
+@dataclass(frozen=True)
+class AutoModel:
+    """`model: "auto"`: the prompt router answering /v1/chat/completions, listed so chat clients can offer it."""
+
+    id: str = AUTO_MODEL
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class ModelListing:
     previews: dict[str, str] = field(default_factory=dict)  # model id → its newest generation's id
 
 
-Model = BaseModelEntry | TextModelEntry | Adapter | Classifier | RouterModel
+Model = BaseModelEntry | TextModelEntry | Adapter | Classifier | RouterModel | AutoModel
 
 
 def weights_of(entry: BaseModelEntry | TextModelEntry, *, tiny_dir: Path) -> Weights:
@@ -127,9 +135,11 @@ def list_models(services: Services, owner_id: str | None) -> ModelListing:
 
 
 def find_model(services: Services, owner_id: str, model_id: str) -> Model:
-    """A text base, an image base or trained model, the router, a classifier or an adapter of `owner_id`; else a
-    404."""
+    """ "auto", a text base, an image base or trained model, the router, a classifier or an adapter of `owner_id`;
+    else a 404."""
     catalog = services.catalog
+    if model_id == AUTO_MODEL:
+        return AutoModel()
     if model_id in catalog.text_models:
         return catalog.text_models[model_id]
     if (entry := catalog.find_visible(model_id, owner_id)) is not None:
@@ -145,7 +155,7 @@ def find_model(services: Services, owner_id: str, model_id: str) -> Model:
 def delete_model(services: Services, *, owner_id: str, model_id: str) -> None:
     """Delete `owner_id`'s trained model, classifier or adapter; catalog bases and the router cannot be deleted."""
     catalog = services.catalog
-    if model_id in catalog.models or model_id in catalog.text_models or model_id == ROUTER_MODEL_ID:
+    if model_id in (*catalog.models, *catalog.text_models, ROUTER_MODEL_ID, AUTO_MODEL):
         raise Invalid("base models come from the catalog and cannot be deleted", param="model")
     trained = catalog.find_visible(model_id, owner_id)
     if trained is not None and trained.owner_id is not None:
@@ -174,7 +184,7 @@ def update_model(
 ) -> Adapter:
     """Rename `owner_id`'s adapter or change its trigger word or tags; other models are not edited here (400)."""
     catalog = services.catalog
-    if model_id in catalog.models or model_id in catalog.text_models or model_id == ROUTER_MODEL_ID:
+    if model_id in (*catalog.models, *catalog.text_models, ROUTER_MODEL_ID, AUTO_MODEL):
         raise Invalid("base models come from the catalog and cannot be changed", param="model")
     if catalog.find_visible(model_id, owner_id) is not None or services.classifiers.get(owner_id, model_id):
         raise Invalid("only adapters can be renamed or given a trigger word and tags", param="model")

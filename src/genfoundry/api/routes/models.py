@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from genfoundry.api.deps import PrincipalDep, ServicesDep
 from genfoundry.presenters.models import adapter_public, model_public, models_public
 from genfoundry.schemas import DeletedPublic, ListPublic, ModelPublic
-from genfoundry.schemas.models import ModelUpdate
+from genfoundry.schemas.models import Capability, ModelUpdate
 from genfoundry.services import Services, model_directory
 from genfoundry.services.adapters import UNSET, parse_tags
 
@@ -23,11 +23,19 @@ def _preview_url(services: Services, request: Request) -> Callable[[str], str]:
 
 
 @router.get("")
-def read_models(request: Request, services: ServicesDep, principal: PrincipalDep) -> ListPublic[ModelPublic]:
-    """Bases say whether their weights are on this machine (`weights_present`) and how to fetch them
-    (`fetch_command`); the caller's adapters and trained models carry their newest image as `preview_url`."""
+def read_models(
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    capability: Annotated[Capability | None, Query(description="only the models that can do this")] = None,
+) -> ListPublic[ModelPublic]:
+    """Every model with its `capabilities` (chat, completions, images, classify, embeddings), "auto" included;
+    `capability=chat` keeps the ones a chat client can offer. Bases say whether their weights are on this machine
+    (`weights_present`) and how to fetch them (`fetch_command`); the caller's adapters and trained models carry
+    their newest image as `preview_url`."""
     listing = model_directory.list_models(services, principal.user_id)
-    return ListPublic(data=models_public(listing, preview_url=_preview_url(services, request)))
+    models = models_public(listing, preview_url=_preview_url(services, request))
+    return ListPublic(data=[m for m in models if capability is None or capability in m.capabilities])
 
 
 @router.get("/{model_id}")
