@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from genfoundry.schemas.embeddings import EmbeddingPublic, EmbeddingResponse, EmbeddingUsage
-from genfoundry.services.embeddings import Embeddings
+
+if TYPE_CHECKING:
+    from genfoundry.services.embeddings import Embeddings
 
 
 def embedding_response(embeddings: Embeddings, *, encoding_format: str) -> EmbeddingResponse:
