@@ -3,7 +3,8 @@ of diffusers' single-file converters, so the tests load them the way a user's A1
 
 SD 1.5 follows diffusers' scripts/convert_diffusers_to_original_stable_diffusion.py, generalised to any number of
 blocks and layers per block (the tiny models have two blocks of one layer); SDXL uses the same UNet / VAE layout
-under SGM's `conditioner.embedders` for its two text encoders (the inverse of convert_open_clip_checkpoint)."""
+under SGM's `conditioner.embedders` for its two text encoders (the inverse of convert_open_clip_checkpoint); a FLUX
+transformer goes to Black Forest Labs' layout with `flux_transformer_to_bfl`."""
 
 from __future__ import annotations
 
@@ -149,7 +150,8 @@ def write_ae_single_file(vae_dir: Path, dest: Path) -> Path:
 
 def write_flux_share(flux_dir: Path, folder: Path) -> None:
     """seed 001's share from the tiny FLUX: flux1-dev.sft, ae.sft (LDM layout), clip_l.safetensors (transformers
-    layout with the `text_model.` wrapper, as ComfyUI ships it) and t5xxl_fp16.safetensors (T5EncoderModel layout).
+    layout with the `text_model.` wrapper, as ComfyUI ships it, plus the position_ids buffer older transformers
+    saved) and t5xxl_fp16.safetensors (T5EncoderModel layout).
 
     The transformer is written in the diffusers layout: diffusers' BFL-to-diffusers converter assumes FLUX's full
     size (inner_dim 3072), so a tiny transformer in the BFL layout cannot be read by it; from_single_file takes a
@@ -161,6 +163,9 @@ def write_flux_share(flux_dir: Path, folder: Path) -> None:
         k if k.startswith("text_model.") else f"text_model.{k}": v
         for k, v in _weights(flux_dir / "text_encoder").items()
     }
+    clip["text_model.embeddings.position_ids"] = torch.arange(
+        len(clip["text_model.embeddings.position_embedding.weight"])
+    )[None]
     save_file({k: v.contiguous() for k, v in clip.items()}, str(folder / "clip_l.safetensors"))
     t5 = {
         k: v.contiguous()
@@ -225,3 +230,71 @@ def write_sdxl_single_file(pipeline_dir: Path, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(dest))
     return dest
+
+
+_FLUX_TOP = {
+    "time_text_embed.timestep_embedder.linear_1": "time_in.in_layer",
+    "time_text_embed.timestep_embedder.linear_2": "time_in.out_layer",
+    "time_text_embed.text_embedder.linear_1": "vector_in.in_layer",
+    "time_text_embed.text_embedder.linear_2": "vector_in.out_layer",
+    "time_text_embed.guidance_embedder.linear_1": "guidance_in.in_layer",
+    "time_text_embed.guidance_embedder.linear_2": "guidance_in.out_layer",
+    "context_embedder": "txt_in",
+    "x_embedder": "img_in",
+    "proj_out": "final_layer.linear",
+}
+_FLUX_DOUBLE = {
+    "norm1.linear": "img_mod.lin",
+    "norm1_context.linear": "txt_mod.lin",
+    "attn.norm_q": "img_attn.norm.query_norm",
+    "attn.norm_k": "img_attn.norm.key_norm",
+    "attn.norm_added_q": "txt_attn.norm.query_norm",
+    "attn.norm_added_k": "txt_attn.norm.key_norm",
+    "ff.net.0.proj": "img_mlp.0",
+    "ff.net.2": "img_mlp.2",
+    "ff_context.net.0.proj": "txt_mlp.0",
+    "ff_context.net.2": "txt_mlp.2",
+    "attn.to_out.0": "img_attn.proj",
+    "attn.to_add_out": "txt_attn.proj",
+}
+_FLUX_SINGLE = {
+    "norm.linear": "modulation.lin",
+    "attn.norm_q": "norm.query_norm",
+    "attn.norm_k": "norm.key_norm",
+    "proj_out": "linear2",
+}
+# Projections BFL keeps fused in one Linear, in this order.
+_FLUX_DOUBLE_FUSED = {
+    "img_attn.qkv": ("attn.to_q", "attn.to_k", "attn.to_v"),
+    "txt_attn.qkv": ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
+}
+_FLUX_SINGLE_FUSED = {"linear1": ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")}
+
+
+def flux_transformer_to_bfl(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A diffusers FluxTransformer2DModel state dict in Black Forest Labs' layout (flux1-dev.sft): the inverse of
+    diffusers' convert_flux_transformer_checkpoint_to_diffusers."""
+    state = dict(state)
+    out: dict[str, torch.Tensor] = {}
+    for diffusers_block, bfl_block, fused in (
+        ("transformer_blocks", "double_blocks", _FLUX_DOUBLE_FUSED),
+        ("single_transformer_blocks", "single_blocks", _FLUX_SINGLE_FUSED),
+    ):
+        for i in sorted({int(m.group(1)) for k in state if (m := re.match(rf"{diffusers_block}\.(\d+)\.", k))}):
+            for bfl_name, parts in fused.items():
+                for suffix in ("weight", "bias"):
+                    tensors = [state.pop(f"{diffusers_block}.{i}.{part}.{suffix}") for part in parts]
+                    out[f"{bfl_block}.{i}.{bfl_name}.{suffix}"] = torch.cat(tensors)
+    for key, value in state.items():
+        name, suffix = key.rsplit(".", 1)
+        if m := re.match(r"transformer_blocks\.(\d+)\.(.+)", name):
+            new = f"double_blocks.{m.group(1)}.{_FLUX_DOUBLE[m.group(2)]}"
+        elif m := re.match(r"single_transformer_blocks\.(\d+)\.(.+)", name):
+            new = f"single_blocks.{m.group(1)}.{_FLUX_SINGLE[m.group(2)]}"
+        elif name == "norm_out.linear":  # diffusers splits this projection (scale, shift), BFL (shift, scale)
+            scale, shift = value.chunk(2, dim=0)
+            new, value = "final_layer.adaLN_modulation.1", torch.cat([shift, scale])
+        else:
+            new = _FLUX_TOP[name]
+        out[f"{new}.{'scale' if new.endswith('_norm') else suffix}"] = value
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load
+from safetensors.torch import load, save_file
 
 from genfoundry.catalog import Catalog
 from genfoundry.config import Settings
@@ -25,6 +26,7 @@ from genfoundry.models.single_file import TEXT_ENCODERS
 from tests.conftest import LiveServer, free_port, image_bytes, make_home, start_server
 from tests.helpers import assert_error, make_zip, upload_zip
 from tests.single_file_export import (
+    flux_transformer_to_bfl,
     write_ae_single_file,
     write_flux_share,
     write_sd15_single_file,
@@ -291,3 +293,42 @@ def test_sdxl_entry_on_a_file_without_sdxl_encoders(single_file_server: LiveServ
         assert "conditioner.embedders.1.model" in error["message"] and "tiny-sd15.safetensors" in error["message"]
         assert str(models_dir) not in error["message"]
         assert client.post("/v1/images/generations", json={**body, "model": "sf-sd15"}).status_code == 200
+
+
+@pytest.mark.slow  # ~0.5B parameters: diffusers' BFL converter only reads a FLUX transformer at its real width
+def test_flux_transformer_in_bfl_layout_at_full_width(tmp_path: Path, tiny_dir: Path) -> None:
+    """flux1-dev.sft as Black Forest Labs ships it (double_blocks / single_blocks, fused qkv and linear1) loads
+    through the catalog with every tensor intact. The transformer has FLUX's width (inner_dim 3072) and one block
+    of each kind; the tiny FLUX's encoders and VAE fit it (joint and pooled dims 32, 16 packed latent channels)."""
+    from accelerate import init_empty_weights
+    from diffusers import FluxTransformer2DModel
+
+    config = tmp_path / "flux-full-width"
+    shutil.copytree(tiny_dir / "flux", config, ignore=shutil.ignore_patterns("transformer"))
+    with init_empty_weights():
+        shapes = FluxTransformer2DModel(
+            patch_size=1,
+            in_channels=16,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=128,
+            num_attention_heads=24,
+            joint_attention_dim=32,
+            pooled_projection_dim=32,
+            guidance_embeds=True,
+            axes_dims_rope=(16, 56, 56),
+        )
+    shapes.save_config(config / "transformer")
+    generator = torch.Generator().manual_seed(0)
+    weights = {k: torch.randn(v.shape, generator=generator).to(torch.bfloat16) for k, v in shapes.state_dict().items()}
+    models = tmp_path / "models"
+    models.mkdir()
+    save_file({k: v.contiguous() for k, v in flux_transformer_to_bfl(weights).items()}, str(models / "flux1-dev.sft"))
+
+    toml = f'[models."bfl"]\nfamily = "flux"\nsingle_file = "flux1-dev.sft"\nconfig = "{config}"\n'
+    entry = open_test_catalog(tmp_path, tiny_dir, models, toml).models["bfl"]
+    spec = BaseModelSpec(id="bfl", family="flux", source=entry.source, dtype="bfloat16")
+    pipe = load_pipeline(spec, device="cpu", dtype="auto")
+    loaded = pipe.transformer.state_dict()
+    assert loaded.keys() == weights.keys()
+    assert all(torch.equal(loaded[k], weights[k]) for k in weights)

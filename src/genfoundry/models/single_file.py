@@ -39,6 +39,19 @@ def _read(path: str) -> dict[str, Any]:
     return load_file(path)
 
 
+def _read_as(path: str, dtype: Any) -> dict[str, Any]:
+    """The file's tensors, each cast to `dtype` as it is read, so the file's own copy of one is freed before the next:
+    a t5xxl_fp16 loaded in bfloat16 peaks at one copy, not two. Buffers transformers rebuilds (`position_ids`,
+    kept by older files) are left out."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as file:
+        keys = [key for key in file.keys() if not key.endswith("position_ids")]  # noqa: SIM118 - not a mapping
+        return {
+            key: tensor.to(dtype) if (tensor := file.get_tensor(key)).is_floating_point() else tensor for key in keys
+        }
+
+
 def _config_kwargs(config: str) -> dict[str, Any]:
     return {"config": str(Path(config).expanduser()) if Path(config).expanduser().is_dir() else config}
 
@@ -54,27 +67,32 @@ def _diffusers_component(name: str, path: str, config: str, dtype: Any) -> Any:
 
 def _text_encoder(name: str, path: str, config: str, dtype: Any) -> Any:
     """A CLIP / T5 encoder from a file in the transformers layout (ComfyUI's clip_l, t5xxl_fp16), or an LDM-prefixed
-    CLIP, built from the config source's config for `name`."""
+    CLIP, built from the config source's config for `name`.
+
+    The file's tensors, cast as they are read, go to `from_pretrained(state_dict=...)`: no random weights are made
+    first, so a 9 GB t5xxl peaks at one copy of its weights (building the model first peaked near three)."""
     import transformers
+    from accelerate import init_empty_weights
 
     model_config = transformers.AutoConfig.from_pretrained(config, subfolder=name, local_files_only=True)
     cls = getattr(transformers, (model_config.architectures or ["AutoModel"])[0])
-    model = cls(model_config)
-    state = _read(path)
-    own = model.state_dict()
+    with init_empty_weights():
+        own = set(cls(model_config).state_dict())  # the names only; its parameters are on the meta device
+    state = _read_as(path, dtype)
     for prefix in ("cond_stage_model.transformer.", "conditioner.embedders.0.transformer.", ""):
         for strip_text_model in (False, True):
             renamed = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
             if strip_text_model:
                 renamed = {k.removeprefix("text_model."): v for k, v in renamed.items()}
-            if renamed and set(renamed) <= set(own) and len(renamed) * 2 > len(own):
+            if renamed and set(renamed) <= own and len(renamed) * 2 > len(own):
                 if "shared.weight" in renamed and "encoder.embed_tokens.weight" in own:
                     renamed.setdefault("encoder.embed_tokens.weight", renamed["shared.weight"])
-                missing = sorted(set(own) - set(renamed))
+                missing = sorted(own - set(renamed))
                 if missing:
                     raise Invalid(f"{name} file {Path(path).name} lacks weights such as {missing[0]}")
-                model.load_state_dict(renamed, strict=True)
-                return model.to(dtype).eval()
+                del state
+                model = cls.from_pretrained(None, config=model_config, state_dict=renamed, dtype=dtype)
+                return model.eval()
     raise Invalid(f"{name} file {Path(path).name} does not hold a {cls.__name__} for this base", param=name)
 
 
