@@ -151,3 +151,30 @@ def test_openai_client_streams_an_edit(alice_openai: openai.OpenAI) -> None:
         extra_body={"steps": 4, "strength": 0.75},
     )
     assert [event.type for event in stream] == ["image_edit.partial_image", "image_edit.completed"]
+
+
+def test_a_failure_after_the_stream_began_is_one_error_event(
+    live: LiveServer, alice: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine fails after a preview went out (mocked: a pipeline crash cannot be provoked with valid input):
+    the stream ends with an `error` event in OpenAI's error shape, nothing is stored, the server goes on."""
+    from genfoundry.inference.image_runner import ImageRunner
+
+    def crash(self: ImageRunner, jobs: list) -> None:
+        if jobs[0].on_partial is not None:
+            jobs[0].on_partial(0, Image.new("RGB", (64, 64)))
+        raise RuntimeError("the pipeline crashed")
+
+    body = {"model": "tiny-sd15", "prompt": "a fox", "size": "64x64", "steps": 4, "stream": True, "partial_images": 1}
+    before = snapshot(live, alice)
+    with monkeypatch.context() as patch:
+        patch.setattr(ImageRunner, "run", crash)
+        response = alice.post("/v1/images/generations", json=body)
+    assert response.status_code == 200  # the status line went out with the first event
+    events = read_events(response)
+    assert [name for name, _ in events] == ["image_generation.partial_image", "error"]
+    error = events[-1][1]["error"]
+    assert (error["type"], error["code"]) == ("server_error", "internal_error")
+    assert "crashed" not in error["message"]  # no internals leak
+    assert snapshot(live, alice) == before
+    assert alice.post("/v1/images/generations", json=body).status_code == 200
