@@ -9,7 +9,8 @@ The schema is the operation's declared answer for that status (its text/event-st
 an error status the operation does not declare is checked against OpenAI's `ErrorResponse`. Validation is JSON
 Schema Draft 2020-12 (what OpenAPI 3.1 schemas are), `$ref`s resolved through `referencing`. OpenAI's file still marks
 some schemas `nullable: true` (OpenAPI 3.0's keyword, unknown to 3.1, so a validator would ignore it and refuse the
-`null` OpenAI itself sends, e.g. a stream chunk's `finish_reason`): such a schema is read as "this or null".
+`null` OpenAI itself sends, e.g. a stream chunk's `finish_reason`): such a schema is read as "this or null"; and
+3.0's boolean `exclusiveMinimum` becomes 3.1's number.
 Our additive fields pass wherever OpenAI's schema leaves `additionalProperties` open, as it mostly does.
 """
 
@@ -31,16 +32,21 @@ SPEC_URI = "urn:openai:openapi"
 
 @cache
 def openai_spec() -> dict[str, Any]:
-    """The reduced OpenAI OpenAPI document, `nullable: true` turned into "or null"."""
-    return _nullable_as_null(json.loads(SPEC_FILE.read_text()))
+    """The reduced OpenAI OpenAPI document with OpenAPI 3.0 leftovers in 3.1's terms (`nullable`, boolean
+    `exclusiveMinimum`)."""
+    return _as_openapi_3_1(json.loads(SPEC_FILE.read_text()))
 
 
-def _nullable_as_null(node: Any) -> Any:
+def _as_openapi_3_1(node: Any) -> Any:
     if isinstance(node, list):
-        return [_nullable_as_null(item) for item in node]
+        return [_as_openapi_3_1(item) for item in node]
     if not isinstance(node, dict):
         return node
-    converted = {key: _nullable_as_null(value) for key, value in node.items() if not (key == "nullable" and value)}
+    converted = {key: _as_openapi_3_1(value) for key, value in node.items() if not (key == "nullable" and value)}
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        # 3.0's flag on `minimum` is 3.1's number
+        if isinstance(converted.get(bound), bool) and converted.pop(bound) and limit in converted:
+            converted[bound] = converted.pop(limit)
     if node.get("nullable") is True:
         return {"anyOf": [converted, {"type": "null"}]}
     return converted

@@ -51,3 +51,28 @@ def test_openapi_3_0_nullable_reads_as_or_null() -> None:
             "/v1/chat/completions",
             stream_event=True,
         )
+
+
+def test_openapi_3_0_boolean_exclusive_minimum_reads_as_a_number() -> None:
+    job = {
+        "id": "ftjob-1",
+        "object": "fine_tuning.job",
+        "created_at": 1,
+        "error": None,
+        "fine_tuned_model": None,
+        "finished_at": None,
+        "hyperparameters": {},
+        "model": "m",
+        "organization_id": "o",
+        "result_files": [],
+        "status": "queued",
+        "trained_tokens": None,
+        "training_file": "file-1",
+        "validation_file": None,
+        "seed": 1,
+        "method": {"type": "supervised", "supervised": {"hyperparameters": {"learning_rate_multiplier": 0.5}}},
+    }
+    assert_matches_openai(job, "GET", "/v1/fine_tuning/jobs/ftjob-1")
+    zero = {"type": "supervised", "supervised": {"hyperparameters": {"learning_rate_multiplier": 0}}}
+    with pytest.raises(AssertionError, match="learning_rate_multiplier"):
+        assert_matches_openai({**job, "method": zero}, "GET", "/v1/fine_tuning/jobs/ftjob-1")

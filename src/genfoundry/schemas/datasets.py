@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from genfoundry.schemas.common import ListPublic
+
 
 class DatasetFromUrls(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -101,4 +103,12 @@ class FilePublic(BaseModel):
     filename: str
     purpose: str
     status: Literal["uploaded", "processed", "error"]
-    status_details: str | None = None
+    # Why processing failed; absent otherwise (OpenAI's schema allows a string, not null).
+    status_details: str | None = Field(default=None, exclude_if=lambda value: value is None)
+
+
+class FileListPublic(ListPublic[FilePublic]):
+    """OpenAI's file list: the page's first and last ids (null on an empty page) besides `has_more`."""
+
+    first_id: str | None = None
+    last_id: str | None = None

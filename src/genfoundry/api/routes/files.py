@@ -9,12 +9,13 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from genfoundry.api.deps import PrincipalDep, ServicesDep
 from genfoundry.errors import Invalid
-from genfoundry.presenters.files import file_public
-from genfoundry.schemas import DeletedPublic, FilePublic, ListPublic
+from genfoundry.presenters.files import file_list_public, file_public
+from genfoundry.schemas import DeletedPublic, FilePublic
+from genfoundry.schemas.datasets import FileListPublic
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
-PURPOSES = ("fine-tune",)
+PURPOSES = ("fine-tune", "batch")  # batch: a /v1/batches input, kept as uploaded (batch_output files are ours)
 
 
 @router.post("")
@@ -24,11 +25,15 @@ def create_file(
     file: Annotated[UploadFile, File(description="JSONL (prompt/completion, messages, or text/label) or a ZIP")],
     purpose: Annotated[str, Form()],
 ) -> FilePublic:
-    """Validated on upload: a bad JSONL line is a 422 naming the line; a ZIP gets the dataset checks."""
+    """Validated on upload: a bad JSONL line is a 422 naming the line; a ZIP gets the dataset checks. A `batch`
+    file (a /v1/batches input) is kept as uploaded: its lines are checked one by one when the batch runs."""
     if purpose not in PURPOSES:
         raise Invalid(f"purpose must be one of {', '.join(PURPOSES)}", param="purpose")
     filename = Path(file.filename or "upload").name[:255]
-    return file_public(services.datasets.upload_file(owner_id=principal.user_id, upload=file.file, filename=filename))
+    dataset = services.datasets.upload_file(
+        owner_id=principal.user_id, upload=file.file, filename=filename, purpose=purpose
+    )
+    return file_public(dataset)
 
 
 @router.get("")
@@ -38,9 +43,9 @@ def read_files(
     purpose: Annotated[str | None, Query(max_length=40)] = None,
     after: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-) -> ListPublic[FilePublic]:
+) -> FileListPublic:
     page = services.datasets.list_datasets(owner_id=principal.user_id, limit=limit, after=after, purpose=purpose)
-    return ListPublic(data=[file_public(dataset) for dataset in page.datasets], has_more=page.has_more)
+    return file_list_public(page.datasets, has_more=page.has_more)
 
 
 @router.get("/{file_id}")
