@@ -358,7 +358,8 @@ class ImageService:
         return self.engine.generate_sync(planned.job)
 
     def record(self, planned: PlannedRequest, images: list[GeneratedImage]) -> list[RecordedImage]:
-        """Store each PNG under a generated key and add its history row; on failure, remove what was written."""
+        """Store each image (in the request's output_format) under a generated key and add its history row; on
+        failure, remove what was written."""
         job = planned.job
         recorded: list[RecordedImage] = []
         written: list[str] = []
