@@ -191,3 +191,7 @@ def test_errors_of_every_kind_use_openais_envelope(live: LiveServer, alice: http
     with live.client("sk-not-a-key") as wrong:
         conforming(wrong.post("/v1/chat/completions", json=CHAT), "POST", "/v1/chat/completions", 401)
     conforming(alice.post("/v1/chat/completions", content=b"{not json"), "POST", "/v1/chat/completions", 400)
+    # OpenAI endpoints genfoundry does not serve answer in OpenAI's envelope: 404, or 405 where the path is one of
+    # ours for another method (/v1/images/{image_id} answers GET).
+    conforming(alice.post("/v1/moderations", json={"input": "hello"}), "POST", "/v1/moderations", 404)
+    conforming(alice.post("/v1/images/variations"), "POST", "/v1/images/variations", 405)
