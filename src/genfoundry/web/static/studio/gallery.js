@@ -36,7 +36,7 @@ document.addEventListener("alpine:init", () => {
 
     async loadModels() {
       try {
-        this.models = (await studio.get("/v1/models")).data.filter((m) => m.kind !== "classifier" && m.family !== "text");
+        this.models = (await studio.get("/v1/models", { capability: "images" })).data;
       } catch {
         this.models = []; // the filters still work by typing; the list's own error shows below
       }
