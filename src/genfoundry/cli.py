@@ -15,6 +15,7 @@ from rich.table import Table
 from genfoundry.cli_classify import classify
 from genfoundry.cli_datasets import app as datasets_app
 from genfoundry.cli_demo import app as demo_app
+from genfoundry.cli_demo_images import images as demo_images
 from genfoundry.cli_jobs import app as jobs_app
 from genfoundry.cli_jobs import train
 from genfoundry.config import Settings
@@ -29,6 +30,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(keys_app, name="keys")
 app.add_typer(jobs_app, name="jobs")
+demo_app.command("images")(demo_images)
 app.add_typer(demo_app, name="demo")
 console = Console()
 err_console = Console(stderr=True)

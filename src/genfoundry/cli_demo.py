@@ -42,7 +42,7 @@ DEMO_HYPERPARAMETERS: dict[str, Any] = {
 MAX_REPLY_TOKENS = 320
 
 
-def _fail(message: str) -> typer.Exit:
+def fail(message: str) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code=1)
 
@@ -99,8 +99,20 @@ def _train(local: Any, owner: str, steps: int | None) -> str:
     )
     job = services.fine_tuning.create(owner_id=owner, body=body)
     err_console.print(f"fine-tuning {DEMO_BASE} on {dataset.accepted} scenario -> PlantUML pairs (job {job.id})")
+    status, error, result = follow_job(services, owner, job.id, "SFT")
+    if status != JobStatus.SUCCEEDED:
+        raise fail(f"the fine-tuning job {status}: {error}")
+    adapter_id = str(result["fine_tuned_model"])
+    accuracy = result.get("token_accuracy")
+    note = f", validation token accuracy {accuracy:.0%}" if isinstance(accuracy, int | float) else ""
+    err_console.print(f"adapter [bold]{adapter_id}[/bold]{note}")
+    return adapter_id
+
+
+def follow_job(services: Any, owner: str, job_id: str, label: str) -> tuple[str, str | None, dict[str, Any]]:
+    """A progress bar (steps, loss, ETA) until the job ends; Ctrl-C cancels it. Returns (status, error, result)."""
     columns = (
-        TextColumn("[bold]SFT[/bold]"),
+        TextColumn(f"[bold]{label}[/bold]"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[metrics]}"),
@@ -109,27 +121,20 @@ def _train(local: Any, owner: str, steps: int | None) -> str:
     )
     try:
         with Progress(*columns, console=err_console) as progress:
-            task = progress.add_task("sft", total=None, metrics="starting…")
+            task = progress.add_task(label, total=None, metrics="starting…")
             while True:
-                row = services.fine_tuning.get(owner_id=owner, job_id=job.id)
-                last = services.fine_tuning.latest_event(job_id=job.id, type="metrics")
+                row = services.fine_tuning.get(owner_id=owner, job_id=job_id)
+                last = services.fine_tuning.latest_event(job_id=job_id, type="metrics")
                 status, error, result = row.status, row.error, dict(row.result)
                 step, total = row.progress_step, row.progress_total
                 shown = _metrics_text(last.data if last is not None else {})
                 progress.update(task, completed=step, total=total or None, metrics=shown)
                 if status not in ACTIVE_STATUSES:
-                    break
+                    return str(status), error, result
                 time.sleep(0.3)
     except KeyboardInterrupt:
-        services.jobs.cancel(job.id)
-        raise _fail(f"interrupted; job {job.id} cancelled (resume it with `genfoundry jobs resume {job.id}`)") from None
-    if status != JobStatus.SUCCEEDED:
-        raise _fail(f"the fine-tuning job {status}: {error}")
-    adapter_id = str(result["fine_tuned_model"])
-    accuracy = result.get("token_accuracy")
-    note = f", validation token accuracy {accuracy:.0%}" if isinstance(accuracy, int | float) else ""
-    err_console.print(f"adapter [bold]{adapter_id}[/bold]{note}")
-    return adapter_id
+        services.jobs.cancel(job_id)
+        raise fail(f"interrupted; job {job_id} cancelled (resume it with `genfoundry jobs resume {job_id}`)") from None
 
 
 def _metrics_text(data: dict[str, Any]) -> str:
@@ -166,7 +171,7 @@ def diagrams(
     from genfoundry.services.local import open_local
 
     if fmt not in ("png", "svg"):
-        raise _fail("--format must be png or svg")
+        raise fail("--format must be png or svg")
     settings = Settings()
     with err_console.status("checking the tiny models…"):
         for model_id, built in build_and_register_tiny(settings.tiny_models_dir):
@@ -209,9 +214,9 @@ def diagrams(
                 err_console.print(f"  no valid PlantUML in {tries} tries")
             if image is None:
                 hint = "" if scenario else f" for any of the {len(prompts)} held-out scenarios"
-                raise _fail(f"no valid PlantUML{hint}; train longer (--steps) or allow more --tries")
+                raise fail(f"no valid PlantUML{hint}; train longer (--steps) or allow more --tries")
     except GenfoundryError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
     target = out or settings.home / "demo" / f"{adapter_id}-{int(time.time())}.{fmt}"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(image)

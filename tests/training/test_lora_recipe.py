@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from genfoundry.errors import Invalid
+from genfoundry.models.colour_vae import colour_vae
 from genfoundry.training import checkpoints
 from genfoundry.training.config import FAMILY_DEFAULTS, FLUX_TARGET_MODULES, UNET_TARGET_MODULES, LoraTrainingConfig
 from genfoundry.training.data import BatchSchedule, assign_buckets, load_bucketed_image, load_dataset_items
@@ -139,71 +140,6 @@ def test_importing_the_registry_does_not_import_torch() -> None:
 
 
 # 2. Proof that training learns: a red dataset makes the adapter's images red.
-
-
-_K = 1000.0  # balanced constant channels: GroupNorm statistics stay independent of the colour
-_SHIFT = 12.0  # moves values into SiLU's linear range
-
-
-def _set_centre_taps(conv: torch.nn.Conv2d, taps: list[tuple[int, int, float]], bias: dict[int, float]) -> None:
-    conv.weight.zero_()
-    conv.bias.zero_()
-    k = conv.weight.shape[-1] // 2
-    for out_c, in_c, weight in taps:
-        conv.weight[out_c, in_c, k, k] = weight
-    for channel, value in bias.items():
-        conv.bias[channel] = value
-
-
-def colour_vae() -> Any:
-    """An AutoencoderKL that is exactly colour-preserving by construction (no training).
-
-    The tiny random VAE decodes red, blue and grey all to the same grey, so no denoiser could move image
-    colours through it. Here every block is an identity path (zeroed residual branches, averaging
-    downsamplers, copying upsamplers); RGB rides in channels 0-2, channel 3 holds -(R+G+B) and channels 4-7
-    hold ±K, so the single-group GroupNorms before conv_out see fixed statistics and pass colours through.
-    """
-    from diffusers import AutoencoderKL
-
-    vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 8, 8),
-        layers_per_block=1,
-        norm_num_groups=1,
-        latent_channels=4,
-        sample_size=64,
-        scaling_factor=1.0,
-    )
-    identity = [(c, c, 1.0) for c in range(8)]
-    feed = [(c, c, 1.0) for c in range(3)] + [(3, c, -1.0) for c in range(3)]
-    constants = {4: _K, 5: -_K, 6: _K, 7: -_K}
-    unshift = {0: -_SHIFT, 1: -_SHIFT, 2: -_SHIFT}
-    with torch.no_grad():
-        for module in vae.modules():
-            kind = type(module).__name__
-            if kind == "ResnetBlock2D":
-                module.conv2.weight.zero_()
-                module.conv2.bias.zero_()
-            elif kind == "Attention":
-                module.to_out[0].weight.zero_()
-                module.to_out[0].bias.zero_()
-            elif kind == "Downsample2D":
-                _set_centre_taps(module.conv, [], {})
-                for c in range(8):
-                    module.conv.weight[c, c, :2, :2] = 0.25
-            elif kind == "Upsample2D":
-                _set_centre_taps(module.conv, identity, {})
-        for coder in (vae.encoder, vae.decoder):
-            _set_centre_taps(coder.conv_in, feed, constants)
-            coder.conv_norm_out.weight.fill_(math.sqrt(4 * _K * _K / 8))
-            coder.conv_norm_out.bias.fill_(_SHIFT)
-        # Posterior mean = RGB (+ a zero channel); log-variance pinned at its floor: a deterministic encoder.
-        _set_centre_taps(vae.encoder.conv_out, identity[:3], {**unshift, 4: -30.0, 5: -30.0, 6: -30.0, 7: -30.0})
-        _set_centre_taps(vae.decoder.conv_out, identity[:3], unshift)
-        _set_centre_taps(vae.quant_conv, identity, {})
-        _set_centre_taps(vae.post_quant_conv, identity[:4], {})
-    return vae
 
 
 def colour_base(tiny_dir: Path, target: Path) -> Path:

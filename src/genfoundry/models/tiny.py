@@ -75,6 +75,10 @@ def merge_symbols(symbols: tuple[str, ...], pair: tuple[str, str]) -> tuple[str,
 
 @functools.lru_cache(maxsize=1)
 def _clip_vocab_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    return learn_clip_bpe(tuple(corpus_lines()), _CLIP_MERGES)
+
+
+def learn_clip_bpe(lines: tuple[str, ...], max_merges: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Learn a small byte-level BPE with CLIP conventions; pure Python so it is fully deterministic."""
     from collections import Counter
 
@@ -84,12 +88,12 @@ def _clip_vocab_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     # tokenizers' BpeTrainer breaks ties in hash order, which changes ids between processes.
     reference = CLIPTokenizer().backend_tokenizer  # CLIP's exact normalizer + pre-tokenizer
     words: Counter[str] = Counter()
-    for line in corpus_lines():
+    for line in lines:
         normalized = reference.normalizer.normalize_str(line)
         words.update(w for w, _ in reference.pre_tokenizer.pre_tokenize_str(normalized))
     corpus = {(*w[:-1], w[-1] + "</w>"): n for w, n in words.items()}
     merges: list[tuple[str, str]] = []
-    while len(merges) < _CLIP_MERGES:
+    while len(merges) < max_merges:
         pairs: Counter[tuple[str, str]] = Counter()
         for symbols, n in corpus.items():
             for pair in itertools.pairwise(symbols):
@@ -129,11 +133,11 @@ def _t5_vocab() -> list[tuple[str, float]]:
     return [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), *ordered]
 
 
-def make_clip_tokenizer() -> Any:
-    """Build a working CLIPTokenizer from the in-code BPE vocabulary."""
+def make_clip_tokenizer(vocab_merges: tuple[dict[str, int], list[tuple[str, str]]] | None = None) -> Any:
+    """Build a working CLIPTokenizer from the in-code BPE vocabulary (or the given one)."""
     from transformers import CLIPTokenizer
 
-    vocab, merges = _clip_vocab_merges()
+    vocab, merges = vocab_merges or _clip_vocab_merges()
     pairs: Any = list(merges)  # the backend accepts (a, b) tuples; stubs only admit str
     return CLIPTokenizer(vocab=dict(vocab), merges=pairs, model_max_length=_CLIP_MAX_LEN)
 

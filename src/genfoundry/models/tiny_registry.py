@@ -34,6 +34,22 @@ def _registry_toml(model_ids: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _mini_registry_toml() -> str:
+    from genfoundry.models.mini_sd15 import DEFAULTS, MINI_SD15_ID, MINI_SD15_SUBDIR
+
+    return "\n".join(
+        [
+            f'[models."{MINI_SD15_ID}"]',
+            'family = "sd15"',
+            f'source = "{MINI_SD15_SUBDIR}"',
+            'dtype = "float32"',
+            'description = "SD 1.5-layout mini model pretrained on coloured shapes (docs/mini-models.md)"',
+            f"defaults = {DEFAULTS}",
+            "",
+        ]
+    )
+
+
 def _text_registry_toml() -> str:
     from genfoundry.models.tiny_llm import TINY_LLM_ID, TINY_LLM_SUBDIR
 
@@ -51,8 +67,8 @@ def _text_registry_toml() -> str:
 
 
 def build_and_register_tiny(tiny_dir: Path, *, force: bool = False, seed: int = 0) -> Iterator[tuple[str, bool]]:
-    """Yield (model id, whether it was built now) for the pipelines, the captioner and tiny-llm; built ones are
-    kept unless `force`."""
+    """Yield (model id, whether it was built now) for the pipelines, the captioner, tiny-llm and the pretrained
+    mini-sd15 (copied from the package); built ones are kept unless `force`."""
     from genfoundry.models.tiny import TINY_FAMILIES, build_tiny_pipeline
 
     tiny_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +92,13 @@ def build_and_register_tiny(tiny_dir: Path, *, force: bool = False, seed: int = 
 
     _path, built = ensure_tiny_llm(tiny_dir, force=force, seed=seed)
     yield TINY_LLM_ID, built
+    from genfoundry.models.mini_sd15 import MINI_SD15_ID, install
+
+    mini_path, built = install(tiny_dir, force=force)
+    if mini_path is not None:
+        yield MINI_SD15_ID, built
     registry = tiny_dir / TINY_REGISTRY_FILE
     tmp = registry.with_name(f".tmp-{registry.name}")
-    tmp.write_text(_registry_toml(dict(TINY_FAMILIES)) + "\n" + _text_registry_toml(), encoding="utf-8")
+    toml = _registry_toml(dict(TINY_FAMILIES)) + "\n" + (_mini_registry_toml() + "\n" if mini_path else "")
+    tmp.write_text(toml + _text_registry_toml(), encoding="utf-8")
     tmp.replace(registry)

@@ -1,0 +1,155 @@
+"""mini-sd15 through a real server (`genfoundry serve` on a fresh home): does it do what the quickstart promises?
+
+1. Prompt adherence on the 64 held-out prompts ((colour, shape, background) triples no training caption has), read
+   back by genfoundry.models.mini_scenes.read_image. Goals: shape colour >= 80%, background >= 80%, shape >= 60%.
+2. A new word taught through /v1/fine_tuning/jobs: eight yellow stars on purple captioned "a zzq", then "a zzq"
+   from the base and from the result; the mean-colour distance to the training images, tuned / base. Goal <= 0.5.
+   LoRA and DreamBooth (full UNet fine-tune with prior preservation off) side by side.
+3. img2img through /v1/images/edits on 16 scenes with another scene's prompt: at strength 0.2 the input's background
+   and shape colour are kept, at 0.9 the prompt's background is drawn.
+
+    python -m bench.bench_mini [--seeds 1] [--steps 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import random
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from bench.common import make_home, report, running_server
+from genfoundry.models import mini_scenes
+from genfoundry.models.mini_scenes import Scene
+
+MODEL = "mini-sd15"
+GOALS = {"colour": 0.8, "background": 0.8, "shape": 0.6}
+
+
+def _image(answer: dict[str, Any]) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(answer["data"][0]["b64_json"]))).convert("RGB")
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def generate(client: httpx.Client, model: str, prompt: str, seed: int) -> Image.Image:
+    body = {"model": model, "prompt": prompt, "size": "64x64", "seed": seed, "response_format": "b64_json"}
+    response = client.post("/v1/images/generations", json=body)
+    response.raise_for_status()
+    return _image(response.json())
+
+
+def adherence(client: httpx.Client, seeds: int) -> dict[str, float]:
+    scenes = mini_scenes.held_out_scenes() * seeds
+    images = [generate(client, MODEL, scene.caption, seed) for seed, scene in enumerate(scenes)]
+    return mini_scenes.adherence(images, scenes)
+
+
+def teach(client: httpx.Client, method: str, steps: int) -> tuple[float, float, float]:
+    """(base distance, tuned distance, training seconds) for the zzq concept trained with `method`."""
+    import zipfile
+
+    rng = random.Random(3)
+    concept = Scene("yellow", "star", "purple")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(8):
+            archive.writestr(f"star{i}.png", _png(mini_scenes.render(concept, rng)))
+            archive.writestr(f"star{i}.txt", "a zzq")
+    dataset = client.post(
+        "/v1/datasets", files={"file": ("zzq.zip", buffer.getvalue(), "application/zip")}, data={"name": "zzq"}
+    )
+    dataset.raise_for_status()
+    hyperparameters = {"resolution": 64, "max_steps": steps, "batch_size": 4, "learning_rate": 2e-3}
+    if method == "lora":
+        hyperparameters["rank"] = 8
+    else:
+        hyperparameters["learning_rate"] = 2e-4
+    body = {
+        "model": MODEL,
+        "training_file": dataset.json()["id"],
+        "seed": 1,
+        "method": {"type": method, method: {"hyperparameters": hyperparameters}},
+    }
+    started = time.monotonic()
+    job = client.post("/v1/fine_tuning/jobs", json=body)
+    job.raise_for_status()
+    job_id = job.json()["id"]
+    while (state := client.get(f"/v1/fine_tuning/jobs/{job_id}").json())["status"] in ("queued", "running"):
+        time.sleep(1)
+    seconds = time.monotonic() - started
+    if state["status"] != "succeeded":
+        raise RuntimeError(f"{method} job {job_id} ended {state['status']}: {state.get('error')}")
+    target = np.asarray(mini_scenes.render(concept), dtype=float).mean((0, 1))
+
+    def distance(model: str) -> float:
+        images = [np.asarray(generate(client, model, "a zzq", seed), dtype=float) for seed in range(8)]
+        return float(np.mean([np.linalg.norm(image.mean((0, 1)) - target) for image in images]))
+
+    return distance(MODEL), distance(state["fine_tuned_model"]), seconds
+
+
+def img2img(client: httpx.Client) -> tuple[float, float]:
+    """(share keeping the input at strength 0.2, share drawing the prompt's background at 0.9) over 16 scenes."""
+    rng = random.Random(11)
+    kept = followed = 0
+    scenes = mini_scenes.held_out_scenes()[:16]
+    for i, source in enumerate(scenes):
+        prompt = rng.choice([s for s in scenes if s.background not in (source.background, source.colour)])
+        readings = {}
+        for strength in (0.2, 0.9):
+            response = client.post(
+                "/v1/images/edits",
+                files={"image": ("in.png", _png(mini_scenes.render(source)), "image/png")},
+                data={
+                    "model": MODEL,
+                    "prompt": prompt.caption,
+                    "strength": str(strength),
+                    "seed": str(i),
+                    "response_format": "b64_json",
+                },
+            )
+            response.raise_for_status()
+            readings[strength] = mini_scenes.read_image(_image(response.json()))
+        kept += (readings[0.2].background, readings[0.2].colour) == (source.background, source.colour)
+        followed += readings[0.9].background == prompt.background
+    return kept / len(scenes), followed / len(scenes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=1, help="images per held-out prompt")
+    parser.add_argument("--steps", type=int, default=120, help="training steps for the taught word")
+    args = parser.parse_args()
+    home = make_home()
+    with running_server(home) as url, httpx.Client(base_url=url, timeout=1800) as client:
+        rates = adherence(client, args.seeds)
+        rows = [
+            (f"held-out prompts: {name}", f"{rates[name]:.0%} (goal >= {goal:.0%})") for name, goal in GOALS.items()
+        ]
+        for method in ("lora", "dreambooth"):
+            base, tuned, seconds = teach(client, method, args.steps)
+            rows.append(
+                (
+                    f"'a zzq' after {method} ({args.steps} steps, {seconds:.0f} s)",
+                    f"colour distance base {base:.1f}, tuned {tuned:.1f}: ratio {tuned / base:.2f} (goal <= 0.5)",
+                )
+            )
+        kept, followed = img2img(client)
+        rows.append(("img2img strength 0.2 keeps the input", f"{kept:.0%} of 16"))
+        rows.append(("img2img strength 0.9 draws the prompt's background", f"{followed:.0%} of 16"))
+    report("mini-sd15 through the API", rows)
+
+
+if __name__ == "__main__":
+    main()
