@@ -180,6 +180,7 @@ class BatchService:
                 custom_id = _custom_id(text)
                 message = "This request could not be executed before the completion window expired."
                 _record(ctx, batch.id, index, False, line_error(custom_id, "batch_expired", message).record)
+        written = self._write_files(batch)  # before the status: whoever reads it expired finds its files
         with self.sessions() as session:
             batches_repo.set_status(
                 session=session,
@@ -189,7 +190,7 @@ class BatchService:
                 from_statuses=("in_progress",),
             )
             session.commit()
-        return self._write_files(batch)
+        return written
 
     def _write_files(self, batch: Batch) -> dict[str, Any]:
         """The output file (lines that ran) and the error file (lines that failed), each only when not empty."""
