@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -12,8 +13,16 @@ import pytest
 from genfoundry.router.encoder import ENCODER_ALIASES, encoder_dir
 from tests.conftest import LiveServer
 from tests.helpers import assert_error
+from tests.openai_schema import assert_matches_openai
 
 MODEL = "all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loaded_encoder(live: LiveServer) -> None:
+    """The encoder loaded before the first request (its ONNX export takes minutes on a busy machine, longer than
+    a request's timeout); the server runs in this process, so its services are at hand."""
+    cast(Any, live.server.config.app).state.services.embeddings.encoder.load()
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +49,7 @@ def test_strings_embed_in_openai_shape(alice: httpx.Client) -> None:
     similarity = rows @ rows.T
     assert similarity[0, 1] > similarity[0, 2]  # a real sentence encoder: paraphrases are closer
     assert body["usage"]["prompt_tokens"] == body["usage"]["total_tokens"] > 3 * 2
+    assert_matches_openai(body, "POST", "/v1/embeddings")
 
 
 def test_one_string_equals_its_tokens_and_base64(alice: httpx.Client, tokenizer: object) -> None:
@@ -101,6 +111,7 @@ def test_openai_client_embeds(alice_openai: openai.OpenAI) -> None:
 def test_bad_input_is_a_400_naming_the_field(alice: httpx.Client, body: dict, param: str) -> None:
     response = alice.post("/v1/embeddings", json={"model": MODEL, **body})
     assert_error(response, 400, param=param)
+    assert_matches_openai(response.json(), "POST", "/v1/embeddings", 400)
 
 
 def test_unknown_model_is_404_and_auth_is_required(live: LiveServer, alice: httpx.Client) -> None:
@@ -109,3 +120,14 @@ def test_unknown_model_is_404_and_auth_is_required(live: LiveServer, alice: http
         assert_error(anonymous.post("/v1/embeddings", json={"model": MODEL, "input": "x"}), 401)
     # The server is still up and serving after all of the above.
     assert alice.post("/v1/embeddings", json={"model": MODEL, "input": "still here"}).status_code == 200
+
+
+def test_listed_among_the_models_with_its_capability(alice: httpx.Client) -> None:
+    listed = {model["id"]: model for model in alice.get("/v1/models").json()["data"]}
+    assert listed[MODEL]["capabilities"] == ["embeddings"] and listed[MODEL]["family"] == "text-embedding"
+    only = alice.get("/v1/models", params={"capability": "embeddings"}).json()["data"]
+    assert [model["id"] for model in only] == [MODEL]
+    alias = alice.get("/v1/models/all-minilm-l6-v2")
+    assert alias.status_code == 200 and alias.json()["capabilities"] == ["embeddings"]
+    assert_error(alice.delete(f"/v1/models/{MODEL}"), 400, param="model")
+    assert_error(alice.patch(f"/v1/models/{MODEL}", json={"name": "mine"}), 400, param="model")

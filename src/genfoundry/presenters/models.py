@@ -9,7 +9,7 @@ from genfoundry.catalog import BaseModelEntry, TextModelEntry
 from genfoundry.db.tables import Adapter, Classifier
 from genfoundry.schemas import ModelPublic
 from genfoundry.schemas.models import Capability
-from genfoundry.services.model_directory import AutoModel
+from genfoundry.services.model_directory import AutoModel, EmbeddingModel
 from genfoundry.services.text import AUTO_MODEL
 from genfoundry.services.text_adapters import TEXT_FAMILY
 
@@ -119,6 +119,19 @@ def auto_public() -> ModelPublic:
     )
 
 
+def embedding_model_public(model: EmbeddingModel) -> ModelPublic:
+    """The sentence encoder of /v1/embeddings (the prompt router's own)."""
+    return ModelPublic(
+        id=model.id,
+        created=0,
+        owned_by="genfoundry",
+        kind="base",
+        family="text-embedding",
+        capabilities=["embeddings"],
+        description="all-MiniLM-L6-v2 sentence encoder: 384-dimensional unit vectors, 256-token window",
+    )
+
+
 def model_public(
     model: Model,
     *,
@@ -138,11 +151,13 @@ def model_public(
         return classifier_public(model)
     if isinstance(model, AutoModel):
         return auto_public()
+    if isinstance(model, EmbeddingModel):
+        return embedding_model_public(model)
     return router_public(model)
 
 
 def models_public(listing: ModelListing, *, preview_url: PreviewUrl | None = None) -> list[ModelPublic]:
-    """Image bases, text bases, "auto", adapters, the router, then classifiers: /v1/models' order."""
+    """Image bases, text bases, "auto", the embedding model, adapters, the router, then classifiers (in order)."""
 
     def url(model_id: str) -> str | None:
         preview_id = listing.previews.get(model_id)
@@ -155,6 +170,7 @@ def models_public(listing: ModelListing, *, preview_url: PreviewUrl | None = Non
         ),
         *(text_base_public(entry, weights=listing.weights.get(entry.id)) for entry in listing.text_bases),
         auto_public(),
+        embedding_model_public(EmbeddingModel()),
         *(adapter_public(adapter, preview_url=url(adapter.id)) for adapter in listing.adapters),
         router_public(listing.router),
         *(classifier_public(classifier) for classifier in listing.classifiers),

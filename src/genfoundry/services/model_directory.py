@@ -18,9 +18,11 @@ from genfoundry.model_files import parse_single_file_source
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.repo import classifiers as classifiers_repo
 from genfoundry.repo import generations as generations_repo
+from genfoundry.router.encoder import ENCODER_ID
 from genfoundry.router.head import ClassifierHead
 from genfoundry.services.adapters import UNSET, Unset
 from genfoundry.services.classifiers import ROUTER_MODEL_ID
+from genfoundry.services.embeddings import EMBEDDING_MODEL_IDS
 from genfoundry.services.text import AUTO_MODEL
 from genfoundry.services.trained_models import delete_trained_model
 
@@ -44,6 +46,13 @@ class AutoModel:
 
 
 @dataclass(frozen=True)
+class EmbeddingModel:
+    """The sentence encoder serving /v1/embeddings, listed under its id (its aliases are found, not listed)."""
+
+    id: str = ENCODER_ID
+
+
+@dataclass(frozen=True)
 class Weights:
     """Whether a base's weights are on this machine; if not, the command that fetches them (None: none can)."""
 
@@ -62,7 +71,7 @@ class ModelListing:
     previews: dict[str, str] = field(default_factory=dict)  # model id → its newest generation's id
 
 
-Model = BaseModelEntry | TextModelEntry | Adapter | Classifier | RouterModel | AutoModel
+Model = BaseModelEntry | TextModelEntry | Adapter | Classifier | RouterModel | AutoModel | EmbeddingModel
 
 
 def weights_of(entry: BaseModelEntry | TextModelEntry, *, tiny_dir: Path) -> Weights:
@@ -140,6 +149,8 @@ def find_model(services: Services, owner_id: str, model_id: str) -> Model:
     catalog = services.catalog
     if model_id == AUTO_MODEL:
         return AutoModel()
+    if model_id in EMBEDDING_MODEL_IDS:
+        return EmbeddingModel(id=model_id)
     if model_id in catalog.text_models:
         return catalog.text_models[model_id]
     if (entry := catalog.find_visible(model_id, owner_id)) is not None:
@@ -155,7 +166,7 @@ def find_model(services: Services, owner_id: str, model_id: str) -> Model:
 def delete_model(services: Services, *, owner_id: str, model_id: str) -> None:
     """Delete `owner_id`'s trained model, classifier or adapter; catalog bases and the router cannot be deleted."""
     catalog = services.catalog
-    if model_id in (*catalog.models, *catalog.text_models, ROUTER_MODEL_ID, AUTO_MODEL):
+    if model_id in (*catalog.models, *catalog.text_models, ROUTER_MODEL_ID, AUTO_MODEL, *EMBEDDING_MODEL_IDS):
         raise Invalid("base models come from the catalog and cannot be deleted", param="model")
     trained = catalog.find_visible(model_id, owner_id)
     if trained is not None and trained.owner_id is not None:
@@ -184,7 +195,7 @@ def update_model(
 ) -> Adapter:
     """Rename `owner_id`'s adapter or change its trigger word or tags; other models are not edited here (400)."""
     catalog = services.catalog
-    if model_id in (*catalog.models, *catalog.text_models, ROUTER_MODEL_ID, AUTO_MODEL):
+    if model_id in (*catalog.models, *catalog.text_models, ROUTER_MODEL_ID, AUTO_MODEL, *EMBEDDING_MODEL_IDS):
         raise Invalid("base models come from the catalog and cannot be changed", param="model")
     if catalog.find_visible(model_id, owner_id) is not None or services.classifiers.get(owner_id, model_id):
         raise Invalid("only adapters can be renamed or given a trigger word and tags", param="model")
