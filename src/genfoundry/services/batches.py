@@ -263,13 +263,14 @@ def finish_batch(session: Session, job: Job) -> None:
     if batch is None:
         return
     running = ("validating", "in_progress", "finalizing", "cancelling")
-    if job.status == JobStatus.SUCCEEDED:  # an expired batch stays expired
-        batches_repo.set_status(
-            session=session, batch_id=batch.id, status="completed", when="completed", from_statuses=("finalizing",)
-        )
-    elif job.status == JobStatus.CANCELLED:
+    if job.status == JobStatus.CANCELLED or (job.status == JobStatus.SUCCEEDED and batch.status == "cancelling"):
+        # a cancel that came after the last line still ends the batch cancelled (its files hold every line)
         batches_repo.set_status(
             session=session, batch_id=batch.id, status="cancelled", when="cancelled", from_statuses=running
+        )
+    elif job.status == JobStatus.SUCCEEDED:  # an expired batch stays expired
+        batches_repo.set_status(
+            session=session, batch_id=batch.id, status="completed", when="completed", from_statuses=("finalizing",)
         )
     elif batches_repo.set_status(
         session=session, batch_id=batch.id, status="failed", when="failed", from_statuses=running
