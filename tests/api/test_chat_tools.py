@@ -153,6 +153,18 @@ BAD_TOOLS = [
         },
         "messages.1.tool_calls.0.function.arguments",
     ),
+    (
+        {
+            "messages": [
+                USER,
+                {
+                    "role": "assistant",
+                    "tool_calls": [{**CALL, "function": {"name": "get_weather", "arguments": "[" * 100_000}}],
+                },
+            ]
+        },
+        "messages.1.tool_calls.0.function.arguments",
+    ),
 ]
 
 

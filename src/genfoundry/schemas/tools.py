@@ -115,7 +115,7 @@ class ToolCallFunction(BaseModel):
     def _json_object(cls, value: str) -> str:
         try:
             parsed = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise ValueError("arguments must be a JSON object encoded as a string") from None
         if not isinstance(parsed, dict):
             raise ValueError("arguments must be a JSON object encoded as a string")

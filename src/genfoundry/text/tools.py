@@ -73,7 +73,7 @@ def parse_answer(text: str, *, tools: Sequence[Mapping[str, Any]], prefill: str 
     template = _response_template()  # outside the try: a broken template is a bug, not the model's text
     try:
         message = parse_response(whole, template, prefix="", tools=[dict(tool) for tool in tools])
-    except ValueError:  # the model's text is not a well-formed call
+    except (ValueError, RecursionError):  # the model's text is not a well-formed call
         return ParsedAnswer(content=text, tool_calls=())
     calls = []
     for call in message.get("tool_calls") or []:
