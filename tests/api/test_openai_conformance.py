@@ -142,6 +142,7 @@ def test_supervised_fine_tuning_job(alice: httpx.Client) -> None:
     assert events["data"]
     conforming(alice.get(f"{base}/checkpoints"), "GET", f"{base}/checkpoints")
     conforming(alice.post(f"{base}/cancel"), "POST", f"{base}/cancel", 409)
+    conforming(alice.post(f"{base}/resume"), "POST", f"{base}/resume", 409)  # OpenAI's resume is of a paused job
     missing = "/v1/fine_tuning/jobs/ftjob-nope"
     for method, path in [("GET", missing), ("POST", f"{missing}/cancel"), ("GET", f"{missing}/events")]:
         conforming(alice.request(method, path), method, path, 404)
