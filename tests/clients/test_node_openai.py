@@ -38,7 +38,7 @@ def run_script(live: LiveServer, key: str, script: str, **env: str) -> dict[str,
         pytest.fail(f"the openai Node SDK is not installed in {PROJECT}: {INSTALL}")
     variables = {**os.environ, "GENFOUNDRY_BASE_URL": f"{live.url}/v1", "GENFOUNDRY_API_KEY": key, **env}
     done = subprocess.run(
-        [node, script], cwd=PROJECT, env=variables, capture_output=True, text=True, timeout=300, check=False
+        [node, script], cwd=PROJECT, env=variables, capture_output=True, text=True, timeout=240, check=False
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
