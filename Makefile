@@ -17,14 +17,16 @@ serve: setup  ## build the tiny models on first run, then serve on 127.0.0.1:800
 	$(BIN)/genfoundry models build-tiny
 	$(BIN)/genfoundry serve
 
-test: setup  ## the test suite (slow and GPU tests excluded); PostgreSQL and chromium installed if missing
+test: setup  ## the test suite (slow and GPU tests excluded); PostgreSQL, chromium and the openai Node SDK installed if missing
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-node-clients.sh
 	$(BIN)/python -m pytest
 
 test-all: setup
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-node-clients.sh
 	$(BIN)/python -m pytest -m ""
 
 lint: setup
