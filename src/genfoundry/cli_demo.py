@@ -217,14 +217,19 @@ def diagrams(
                 raise fail(f"no valid PlantUML{hint}; train longer (--steps) or allow more --tries")
     except GenfoundryError as exc:
         raise fail(exc.message) from None
-    target = out or settings.home / "demo" / f"{adapter_id}-{int(time.time())}.{fmt}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(image)
+    target = write_demo_file(out or settings.home / "demo" / f"{adapter_id}-{int(time.time())}.{fmt}", image)
     err_console.print(
         f"diagram written to [bold]{escape(str(target))}[/bold]; POST /v1/diagrams draws with this adapter when "
         f"GENFOUNDRY_ASSISTANT__DIAGRAM_MODEL={adapter_id}"
     )
     print(target)
+
+
+def write_demo_file(target: Path, data: bytes) -> Path:
+    """Write a demo's result (its folder made if missing) and return where it went."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
 
 
 def _first_error(errors: Any) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from genfoundry.cli_demo import err_console, fail, follow_job
+from genfoundry.cli_demo import err_console, fail, follow_job, write_demo_file
 from genfoundry.config import Settings
 from genfoundry.schemas.jobs import JobStatus
 
@@ -141,9 +141,9 @@ def images(
                 grid = before_after_grid(_draw(local, owner, DEMO_IMAGE_BASE), _draw(local, owner, adapter_id))
     except GenfoundryError as exc:
         raise fail(exc.message) from None
-    target = out or settings.home / "demo" / f"{adapter_id}-{int(time.time())}.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(target)
+    png = io.BytesIO()
+    grid.save(png, format="PNG")
+    target = write_demo_file(out or settings.home / "demo" / f"{adapter_id}-{int(time.time())}.png", png.getvalue())
     err_console.print(
         f"before/after grid written to [bold]{escape(str(target))}[/bold]; generate with the adapter: "
         f'model="{adapter_id}"'
