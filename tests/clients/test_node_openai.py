@@ -14,11 +14,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.conftest import Keys, LiveServer
+from tests.helpers import assert_error
 
 PROJECT = Path(__file__).parent / "node"
 INSTALL = "run scripts/ensure-node-clients.sh (`make test` does) to install the openai Node SDK"
@@ -128,8 +130,12 @@ def test_unknown_model_is_the_sdks_not_found_error(text: dict[str, Any], call: s
     assert "no-such-model" in error["message"]
 
 
-def test_unknown_chat_model_names_the_field(text: dict[str, Any]) -> None:
-    assert text["errors"]["chat_unknown_model"]["param"] == "model"
+def test_unknown_chat_model_error_carries_the_servers_fields(text: dict[str, Any], alice: httpx.Client) -> None:
+    body = {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    sent = assert_error(alice.post("/v1/chat/completions", json=body), 404, param="model")
+    error = text["errors"]["chat_unknown_model"]
+    assert (error["type"], error["code"], error["param"]) == (sent["type"], sent["code"], "model")
+    assert error["message"].endswith(sent["message"])  # the SDK prefixes the status
 
 
 def test_image_generation_as_b64_json(images: dict[str, Any]) -> None:
