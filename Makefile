@@ -13,7 +13,7 @@ setup: $(STAMP)  ## .venv from the lock: torch first (CPU or CUDA build), then r
 lock: setup  ## re-resolve requirements.lock from pyproject.toml and requirements/constraints.txt
 	bash scripts/lock.sh
 
-serve: setup  ## build the tiny models on first run, then serve on 127.0.0.1:8000
+serve: setup  ## build the tiny models and install mini-sd15 on first run, then serve on 127.0.0.1:8000
 	$(BIN)/genfoundry models build-tiny
 	$(BIN)/genfoundry serve
 

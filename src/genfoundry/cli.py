@@ -98,7 +98,7 @@ def _output_paths(output: Path, count: int) -> list[Path]:
 @app.command()
 def generate(
     prompt: Annotated[str, typer.Argument(help="What to draw")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Base model or adapter id")] = "tiny-sd15",
+    model: Annotated[str, typer.Option("--model", "-m", help="Base model or adapter id")] = "mini-sd15",
     lora: Annotated[list[str] | None, typer.Option(help="Adapter id, optionally :WEIGHT; repeatable")] = None,
     style: Annotated[str | None, typer.Option()] = None,
     industry: Annotated[str | None, typer.Option()] = None,

@@ -113,8 +113,9 @@ class TextSettings(BaseModel):
 class AssistantSettings(BaseModel):
     """Which models answer when the caller leaves the choice to us: `model="auto"` chat and `POST /v1/diagrams`."""
 
-    # Defaults are the tiny models `models build-tiny` makes (the quickstart); point them at real ones.
-    image_model: str = "tiny-sd15"
+    # Defaults are the models `models build-tiny` installs (the quickstart); point them at real ones. mini-sd15 is
+    # pretrained on coloured shapes (docs/mini-models.md), so its images follow the prompt; tiny-* are random.
+    image_model: str = "mini-sd15"
     text_model: str = "tiny-llm"
     diagram_model: str = "tiny-llm"  # best a text adapter fine-tuned on scenario -> PlantUML pairs
     diagram_attempts: int = Field(default=3, ge=1, le=10)  # generations per diagram until PlantUML's check passes

@@ -23,7 +23,7 @@ def test_auto_routes_an_image_request_to_the_image_model(client: openai.OpenAI) 
     extra = response.model_dump()
     assert extra["route"]["route"] == "image" and extra["route"]["label"] == "image"
     assert abs(sum(extra["route"]["scores"].values()) - 1) < 1e-4
-    assert response.model == "tiny-sd15"
+    assert response.model == "mini-sd15"
     message = extra["choices"][0]["message"]
     [attachment] = message["attachments"]
     assert attachment["type"] == "image" and attachment["url"] in message["content"]
