@@ -185,46 +185,47 @@ class DatasetService:
     ) -> Dataset:
         report = validate_jsonl(path, limits=JsonlLimits(max_line_bytes=self.settings.max_jsonl_line_bytes))
         dataset_id = new_id("ds")
-        size = path.stat().st_size
+        size = path.stat().st_size  # before put_file, which may move the file away
         self.store.put_file(f"{dataset_prefix(dataset_id)}/data.jsonl", path)
-        try:
-            return self._save_new(
-                owner_id=owner_id,
-                id=dataset_id,
-                name=name,
-                kind="text",
-                status="ready",
-                trigger_word=None,
-                filename=filename,
-                purpose=purpose,
-                upload_bytes=size,
-                items=[],
-                text_format=report.format,
-                accepted=report.lines,
-                total_bytes=size,
-            )
-        except BaseException:
-            self.store.delete(dataset_prefix(dataset_id))
-            raise
+        return self._save_jsonl(
+            owner_id=owner_id,
+            dataset_id=dataset_id,
+            name=name,
+            filename=filename,
+            purpose=purpose,
+            size=size,
+            accepted=report.lines,
+            text_format=report.format,
+        )
 
     def store_jsonl(self, *, owner_id: str, filename: str, data: bytes, purpose: str) -> Dataset:
         """A JSONL file kept as it is, without a training format's checks (batch input and output files)."""
         dataset_id = new_id("file")
         self.store.put_bytes(f"{dataset_prefix(dataset_id)}/data.jsonl", data)
+        return self._save_jsonl(
+            owner_id=owner_id,
+            dataset_id=dataset_id,
+            name=filename,
+            filename=filename,
+            purpose=purpose,
+            size=len(data),
+            accepted=data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1),
+        )
+
+    def _save_jsonl(self, *, owner_id: str, dataset_id: str, size: int, accepted: int, **fields: Any) -> Dataset:
+        """The row of a JSONL file already stored under `dataset_id` (the file is removed if the row is not saved)."""
         try:
             return self._save_new(
                 owner_id=owner_id,
                 id=dataset_id,
-                name=filename,
                 kind="text",
                 status="ready",
                 trigger_word=None,
-                filename=filename,
-                purpose=purpose,
-                upload_bytes=len(data),
+                upload_bytes=size,
                 items=[],
-                accepted=data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1),
-                total_bytes=len(data),
+                accepted=accepted,
+                total_bytes=size,
+                **fields,
             )
         except BaseException:
             self.store.delete(dataset_prefix(dataset_id))
