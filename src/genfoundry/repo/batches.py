@@ -46,10 +46,10 @@ def list_batches(*, session: Session, owner_id: str, limit: int, after: str | No
     return rows[:limit], len(rows) > limit
 
 
-def set_status(*, session: Session, batch_id: str, status: str, when: str, from_statuses: tuple[str, ...]) -> bool:
-    """Move a batch in one of `from_statuses` to `status`, stamping `<when>_at` now; True when it moved."""
+def set_status(*, session: Session, batch_id: str, status: str, from_statuses: tuple[str, ...]) -> bool:
+    """Move a batch in one of `from_statuses` to `status`, stamping `<status>_at` now; True when it moved."""
     query = update(Batch).where(Batch.id == batch_id, Batch.status.in_(from_statuses))
-    moved = session.execute(query.values(status=status, **{f"{when}_at": utcnow()}))
+    moved = session.execute(query.values(status=status, **{f"{status}_at": utcnow()}))
     return bool(getattr(moved, "rowcount", 0))
 
 

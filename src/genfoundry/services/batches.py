@@ -118,7 +118,6 @@ class BatchService:
                 session=session,
                 batch_id=batch.id,
                 status="cancelling",
-                when="cancelling",
                 from_statuses=("validating", "in_progress", "finalizing"),
             )
             session.commit()
@@ -135,15 +134,8 @@ class BatchService:
     def run(self, ctx: JobContext) -> dict[str, Any]:
         """Run the lines not yet recorded, one at a time, then write the output and error files."""
         batch_id = ctx.params["batch_id"]
+        self._move(batch_id, "in_progress", ("validating",))
         with self.sessions() as session:
-            batches_repo.set_status(
-                session=session,
-                batch_id=batch_id,
-                status="in_progress",
-                when="in_progress",
-                from_statuses=("validating",),
-            )
-            session.commit()
             batch = batches_repo.get_batch(session=session, batch_id=batch_id)
             done = batches_repo.done_lines(session=session, batch_id=batch_id)
         lines = input_lines(self.datasets.jsonl_content(owner_id=batch.owner_id, dataset_id=batch.input_file_id))
@@ -162,16 +154,13 @@ class BatchService:
             _record(ctx, batch_id, index, result.ok, result.record)
             done.add(index)
             ctx.progress(len(done), len(lines))
-        with self.sessions() as session:
-            batches_repo.set_status(
-                session=session,
-                batch_id=batch_id,
-                status="finalizing",
-                when="finalizing",
-                from_statuses=("in_progress",),
-            )
-            session.commit()
+        self._move(batch_id, "finalizing", ("in_progress",))
         return self._write_files(batch)
+
+    def _move(self, batch_id: str, status: str, from_statuses: tuple[str, ...]) -> None:
+        with self.sessions() as session:
+            batches_repo.set_status(session=session, batch_id=batch_id, status=status, from_statuses=from_statuses)
+            session.commit()
 
     def _expire(self, ctx: JobContext, batch: Batch, lines: list[str], done: set[int]) -> dict[str, Any]:
         """The completion window passed: the lines not run go to the error file as OpenAI's `batch_expired`."""
@@ -181,15 +170,7 @@ class BatchService:
                 message = "This request could not be executed before the completion window expired."
                 _record(ctx, batch.id, index, False, line_error(custom_id, "batch_expired", message).record)
         written = self._write_files(batch)  # before the status: whoever reads it expired finds its files
-        with self.sessions() as session:
-            batches_repo.set_status(
-                session=session,
-                batch_id=batch.id,
-                status="expired",
-                when="expired",
-                from_statuses=("in_progress",),
-            )
-            session.commit()
+        self._move(batch.id, "expired", ("in_progress",))
         return written
 
     def _write_files(self, batch: Batch) -> dict[str, Any]:
@@ -265,16 +246,10 @@ def finish_batch(session: Session, job: Job) -> None:
     running = ("validating", "in_progress", "finalizing", "cancelling")
     if job.status == JobStatus.CANCELLED or (job.status == JobStatus.SUCCEEDED and batch.status == "cancelling"):
         # a cancel that came after the last line still ends the batch cancelled (its files hold every line)
-        batches_repo.set_status(
-            session=session, batch_id=batch.id, status="cancelled", when="cancelled", from_statuses=running
-        )
+        batches_repo.set_status(session=session, batch_id=batch.id, status="cancelled", from_statuses=running)
     elif job.status == JobStatus.SUCCEEDED:  # an expired batch stays expired
-        batches_repo.set_status(
-            session=session, batch_id=batch.id, status="completed", when="completed", from_statuses=("finalizing",)
-        )
-    elif batches_repo.set_status(
-        session=session, batch_id=batch.id, status="failed", when="failed", from_statuses=running
-    ):
+        batches_repo.set_status(session=session, batch_id=batch.id, status="completed", from_statuses=("finalizing",))
+    elif batches_repo.set_status(session=session, batch_id=batch.id, status="failed", from_statuses=running):
         batch.errors = [{"code": "batch_failed", "message": job.error or "the batch's job failed"}]
 
 
