@@ -291,13 +291,24 @@ class ImageService:
     ) -> list[RecordedImage]:
         """One request, planned and recorded in a worker thread (database and files), run on the engine: what every
         route that makes images calls (/v1/images, `model="auto"`, the seed systems' routes)."""
-        planned = await anyio.to_thread.run_sync(
+        planned = await self._plan_in_thread(owner_id, options, init_image, strength, mask)
+        results = await self.run(planned, place)
+        return await anyio.to_thread.run_sync(self.record, planned, results)
+
+    async def _plan_in_thread(
+        self,
+        owner_id: str,
+        options: ImageOptions,
+        init_image: Image.Image | None,
+        strength: float | None,
+        mask: Image.Image | None,
+    ) -> PlannedRequest:
+        """`plan` off the event loop (it reads the database and the adapters' files)."""
+        return await anyio.to_thread.run_sync(
             functools.partial(
                 self.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength, mask=mask
             )
         )
-        results = await self.run(planned, place)
-        return await anyio.to_thread.run_sync(self.record, planned, results)
 
     async def open_stream(
         self,
@@ -311,11 +322,7 @@ class ImageService:
     ) -> tuple[PlannedRequest, AsyncIterator[PartialImage | RecordedImage]]:
         """Plan and queue now (bad input and a full queue raise here, and the job takes `place`), then yield the
         `options.partial_images` previews as the engine decodes them and last the recorded image."""
-        planned = await anyio.to_thread.run_sync(
-            functools.partial(
-                self.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength, mask=mask
-            )
-        )
+        planned = await self._plan_in_thread(owner_id, options, init_image, strength, mask)
         if options.n != 1:
             raise Invalid("stream: true makes one image; n must be 1 (send one request per image)", param="n")
         loop = asyncio.get_running_loop()
