@@ -26,7 +26,6 @@ from PIL import Image
 
 from bench.common import make_home, report, running_server
 from genfoundry.models import mini_scenes
-from genfoundry.models.mini_scenes import Scene
 
 MODEL = "mini-sd15"
 GOALS = {"colour": 0.8, "background": 0.8, "shape": 0.6}
@@ -57,17 +56,11 @@ def adherence(client: httpx.Client, seeds: int) -> dict[str, float]:
 
 def teach(client: httpx.Client, method: str, steps: int) -> tuple[float, float, float]:
     """(base distance, tuned distance, training seconds) for the zzq concept trained with `method`."""
-    import zipfile
-
-    rng = random.Random(3)
-    concept = Scene("yellow", "star", "purple")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for i in range(8):
-            archive.writestr(f"star{i}.png", _png(mini_scenes.render(concept, rng)))
-            archive.writestr(f"star{i}.txt", "a zzq")
+    concept = mini_scenes.TAUGHT_SCENE
     dataset = client.post(
-        "/v1/datasets", files={"file": ("zzq.zip", buffer.getvalue(), "application/zip")}, data={"name": "zzq"}
+        "/v1/datasets",
+        files={"file": ("zzq.zip", mini_scenes.taught_word_zip(), "application/zip")},
+        data={"name": "zzq"},
     )
     dataset.raise_for_status()
     hyperparameters = {"resolution": 64, "max_steps": steps, "batch_size": 4, "learning_rate": 2e-3}

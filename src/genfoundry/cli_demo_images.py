@@ -7,10 +7,8 @@ prompts and seeds from the base and from the adapter, written side by side into 
 from __future__ import annotations
 
 import io
-import random
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,10 +17,11 @@ from rich.markup import escape
 
 from genfoundry.cli_demo import err_console, fail, follow_job, write_demo_file
 from genfoundry.config import Settings
+from genfoundry.models.mini_scenes import TAUGHT_WORD, taught_word_zip
 from genfoundry.schemas.jobs import JobStatus
 
 DEMO_IMAGE_BASE = "mini-sd15"
-DEMO_WORD = "zzq"
+DEMO_WORD = TAUGHT_WORD
 DEMO_IMAGE_HYPERPARAMETERS: dict[str, Any] = {
     "rank": 8,
     "resolution": 64,
@@ -36,25 +35,13 @@ GRID_SEEDS = (0, 1, 2)
 CELL = 128  # each 64 px image drawn at 2x, pixels kept sharp
 
 
-def _dataset_zip(path: Path) -> None:
-    from genfoundry.models.mini_scenes import Scene, render
-
-    rng = random.Random(3)
-    with zipfile.ZipFile(path, "w") as archive:
-        for i in range(8):
-            buffer = io.BytesIO()
-            render(Scene("yellow", "star", "purple"), rng).save(buffer, format="PNG")
-            archive.writestr(f"star{i}.png", buffer.getvalue())
-            archive.writestr(f"star{i}.txt", f"a {DEMO_WORD}")
-
-
 def _train(local: Any, owner: str, steps: int) -> str:
     from genfoundry.schemas import FineTuningJobCreate
 
     services = local.services
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / f"{DEMO_WORD}.zip"
-        _dataset_zip(archive)
+        archive.write_bytes(taught_word_zip())
         dataset, _report = services.datasets.create_from_zip(
             owner_id=owner, name=f"demo-{DEMO_WORD}", zip_path=archive, trigger_word=None, filename=archive.name
         )

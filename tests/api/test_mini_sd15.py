@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import random
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ from PIL import Image
 from genfoundry.models import mini_scenes
 from genfoundry.models.mini_scenes import Scene
 from tests.api.test_training_jobs import finished, wait_until
-from tests.helpers import make_zip, upload_zip
+from tests.helpers import upload_zip
 
 MODEL = "mini-sd15"
 
@@ -46,13 +45,8 @@ def test_it_draws_the_colours_and_shapes_of_prompts_it_never_saw(alice: httpx.Cl
 
 @pytest.mark.timeout(900)  # a real LoRA run: about a minute on an idle 2-core CPU, far more on a loaded one
 def test_a_lora_trained_through_the_api_teaches_it_a_new_word(alice: httpx.Client) -> None:
-    rng = random.Random(3)
-    concept = Scene("yellow", "star", "purple")
-    files: dict[str, bytes] = {}
-    for i in range(8):
-        files[f"star{i}.png"] = png(mini_scenes.render(concept, rng))
-        files[f"star{i}.txt"] = b"a zzq"
-    dataset = upload_zip(alice, make_zip(files))
+    concept = mini_scenes.TAUGHT_SCENE
+    dataset = upload_zip(alice, mini_scenes.taught_word_zip())
     assert dataset.status_code == 201, dataset.text
     hyperparameters = {"rank": 8, "resolution": 64, "max_steps": 120, "learning_rate": 2e-3, "batch_size": 4}
     created = alice.post(

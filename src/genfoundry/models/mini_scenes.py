@@ -230,3 +230,24 @@ def adherence(images: list[Image.Image], scenes: list[Scene]) -> dict[str, float
         "background": sum(r.background == s.background for r, s in zip(readings, scenes, strict=True)) / len(scenes),
         "shape": sum(r.shape == s.shape for r, s in zip(readings, scenes, strict=True)) / len(scenes),
     }
+
+
+# The new word the demo, the bench and the tests teach mini-sd15: a concept outside the vocabulary's captions.
+TAUGHT_WORD = "zzq"
+TAUGHT_SCENE = Scene("yellow", "star", "purple")
+
+
+def taught_word_zip(count: int = 8, *, seed: int = 3) -> bytes:
+    """A ZIP dataset of `count` varied renders of TAUGHT_SCENE, each captioned "a zzq" in a same-name .txt file."""
+    import io
+    import zipfile
+
+    rng = random.Random(seed)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(count):
+            png = io.BytesIO()
+            render(TAUGHT_SCENE, rng).save(png, format="PNG")
+            archive.writestr(f"{TAUGHT_SCENE.shape}{i}.png", png.getvalue())
+            archive.writestr(f"{TAUGHT_SCENE.shape}{i}.txt", f"a {TAUGHT_WORD}")
+    return buffer.getvalue()
