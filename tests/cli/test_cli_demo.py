@@ -66,3 +66,31 @@ def test_demo_with_its_defaults_renders_a_diagram(tiny_dir: Path, tmp_path: Path
     result = run_demo(make_home(tmp_path, tiny_dir), "--out", str(out), timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     assert out.read_bytes().startswith(b"\x89PNG") and result.stdout.strip().endswith(str(out))
+
+
+def test_demo_images_trains_a_lora_and_writes_the_before_after_grid(tiny_dir: Path, tmp_path: Path) -> None:
+    """Two LoRA steps are enough to prove the loop: a dataset, a job, both sides drawn and the grid written."""
+    from PIL import Image
+
+    from genfoundry.cli_demo_images import CELL, GRID_PROMPTS, GRID_SEEDS
+
+    home = make_home(tmp_path, tiny_dir)
+    env = {**os.environ, "GENFOUNDRY_HOME": str(home), "COLUMNS": "200"}
+    out = tmp_path / "grid.png"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "genfoundry"), "demo", "images", "--steps", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    assert "teaching mini-sd15 'a zzq' from 8 images" in result.stderr
+    grid = Image.open(out)
+    assert grid.width == 2 * len(GRID_SEEDS) * CELL + 16 and grid.height > len(GRID_PROMPTS) * CELL
+    with open_database(Settings(home=home)) as session:
+        jobs = jobs_repo.list_jobs(session=session, owner_id="user_local", kinds=None, limit=10)[0]
+        adapters = adapters_repo.list_adapters(session=session, owner_id="user_local")
+    assert [(j.kind, j.status) for j in jobs] == [("fine_tune_lora", "succeeded")]
+    assert [a.base_id for a in adapters] == ["mini-sd15"]
