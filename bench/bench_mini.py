@@ -6,7 +6,8 @@
    from the base and from the result; the mean-colour distance to the training images, tuned / base. Goal <= 0.5.
    LoRA and DreamBooth (full UNet fine-tune with prior preservation off) side by side.
 3. img2img through /v1/images/edits on 16 scenes with another scene's prompt: at strength 0.2 the input's background
-   and shape colour are kept, at 0.9 the prompt's background is drawn.
+   and shape colour are kept (at the default guidance 4, where guidance pulls the shape's colour towards the
+   prompt's, and at 1.5), at 0.9 the prompt's background is drawn.
 
     python -m bench.bench_mini [--seeds 1] [--steps 120]
 """
@@ -92,15 +93,16 @@ def teach(client: httpx.Client, method: str, steps: int) -> tuple[float, float, 
     return distance(MODEL), distance(state["fine_tuned_model"]), seconds
 
 
-def img2img(client: httpx.Client) -> tuple[float, float]:
-    """(share keeping the input at strength 0.2, share drawing the prompt's background at 0.9) over 16 scenes."""
+def img2img(client: httpx.Client) -> dict[str, float]:
+    """Shares over 16 scenes edited with another scene's prompt: the input's background and shape colour kept at
+    strength 0.2 (at the default guidance 4 and at guidance 1.5), the prompt's background drawn at strength 0.9."""
     rng = random.Random(11)
-    kept = followed = 0
+    arms = {"keep, 0.2 / guidance 4": (0.2, 4.0), "keep, 0.2 / guidance 1.5": (0.2, 1.5), "follow, 0.9": (0.9, 4.0)}
+    counts = dict.fromkeys(arms, 0)
     scenes = mini_scenes.held_out_scenes()[:16]
     for i, source in enumerate(scenes):
         prompt = rng.choice([s for s in scenes if s.background not in (source.background, source.colour)])
-        readings = {}
-        for strength in (0.2, 0.9):
+        for arm, (strength, guidance) in arms.items():
             response = client.post(
                 "/v1/images/edits",
                 files={"image": ("in.png", _png(mini_scenes.render(source)), "image/png")},
@@ -108,15 +110,18 @@ def img2img(client: httpx.Client) -> tuple[float, float]:
                     "model": MODEL,
                     "prompt": prompt.caption,
                     "strength": str(strength),
+                    "guidance_scale": str(guidance),
                     "seed": str(i),
                     "response_format": "b64_json",
                 },
             )
             response.raise_for_status()
-            readings[strength] = mini_scenes.read_image(_image(response.json()))
-        kept += (readings[0.2].background, readings[0.2].colour) == (source.background, source.colour)
-        followed += readings[0.9].background == prompt.background
-    return kept / len(scenes), followed / len(scenes)
+            reading = mini_scenes.read_image(_image(response.json()))
+            if arm.startswith("keep"):
+                counts[arm] += (reading.background, reading.colour) == (source.background, source.colour)
+            else:
+                counts[arm] += reading.background == prompt.background
+    return {arm: count / len(scenes) for arm, count in counts.items()}
 
 
 def main() -> None:
@@ -138,9 +143,11 @@ def main() -> None:
                     f"colour distance base {base:.1f}, tuned {tuned:.1f}: ratio {tuned / base:.2f} (goal <= 0.5)",
                 )
             )
-        kept, followed = img2img(client)
-        rows.append(("img2img strength 0.2 keeps the input", f"{kept:.0%} of 16"))
-        rows.append(("img2img strength 0.9 draws the prompt's background", f"{followed:.0%} of 16"))
+        shares = img2img(client)
+        for guidance in ("4", "1.5"):
+            share = shares[f"keep, 0.2 / guidance {guidance}"]
+            rows.append((f"img2img strength 0.2, guidance {guidance}: keeps the input", f"{share:.0%} of 16"))
+        rows.append(("img2img strength 0.9 draws the prompt's background", f"{shares['follow, 0.9']:.0%} of 16"))
     report("mini-sd15 through the API", rows)
 
 
