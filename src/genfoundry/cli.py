@@ -58,8 +58,10 @@ def serve(
     import uvicorn
 
     from genfoundry.app import UnsafeBindError, auth_mode, create_app
+    from genfoundry.errors import StorageUnavailable
     from genfoundry.repo import users as users_repo
     from genfoundry.services.local import open_database
+    from genfoundry.storage import open_store
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -73,6 +75,12 @@ def serve(
         auth_mode(has_keys=has_keys, host=settings.host)
     except UnsafeBindError as exc:
         raise _fail(str(exc)) from None
+    store = open_store(settings)
+    if not store.is_local:
+        try:
+            store.check_access()
+        except StorageUnavailable as exc:
+            raise _fail(exc.message) from None
     # Spooled uploads and other temporary files of this server process stay under the home too.
     tmp = settings.home / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)

@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     home: Path = Path("./genfoundry-data")
     database_url: str | None = None
     storage_url: str | None = None
+    # fsspec options for a non-local store, e.g. {"endpoint_url": "http://minio:9000"} for s3fs; credentials come
+    # from the usual AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL) unless given here.
+    storage_options: dict[str, Any] = Field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 8000
     device: str = "auto"

@@ -78,3 +78,11 @@ class ModelUnavailable(GenfoundryError):
     status_code = 503
     error_type = "server_error"
     code = "model_unavailable"
+
+
+class StorageUnavailable(GenfoundryError):
+    """The artifact store cannot be read or written (endpoint down, wrong credentials, missing bucket)."""
+
+    status_code = 503
+    error_type = "server_error"
+    code = "storage_unavailable"

@@ -78,6 +78,8 @@ def build_services(settings: Settings) -> Services:
     upgrade_database(db_engine)
     sessions = make_session_factory(db_engine)
     store = open_store(settings)
+    if not store.is_local:
+        store.check_access()  # wrong credentials or a missing bucket: a clear error now, not at the first upload
     catalog = open_catalog(settings)
     device = settings.resolved_device()
     image_engine = ImageEngine(

@@ -531,16 +531,17 @@ def write_manifest(*, sessions: sessionmaker[Session], store: ArtifactStore, dat
 
 
 def dataset_image_dir(*, sessions: sessionmaker[Session], store: ArtifactStore, dataset: Dataset) -> Path:
-    """A local folder with the images and captions (the store's own folder when it is local)."""
+    """A local folder with exactly the dataset's usable images and their captions (the store's own folder when
+    it is local, a cache kept in step with the store otherwise)."""
     prefix = f"{dataset_prefix(dataset.id)}/images"
     if store.is_local:
-        return Path(store.root) / prefix
+        return store.local_folder(prefix, [])
     with sessions() as session:
         items, _ = datasets_repo.list_items(session=session, dataset_id=dataset.id, status="ok")
-    folder = Path()
+    names: list[str] = []
     for item in items:
         assert item.file is not None
-        folder = store.local_path(image_key(dataset.id, item.file)).parent
+        names.append(item.file)
         if item.caption:
-            store.local_path(caption_key(dataset.id, item.file))
-    return folder
+            names.append(f"{Path(item.file).stem}.txt")  # as caption_key names it
+    return store.local_folder(prefix, names)
