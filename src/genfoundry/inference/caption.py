@@ -69,7 +69,8 @@ class CaptionerSpec:
 
 
 def load_captioner_catalog(path: Path | None = None, tiny_dir: Path | None = None) -> dict[str, CaptionerSpec]:
-    """Captioners from `path` (default: the packaged captioners.toml), plus the tiny one if built in `tiny_dir`."""
+    """Captioners from `path` (default: the packaged captioners.toml), plus tiny-captioner and mini-captioner where
+    `models build-tiny` put them in `tiny_dir`."""
     if path is not None:
         with path.open("rb") as handle:
             raw = tomllib.load(handle)
@@ -99,6 +100,11 @@ def load_captioner_catalog(path: Path | None = None, tiny_dir: Path | None = Non
                 default_prompt="<DETAILED_CAPTION>",
                 description="Tiny random-weight Florence-2 (offline tests and quickstart; captions are gibberish)",
             )
+        from genfoundry.models import mini_captioner
+
+        mini_folder = mini_captioner.installed_dir(tiny_dir)
+        if (mini_folder / "config.json").exists():
+            specs[mini_captioner.MINI_CAPTIONER_ID] = mini_captioner.spec(mini_folder)
     return specs
 
 

@@ -8,8 +8,6 @@ the package (`genfoundry/data/mini/sd15`), installed into the home by `genfoundr
 from __future__ import annotations
 
 import functools
-import hashlib
-import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -118,30 +116,10 @@ def packaged_dir() -> Path | None:
     return folder if (folder / "model_index.json").exists() else None
 
 
-def _fingerprint(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*.safetensors")):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def install(tiny_dir: Path, *, force: bool = False) -> tuple[Path | None, bool]:
     """Copy the packaged mini-sd15 into the tiny-models folder (again when the package's weights changed).
 
     Returns (its folder, whether it was copied now); (None, False) when the package holds no weights."""
-    source = packaged_dir()
-    if source is None:
-        return None, False
-    target = tiny_dir / MINI_SD15_SUBDIR
-    marker = target / ".fingerprint"
-    fingerprint = _fingerprint(source)
-    if not force and marker.exists() and marker.read_text() == fingerprint:
-        return target, False
-    staging = tiny_dir / f".installing-{MINI_SD15_SUBDIR}"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
-    (staging / ".fingerprint").write_text(fingerprint)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.replace(target)
-    return target, True
+    from genfoundry.models.mini_install import install_packaged
+
+    return install_packaged(packaged_dir(), tiny_dir, MINI_SD15_SUBDIR, force=force)

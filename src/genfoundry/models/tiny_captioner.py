@@ -43,8 +43,8 @@ _FLORENCE_POST_PROCESSOR_CONFIG: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class _FlorenceSizes:
-    """The knobs that differ between the tiny Florence-2 and a Florence-2-base-sized one."""
+class FlorenceSizes:
+    """The knobs that differ between the tiny Florence-2, mini-captioner and a Florence-2-base-sized one."""
 
     image_size: int
     depths: tuple[int, ...]
@@ -61,7 +61,7 @@ class _FlorenceSizes:
     init_std: float
 
 
-_TINY_FLORENCE = _FlorenceSizes(
+_TINY_FLORENCE = FlorenceSizes(
     image_size=32,
     depths=(1, 1),
     embed_dim=(16, 32),
@@ -77,7 +77,7 @@ _TINY_FLORENCE = _FlorenceSizes(
     init_std=_TINY_INIT_STD,
 )
 # florence-community/Florence-2-base: DaViT (1, 1, 9, 1) at 768 px, BART-base text model, 51289 tokens.
-_BASE_FLORENCE = _FlorenceSizes(
+_BASE_FLORENCE = FlorenceSizes(
     image_size=768,
     depths=(1, 1, 9, 1),
     embed_dim=(128, 256, 512, 1024),
@@ -95,18 +95,18 @@ _BASE_FLORENCE = _FlorenceSizes(
 _FLORENCE_BASE_VOCAB = 51289
 
 
-@functools.lru_cache(maxsize=1)
-def _bart_vocab_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
+@functools.lru_cache(maxsize=2)
+def _bart_vocab_merges(lines: tuple[str, ...], merge_count: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Learn a small byte-level BPE with BART/GPT-2 conventions ("Ġ" marks a space); pure Python, deterministic."""
     from tokenizers import pre_tokenizers
 
     pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     words: Counter[str] = Counter()
-    for line in corpus_lines():
+    for line in lines:
         words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(line))
     corpus = {tuple(word): n for word, n in words.items()}
     merges: list[tuple[str, str]] = []
-    while len(merges) < _BPE_MERGES:
+    while len(merges) < merge_count:
         pairs: Counter[tuple[str, str]] = Counter()
         for symbols, n in corpus.items():
             for pair in itertools.pairwise(symbols):
@@ -124,11 +124,14 @@ def _bart_vocab_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return vocab, merges
 
 
-def make_florence2_tokenizer(*, vocab_size: int | None = None) -> Any:
-    """A working BART tokenizer (byte-level BPE) with Florence-2's image token; padded to `vocab_size` if given."""
+def make_florence2_tokenizer(
+    *, vocab_size: int | None = None, corpus: tuple[str, ...] | None = None, merge_count: int = _BPE_MERGES
+) -> Any:
+    """A working BART tokenizer (byte-level BPE learned from `corpus`, default the tiny models' lines) with
+    Florence-2's image token; padded to `vocab_size` if given."""
     from transformers import BartTokenizer
 
-    vocab, merges = _bart_vocab_merges()
+    vocab, merges = _bart_vocab_merges(corpus if corpus is not None else tuple(corpus_lines()), merge_count)
     vocab = dict(vocab)
     # Sized models need the real vocabulary size (it sets the LM head's cost); the padding pieces are never
     # produced by the merges, so tokenization is unchanged.
@@ -159,12 +162,13 @@ def _clip_image_processor(size: int, **kwargs: Any) -> Any:
     )
 
 
-def _florence2(sizes: _FlorenceSizes, seed: int, *, vocab_size: int | None = None) -> tuple[Any, Any]:
-    """Build a random-weight Florence2ForConditionalGeneration and its Florence2Processor."""
+def build_florence2(sizes: FlorenceSizes, seed: int, *, tokenizer: Any = None) -> tuple[Any, Any]:
+    """Build a random-weight Florence2ForConditionalGeneration and its Florence2Processor (default tokenizer: the
+    tiny models' BPE)."""
     import torch
     from transformers import Florence2Config, Florence2ForConditionalGeneration, Florence2Processor, GenerationConfig
 
-    tokenizer = make_florence2_tokenizer(vocab_size=vocab_size)
+    tokenizer = tokenizer if tokenizer is not None else make_florence2_tokenizer()
     stages = len(sizes.depths)
     grid = sizes.image_size // (4 * 2 ** (stages - 1))  # the first conv strides 4, each later stage 2
     image_processor = _clip_image_processor(sizes.image_size)
@@ -277,7 +281,7 @@ def build_tiny_captioner(out_dir: Path, *, seed: int = 0, kind: str = "florence2
     """Build a deterministic tiny random-weight captioner of `kind` ("florence2" or "blip") into `out_dir`."""
     if kind not in CAPTIONER_KINDS:
         raise ValueError(f"captioner kind must be one of {CAPTIONER_KINDS}, got {kind!r}")
-    model, processor = _florence2(_TINY_FLORENCE, seed) if kind == "florence2" else _blip(seed)
+    model, processor = build_florence2(_TINY_FLORENCE, seed) if kind == "florence2" else _blip(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
@@ -288,7 +292,8 @@ def build_florence2_sized_captioner(out_dir: Path, *, seed: int = 0, dtype: str 
     """A Florence-2-base-sized captioner (real layer sizes and vocabulary size, random weights), saved in `dtype`."""
     import torch
 
-    model, processor = _florence2(_BASE_FLORENCE, seed, vocab_size=_FLORENCE_BASE_VOCAB)
+    tokenizer = make_florence2_tokenizer(vocab_size=_FLORENCE_BASE_VOCAB)
+    model, processor = build_florence2(_BASE_FLORENCE, seed, tokenizer=tokenizer)
     model.to(dtype=getattr(torch, dtype))
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
