@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.metrics import Metrics
@@ -57,8 +58,12 @@ def bearer_token(request: Request) -> str | None:
 def _authenticate(services: Services, token: str | None) -> Principal:
     with services.sessions() as session:
         if users_repo.count_keys(session=session) == 0 and is_loopback(services.settings.host):
-            user = users_repo.get_or_create_local_user(session=session)
-            session.commit()
+            try:
+                user = users_repo.get_or_create_local_user(session=session)
+                session.commit()
+            except IntegrityError:  # a concurrent first request created the local user a moment ago
+                session.rollback()
+                user = users_repo.get_or_create_local_user(session=session)
             return Principal(user_id=user.id, is_admin=True)
         if token is None:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")

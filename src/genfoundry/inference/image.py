@@ -123,6 +123,7 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
         max_queue: int,
         max_batch_size: int,
         batch_timeout_s: float,
+        threads: int | None = None,
     ) -> None:
         super().__init__(
             device=device,
@@ -132,6 +133,7 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
             max_batch_size=max_batch_size,
             batch_timeout_s=batch_timeout_s,
             counters=("requests_served", "batches_served", "images_served", "failed_batches"),
+            threads=threads,
         )
 
     async def generate(self, job: ImageJob, place: QueuePlace | None = None) -> list[GeneratedImage]:

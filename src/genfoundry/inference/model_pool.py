@@ -28,8 +28,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from genfoundry.errors import Overloaded
 from genfoundry.inference.batching import BatchWorker, QueueFull, WorkerClosed
+from genfoundry.inference.heavy_imports import import_ml_libraries
 from genfoundry.inference.long_lived_heap import collect_including_frozen, freeze_long_lived_objects
 from genfoundry.inference.priority import in_background
+from genfoundry.inference.thread_plan import set_torch_threads, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class Slot(Generic[SpecT, JobT, ResultT, RunnerT]):
     worker: BatchWorker[JobT, ResultT] | None = None
     runner: RunnerT | None = None
     nbytes: int = 0
+    torch_threads: int = 0  # read back on the worker thread once loaded
 
 
 class QueuePlace:
@@ -101,6 +104,7 @@ class ModelPool(ABC, Generic[SpecT, JobT, ResultT, RunnerT]):
         max_batch_size: int,
         batch_timeout_s: float,
         counters: tuple[str, ...],
+        threads: int | None = None,
     ) -> None:
         if memory_budget_bytes < 0:
             raise ValueError(f"memory_budget_bytes must be >= 0, got {memory_budget_bytes}")
@@ -115,6 +119,7 @@ class ModelPool(ABC, Generic[SpecT, JobT, ResultT, RunnerT]):
         self.max_queue = max_queue
         self.max_batch_size = max_batch_size
         self.batch_timeout_s = batch_timeout_s
+        self.threads = threads  # torch intra-op threads per worker (`thread_plan.py`); None: torch's default
         self._lock = threading.Lock()  # guards _slots, _closed, the held places, request keys and counters
         self._slots: OrderedDict[str, Slot[SpecT, JobT, ResultT, RunnerT]] = OrderedDict()  # least recent first
         self._closed = False
@@ -221,6 +226,7 @@ class ModelPool(ABC, Generic[SpecT, JobT, ResultT, RunnerT]):
                 **self._slot_stats(slot.spec),
                 "state": "loaded" if runner is not None else "loading",
                 "bytes": slot.nbytes,
+                "torch_threads": slot.torch_threads,
                 "queue_depth": slot.worker.queue_depth,
                 "adapters": list(runner.adapter_ids) if runner is not None else [],
             }
@@ -350,6 +356,8 @@ class ModelPool(ABC, Generic[SpecT, JobT, ResultT, RunnerT]):
         return self._resolved_device
 
     def _load(self, slot: Slot[SpecT, JobT, ResultT, RunnerT]) -> None:
+        import_ml_libraries()
+        slot.torch_threads = set_torch_threads(self.threads) if self.threads is not None else torch_threads()
         device = self._device()
         self._make_room(slot, self._estimate_bytes(slot.spec))
         started = time.perf_counter()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from genfoundry.errors import Invalid
+from genfoundry.inference.heavy_imports import import_ml_libraries
 from genfoundry.inference.model_pool import ModelPool, QueuePlace, Slot
 from genfoundry.inference.text_decoding import RowState, TextDelta, TokenSink
 from genfoundry.inference.text_loader import (
@@ -182,6 +183,7 @@ class TextEngine(ModelPool[TextModelSpec, TextJob, "TextOutput | Exception", "Te
         max_batch_size: int,
         batch_timeout_s: float,
         max_adapters_per_base: int = 32,
+        threads: int | None = None,
     ) -> None:
         if max_adapters_per_base < 1:
             raise ValueError(f"need max_adapters_per_base >= 1, got {max_adapters_per_base}")
@@ -193,6 +195,7 @@ class TextEngine(ModelPool[TextModelSpec, TextJob, "TextOutput | Exception", "Te
             max_batch_size=max_batch_size,
             batch_timeout_s=batch_timeout_s,
             counters=("requests_served", "batches_served", "tokens_generated"),
+            threads=threads,
         )
         self.max_adapters_per_base = max_adapters_per_base
         self._tokenizers: dict[TextModelSpec, TextTokenizer] = {}
@@ -202,6 +205,7 @@ class TextEngine(ModelPool[TextModelSpec, TextJob, "TextOutput | Exception", "Te
 
     def tokenizer(self, spec: TextModelSpec) -> TextTokenizer:
         """The base's tokenizer and context length for the request side, loaded once (no weights)."""
+        import_ml_libraries()
         with self._tokenizer_lock:
             found = self._tokenizers.get(spec)
             if found is None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from genfoundry.inference.heavy_imports import import_ml_libraries
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
 from genfoundry.router.onnx_encoder import OnnxEncoderModel, export_key, load_or_export
 
@@ -130,6 +131,7 @@ class TextEncoder:
             if self._tokenizer is not None:
                 return
             start = time.perf_counter()
+            import_ml_libraries()
             from transformers import AutoTokenizer
 
             folder = self.model_dir or encoder_dir()
@@ -139,7 +141,8 @@ class TextEncoder:
             window = int(json.loads(sentence_config.read_text())["max_seq_length"]) if sentence_config.exists() else 256
             self._window = min(window, int(config["max_position_embeddings"]))
             self._dimension = int(config["hidden_size"])
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+            with MODULE_BUILD_LOCK:
+                tokenizer = AutoTokenizer.from_pretrained(folder)
             if self.backend == "onnx":
                 self._onnx = self._load_onnx(folder, tokenizer)
             else:

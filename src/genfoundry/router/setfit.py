@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from genfoundry.inference.heavy_imports import import_ml_libraries
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
 from genfoundry.router.encoder import LoraSpec, encoder_dir, torch_threads
 
@@ -68,6 +69,7 @@ def contrastive_lora(
     should_stop: Callable[[], bool] | None = None,
 ) -> ContrastiveResult:
     """Train a LoRA on the encoder with SetFit's cosine-similarity loss; save its weights to `output_file`."""
+    import_ml_libraries()  # classifier jobs on the thread executor run beside the server's engines
     import torch
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
     from safetensors.torch import save_file
