@@ -82,11 +82,11 @@ def assert_fresh_starts_answer(tmp_path: Path, tiny_dir: Path, starts: int) -> N
     )
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(600)
 def test_first_image_chat_and_classify_of_a_fresh_server_all_succeed(tmp_path: Path, tiny_dir: Path) -> None:
-    # Two starts keep the default suite's cost down (each start imports torch, transformers and diffusers anew);
-    # before the fix every start answered the first chat request with a 500.
-    assert_fresh_starts_answer(tmp_path, tiny_dir, starts=2)
+    # One start in the default suite: each imports torch, transformers, peft and diffusers anew (~20 s quiet, minutes
+    # on a loaded 2-core machine), and before the fix every start answered its first chat request with a 500.
+    assert_fresh_starts_answer(tmp_path, tiny_dir, starts=1)
 
 
 @pytest.mark.slow
