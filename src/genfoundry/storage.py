@@ -12,6 +12,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +53,24 @@ class ArtifactStore:
         """Write, read and delete a probe object; a clear StorageUnavailable naming the store when any fails."""
         probe = f"{self.root}/.genfoundry-probe"
         try:
-            self.fs.pipe_file(probe, b"ok")
-            self.fs.cat_file(probe)
-            self.fs.rm(probe)
+            with self._reaching():
+                self.fs.pipe_file(probe, b"ok")
+                self.fs.cat_file(probe)
+                self.fs.rm(probe)
+        except FileNotFoundError as exc:  # s3fs and gcsfs say so for a bucket that does not exist
+            raise StorageUnavailable(f"artifact store {self.url} is not usable: no such bucket ({exc})") from exc
+
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """A remote store's failures (endpoint down, credentials refused, no bucket) as StorageUnavailable naming
+        the store; a missing object stays FileNotFoundError, and a local store's errors pass unchanged."""
+        try:
+            yield
+        except FileNotFoundError:
+            raise
         except Exception as exc:  # every backend raises its own errors; all mean the same here
+            if self.is_local:
+                raise
             raise StorageUnavailable(f"artifact store {self.url} is not usable: {type(exc).__name__}: {exc}") from exc
 
     def _path(self, key: str) -> str:
@@ -63,7 +79,8 @@ class ArtifactStore:
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         if not self.is_local:
-            self.fs.pipe_file(path, data)
+            with self._reaching():
+                self.fs.pipe_file(path, data)
             return
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -86,23 +103,27 @@ class ArtifactStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(source, target)
         else:
-            self.fs.put_file(str(source), path)
+            with self._reaching():
+                self.fs.put_file(str(source), path)
             source.unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         try:
-            data: bytes = self.fs.cat_file(self._path(key))
+            with self._reaching():
+                data: bytes = self.fs.cat_file(self._path(key))
         except FileNotFoundError as exc:
             raise NotFound(f"artifact {key} not found") from exc
         return data
 
     def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self._path(key)))
+        with self._reaching():
+            return bool(self.fs.exists(self._path(key)))
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        if self.fs.exists(path):
-            self.fs.rm(path, recursive=True)
+        with self._reaching():
+            if self.fs.exists(path):
+                self.fs.rm(path, recursive=True)
 
     def local_path(self, key: str) -> Path:
         """A local file holding the artifact (remote artifacts are cached under the home dir, kept current)."""
@@ -134,7 +155,8 @@ class ArtifactStore:
         cached = self.cache_dir / check_key(key)
         version_file = cached.with_name(f".{cached.name}.version")
         try:
-            info = self.fs.info(self._path(key))
+            with self._reaching():
+                info = self.fs.info(self._path(key))
         except FileNotFoundError as exc:
             raise NotFound(f"artifact {key} not found") from exc
         version = str(info.get("ETag") or (info.get("size"), info.get("LastModified") or info.get("mtime")))
@@ -142,7 +164,8 @@ class ArtifactStore:
             return cached
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f".tmp-{cached.name}")
-        self.fs.get_file(self._path(key), str(tmp))
+        with self._reaching():
+            self.fs.get_file(self._path(key), str(tmp))
         tmp.replace(cached)
         version_file.write_text(version)
         return cached

@@ -121,3 +121,49 @@ def test_a_store_that_cannot_be_used_fails_at_start_naming_it(tmp_path: Path, ti
     result = run_cli(missing.home, "serve", "--port", str(free_port()), check=False, env=env)
     assert result.returncode == 1
     assert "s3://no-such-bucket/x" in result.stderr + result.stdout
+
+
+def test_store_going_down_mid_job_fails_the_job_and_registers_nothing(
+    tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path
+) -> None:
+    with running_s3(free_port()) as s3:
+        s3.client().create_bucket(Bucket=BUCKET)
+        home = make_home(tmp_path_factory.mktemp("s3-down"), tiny_dir)
+        settings = Settings(
+            home=home, port=free_port(), storage_url=f"s3://{BUCKET}/{PREFIX}", storage_options=s3.options()
+        )
+        settings.jobs.max_attempts = 1
+        live = start_server(settings)
+        try:
+            with live.client() as client:
+                archive = make_zip({f"b{i}.png": image_bytes((20, 20, 230 - i), size=(64, 64)) for i in range(2)})
+                dataset = upload_zip(client, archive, trigger_word="blx").json()
+                hyper = {"max_steps": 400, "rank": 4, "resolution": 64, "checkpoint_every_n_steps": 2}
+                body = {"model": "tiny-sd15", "training_file": dataset["id"], "method": lora(hyper)}
+                job = client.post("/v1/fine_tuning/jobs", json=body).json()
+                deadline = time.monotonic() + 300
+                while not _has_checkpoint(client, job["id"]):  # training, and writing to S3
+                    job = client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
+                    assert job["status"] in ("validating_files", "queued", "running"), job["error"]
+                    assert time.monotonic() < deadline, "no checkpoint"
+                    time.sleep(0.2)
+                s3.process.terminate()
+                s3.process.wait(timeout=30)
+                job = wait_for_fine_tune(client, job["id"])
+                assert job["status"] == "failed", job
+                assert f"artifact store s3://{BUCKET}/{PREFIX} is not usable" in job["error"]["message"], job
+                assert job["fine_tuned_model"] is None
+                models = client.get("/v1/models").json()["data"]
+                assert not [m for m in models if m["id"].startswith("ft:") and "step" not in m["id"]], models
+                assert client.get("/healthz").status_code == 200
+        finally:
+            live.stop()
+
+
+def lora(hyper: dict[str, object]) -> dict[str, object]:
+    return {"type": "lora", "lora": {"hyperparameters": hyper}}
+
+
+def _has_checkpoint(client: httpx.Client, job_id: str) -> bool:
+    response = client.get(f"/v1/fine_tuning/jobs/{job_id}/checkpoints")
+    return bool(response.status_code == 200 and response.json()["data"])
