@@ -29,6 +29,7 @@ from genfoundry.inference.loader import (
     DTYPES,
     MODULE_BUILD_LOCK,
     cached_snapshot,
+    check_fetchable,
     from_pretrained_offline_first,
     resolve_torch_dtype,
 )
@@ -147,12 +148,15 @@ class Captioner:
                 self._processor, self._model = self._load()
 
     def _load(self) -> tuple[Any, Any]:
+        started = time.perf_counter()
+        folder = _local_folder(self.spec)
+        if folder is None:  # before the imports below, which take seconds: a model nobody can fetch fails at once
+            cached = cached_snapshot(self.spec.source, "config.json") is not None
+            check_fetchable(self.spec.source, cached=cached, what=self._what, missing="it is", entry="captioner")
         import transformers
 
         model_cls = getattr(transformers, CAPTIONER_CLASSES[self.spec.kind])
         kwargs: dict[str, Any] = {"dtype": resolve_torch_dtype(self.spec.dtype, self.dtype, self.device)}
-        started = time.perf_counter()
-        folder = _local_folder(self.spec)
         if folder is not None:
             try:
                 with MODULE_BUILD_LOCK:
@@ -187,11 +191,15 @@ class Captioner:
             partial(self._from_pretrained, model_cls),
             self.spec.source,
             cached=cached_snapshot(self.spec.source, "config.json") is not None,
-            what=f"captioner {self.spec.id!r}",
+            what=self._what,
             missing="it is",
             entry="captioner",
             **kwargs,
         )
+
+    @property
+    def _what(self) -> str:
+        return f"captioner {self.spec.id!r}"
 
     def resolved_prompt(self, prompt: str | None) -> str | None:
         """The prompt a caption call really uses: the given one, else the catalog default (None: unconditional)."""

@@ -1,13 +1,13 @@
 """Load a base model's text-to-image pipeline from a local folder, the HF cache, or (when reachable) the Hub.
 
 Offline by design: with `HF_HUB_OFFLINE` set, or when the weights are already cached, nothing touches the
-network; a model that is neither local nor fetchable is a `ModelUnavailable` naming it, never a hang.
+network; a model that is neither local nor fetchable is a `ModelUnavailable` naming it and the command that fetches
+it, never a hang: a Hub that does not answer within seconds (`genfoundry.hub`) ends the load.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from genfoundry.errors import Invalid, ModelUnavailable
+from genfoundry.hub import HUB_PROBE_TIMEOUT_S, fetch_command, hub_answers, hub_endpoint, hub_offline
 from genfoundry.model_files import parse_single_file_source
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ FAMILY_PIPELINES: dict[str, str] = {
     "flux": "FluxPipeline",
 }
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
-_TRUTHY = {"1", "true", "yes", "on"}
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
@@ -59,15 +59,6 @@ class BaseModelSpec:
             raise Invalid(f"model {self.id!r}: family must be one of {sorted(FAMILY_PIPELINES)}, got {self.family!r}")
         if self.dtype not in DTYPES:
             raise Invalid(f"model {self.id!r}: dtype must be one of {DTYPES}, got {self.dtype!r}")
-
-
-def hub_offline() -> bool:
-    """Read at call time (huggingface_hub reads it once at import), so a later `HF_HUB_OFFLINE=1` counts."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY:
-        return True
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
 
 
 def resolve_torch_dtype(spec_dtype: str, engine_dtype: str, device: str) -> torch.dtype:
@@ -117,9 +108,24 @@ def unavailable(what: str, source: str, reason: str, *, entry: str = "model") ->
     names its kind of catalog entry."""
     return ModelUnavailable(
         f"{what} ({source}) is not available locally and cannot be fetched: {reason}. "
-        f"Run `hf download {source}` on a machine with network access (then copy the HF cache here), "
+        f"Run `{fetch_command(source)}` (on a machine with network access, then copy the HF cache here), "
         f"or set the catalog source of this {entry} to a local folder."
     )
+
+
+def check_fetchable(source: str, *, cached: bool, what: str, missing: str, entry: str = "model") -> None:
+    """`unavailable(what, ...)` at once when `source` is not cached and cannot be fetched now (offline, or the Hub
+    does not answer); call it before importing the libraries a load needs, which take seconds on their own."""
+    if cached:
+        return
+    if hub_offline():
+        raise unavailable(what, source, f"HF_HUB_OFFLINE is set and {missing} not in the HF cache", entry=entry)
+    if not hub_answers():  # huggingface_hub would retry for minutes before giving up
+        reason = (
+            f"{missing} not in the HF cache and the Hugging Face Hub ({hub_endpoint()}) did not answer "
+            f"within {HUB_PROBE_TIMEOUT_S:g} s"
+        )
+        raise unavailable(what, source, reason, entry=entry)
 
 
 def from_pretrained_offline_first(
@@ -133,7 +139,8 @@ def from_pretrained_offline_first(
     **kwargs: Any,
 ) -> T:
     """`load(source, **kwargs)` (a `from_pretrained`) from the HF cache when `cached` or HF_HUB_OFFLINE is set,
-    else (or when the cache proves incomplete) from the Hub; failures become `unavailable(what, ...)`.
+    else (or when the cache proves incomplete) from the Hub if it answers at once; failures become
+    `unavailable(what, ...)`.
     `missing` says what the cache lacks ("the weights are", "the files are", "it is")."""
     offline = hub_offline()
     if offline or cached:
@@ -145,6 +152,7 @@ def from_pretrained_offline_first(
                 reason = f"HF_HUB_OFFLINE is set and {missing} not in the HF cache"
                 raise unavailable(what, source, reason, entry=entry) from exc
             logger.info("cache for %s is incomplete, trying the Hub: %s", source, exc)
+    check_fetchable(source, cached=False, what=what, missing=missing, entry=entry)
     try:
         with MODULE_BUILD_LOCK:
             return load(source, **kwargs)
@@ -164,6 +172,11 @@ def _dtype_kwarg() -> str:
 
 def load_pipeline(spec: BaseModelSpec, *, device: str, dtype: str) -> DiffusionPipeline:
     """Load `spec` as a text-to-image pipeline on `device`; `dtype` is the engine default for `auto` specs."""
+    single = parse_single_file_source(spec.source)
+    folder = _local_folder(spec.source) if single is None else None
+    cached = single is None and folder is None and cached_snapshot(spec.source, "model_index.json") is not None
+    if single is None and folder is None:  # before importing diffusers (seconds): what nobody can fetch fails now
+        check_fetchable(spec.source, cached=cached, what=f"base model {spec.id!r}", missing="the weights are")
     import diffusers
 
     pipeline_cls = getattr(diffusers, FAMILY_PIPELINES[spec.family])
@@ -171,8 +184,6 @@ def load_pipeline(spec: BaseModelSpec, *, device: str, dtype: str) -> DiffusionP
     if spec.family == "sd15":
         kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
-    single = parse_single_file_source(spec.source)
-    folder = _local_folder(spec.source) if single is None else None
     if single is not None:
         from genfoundry.models.single_file import load_single_file_pipeline
 
@@ -188,7 +199,7 @@ def load_pipeline(spec: BaseModelSpec, *, device: str, dtype: str) -> DiffusionP
         pipe = from_pretrained_offline_first(
             pipeline_cls.from_pretrained,
             spec.source,
-            cached=cached_snapshot(spec.source, "model_index.json") is not None,
+            cached=cached,
             what=f"base model {spec.id!r}",
             missing="the weights are",
             **kwargs,

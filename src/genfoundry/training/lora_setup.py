@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid, ModelUnavailable
-from genfoundry.inference.loader import MODULE_BUILD_LOCK
+from genfoundry.inference.loader import MODULE_BUILD_LOCK, cached_snapshot, from_pretrained_offline_first
 from genfoundry.model_files import parse_single_file_source
 
 if TYPE_CHECKING:
@@ -97,10 +97,21 @@ def load_base_pipeline(config: LoraTrainingConfig, dtype: torch.dtype, **compone
         pipe.set_progress_bar_config(disable=True)
         return pipe
     local = Path(source).expanduser()
+    if not local.is_dir():
+        pipe = from_pretrained_offline_first(
+            pipeline_cls.from_pretrained,
+            source,
+            cached=cached_snapshot(source, "model_index.json") is not None,
+            what=f"base model {source!r}",
+            missing="the weights are",
+            **kwargs,
+        )
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
     try:
         with MODULE_BUILD_LOCK:
-            pipe = pipeline_cls.from_pretrained(local if local.is_dir() else source, **kwargs)
-    except (OSError, ValueError) as exc:  # huggingface_hub's offline / not-found errors are OSErrors
+            pipe = pipeline_cls.from_pretrained(local, **kwargs)
+    except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelUnavailable(f"base model {source!r} cannot be loaded for training: {reason}") from exc
     pipe.set_progress_bar_config(disable=True)

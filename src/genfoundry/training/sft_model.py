@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid, ModelUnavailable
-from genfoundry.inference.loader import MODULE_BUILD_LOCK
+from genfoundry.inference.loader import MODULE_BUILD_LOCK, cached_snapshot, from_pretrained_offline_first
 from genfoundry.training.sft_config import SftTrainingConfig
 
 if TYPE_CHECKING:
@@ -27,18 +27,24 @@ def resolve_device(config: SftTrainingConfig) -> tuple[torch.device, torch.dtype
     return device, getattr(torch, config.dtype)
 
 
-def _base_path(source: str) -> str:
+def _from_base(load: Any, config: SftTrainingConfig, what: str, **kwargs: Any) -> Any:
+    """`load` (a `from_pretrained`) on the base's folder, else from the HF cache or (if it answers) the Hub."""
+    source = config.base_source
     local = Path(source).expanduser()
-    return str(local) if local.is_dir() else source
+    if not local.is_dir():
+        cached = cached_snapshot(source, "config.json") is not None
+        return from_pretrained_offline_first(load, source, cached=cached, what=what, missing="the files are", **kwargs)
+    try:
+        with MODULE_BUILD_LOCK:
+            return load(str(local), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"{what} cannot be loaded: {_first_line(exc)}") from exc
 
 
 def load_tokenizer(config: SftTrainingConfig) -> Any:
     from transformers import AutoTokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(_base_path(config.base_source))
-    except (OSError, ValueError) as exc:  # huggingface_hub's offline / not-found errors are OSErrors
-        raise ModelUnavailable(f"the tokenizer of {config.base_source!r} cannot be loaded: {_first_line(exc)}") from exc
+    return _from_base(AutoTokenizer.from_pretrained, config, f"the tokenizer of {config.base_source!r}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -67,11 +73,8 @@ def load_base_model(config: SftTrainingConfig, device: torch.device, dtype: torc
             bnb_4bit_compute_dtype=dtype,
         )
         kwargs["device_map"] = {"": device}
-    try:
-        with MODULE_BUILD_LOCK:
-            model: Any = AutoModelForCausalLM.from_pretrained(_base_path(config.base_source), **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelUnavailable(f"base model {config.base_source!r} cannot be loaded: {_first_line(exc)}") from exc
+    what = f"base model {config.base_source!r}"
+    model: Any = _from_base(AutoModelForCausalLM.from_pretrained, config, what, **kwargs)
     model.config.use_cache = False
     model.requires_grad_(False)
     checkpointing = {"use_reentrant": False}
