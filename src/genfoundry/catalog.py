@@ -43,6 +43,7 @@ class BaseModelEntry:
     owner_id: str | None = None  # a trained model's owner; None: a public base everyone sees
     base_id: str | None = None  # the base a trained model was fine-tuned from
     created: int = 0  # unix seconds; 0 for catalog bases
+    size_gb: float | None = None  # the weights it loads (catalog `size_gb`); None: the catalog does not say
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class TextModelEntry:
     dtype: str = "auto"
     description: str = ""
     context_length: int | None = None  # None: the model config's max_position_embeddings
+    size_gb: float | None = None  # the weights it loads (catalog `size_gb`); None: the catalog does not say
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,17 @@ def _entry(
         dtype=str(raw.get("dtype", "auto")),
         description=str(raw.get("description", "")),
         defaults=GenerationDefaults(**raw.get("defaults", {})),
+        size_gb=_size_gb(model_id, raw),
     )
+
+
+def _size_gb(model_id: str, raw: dict[str, Any]) -> float | None:
+    size = raw.get("size_gb")
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int | float) or size <= 0:
+        raise Invalid(f"catalog model {model_id!r}: size_gb must be a positive number, got {size!r}")
+    return float(size)
 
 
 def _text_entry(model_id: str, raw: dict[str, Any], *, relative_to: Path | None = None) -> TextModelEntry:
@@ -139,6 +151,7 @@ def _text_entry(model_id: str, raw: dict[str, Any], *, relative_to: Path | None 
         dtype=str(raw.get("dtype", "auto")),
         description=str(raw.get("description", "")),
         context_length=context_length,
+        size_gb=_size_gb(model_id, raw),
     )
 
 

@@ -38,6 +38,8 @@ def base_public(
         description=entry.description or None,
         weights_present=weights.present if weights is not None else None,
         fetch_command=weights.fetch_command if weights is not None else None,
+        available=weights is None or weights.present,
+        size_gb=entry.size_gb,
         preview_url=preview_url,
     )
 
@@ -54,10 +56,15 @@ def text_base_public(entry: TextModelEntry, *, weights: Weights | None = None) -
         description=entry.description or None,
         weights_present=weights.present if weights is not None else None,
         fetch_command=weights.fetch_command if weights is not None else None,
+        available=weights is None or weights.present,
+        size_gb=entry.size_gb,
     )
 
 
-def adapter_public(adapter: Adapter, *, preview_url: str | None = None) -> ModelPublic:
+def adapter_public(
+    adapter: Adapter, *, preview_url: str | None = None, base_weights: Weights | None = None
+) -> ModelPublic:
+    """An adapter; `base_weights` (its base's) makes it unavailable while the base's weights are not here."""
     return ModelPublic(
         id=adapter.id,
         created=int(adapter.created_at.timestamp()),
@@ -72,6 +79,7 @@ def adapter_public(adapter: Adapter, *, preview_url: str | None = None) -> Model
         description=adapter.name,
         rank=adapter.rank,
         source_format=adapter.source_format,
+        available=base_weights is None or base_weights.present,
         preview_url=preview_url,
     )
 
@@ -139,14 +147,15 @@ def model_public(
     preview_id: str | None = None,
     preview_url: PreviewUrl | None = None,
 ) -> ModelPublic:
-    """One model; `weights` for a base, `preview_id` (turned into a URL by `preview_url`) for the caller's own."""
+    """One model; `weights` for a base (an adapter: its base's), `preview_id` (turned into a URL by `preview_url`)
+    for the caller's own."""
     url = preview_url(preview_id) if preview_id is not None and preview_url is not None else None
     if isinstance(model, BaseModelEntry):
         return base_public(model, weights=weights, preview_url=url)
     if isinstance(model, TextModelEntry):
         return text_base_public(model, weights=weights)
     if isinstance(model, Adapter):
-        return adapter_public(model, preview_url=url)
+        return adapter_public(model, preview_url=url, base_weights=weights)
     if isinstance(model, Classifier):
         return classifier_public(model)
     if isinstance(model, AutoModel):
@@ -171,7 +180,10 @@ def models_public(listing: ModelListing, *, preview_url: PreviewUrl | None = Non
         *(text_base_public(entry, weights=listing.weights.get(entry.id)) for entry in listing.text_bases),
         auto_public(),
         embedding_model_public(EmbeddingModel()),
-        *(adapter_public(adapter, preview_url=url(adapter.id)) for adapter in listing.adapters),
+        *(
+            adapter_public(adapter, preview_url=url(adapter.id), base_weights=listing.weights.get(adapter.base_id))
+            for adapter in listing.adapters
+        ),
         router_public(listing.router),
         *(classifier_public(classifier) for classifier in listing.classifiers),
     ]

@@ -33,6 +33,9 @@ class ModelPublic(BaseModel):
     # Bases and trained models: whether the weights are on this machine, and if not, the command that fetches them.
     weights_present: bool | None = None
     fetch_command: str | None = None
+    # Whether the model can be used now: false for a base whose weights are not here (an adapter: its base's).
+    available: bool = True
+    size_gb: float | None = None  # bases: the weights it loads, where the catalog knows it
     # Adapters and trained models: a signed URL of the newest image generated with this model; None before any.
     preview_url: str | None = None
 

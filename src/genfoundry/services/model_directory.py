@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from genfoundry.catalog import BaseModelEntry, TextModelEntry
 from genfoundry.db.tables import Adapter, Classifier
 from genfoundry.errors import Invalid
+from genfoundry.hub import fetch_command
 from genfoundry.model_files import parse_single_file_source
 from genfoundry.repo import adapters as adapters_repo
 from genfoundry.repo import classifiers as classifiers_repo
@@ -75,27 +76,47 @@ Model = BaseModelEntry | TextModelEntry | Adapter | Classifier | RouterModel | A
 
 
 def weights_of(entry: BaseModelEntry | TextModelEntry, *, tiny_dir: Path) -> Weights:
-    """A local folder is present when it exists; a Hugging Face repo id when its snapshot is in the local cache
-    (looked up on disk only, never on the Hub), else fetched with `hf download`. Tiny models are built, not fetched."""
+    """Whether a catalog base's weights are on this machine (see `weights_of_source`)."""
     marker = "config.json" if isinstance(entry, TextModelEntry) else "model_index.json"
-    single = parse_single_file_source(entry.source)
+    return weights_of_source(entry.source, marker, tiny_dir=tiny_dir)
+
+
+def weights_of_source(source: str, marker: str, *, tiny_dir: Path) -> Weights:
+    """A local folder is present when it holds `marker`; a Hugging Face repo id when its snapshot is in the local
+    cache (looked up on disk only, never on the Hub), else fetched with `hf download`. Models in the tiny folder
+    (tiny-*, mini-*) are installed by `models build-tiny`, not fetched."""
+    single = parse_single_file_source(source)
     if single is not None:  # files in the models folder: present when every one is there
         return Weights(present=all(path.is_file() for path in single.files()))
-    source = Path(entry.source)
-    if source.is_absolute() or entry.source.startswith((".", "~")):
-        if (source.expanduser() / marker).is_file():
+    path = Path(source)
+    if path.is_absolute() or source.startswith((".", "~")):
+        if (path.expanduser() / marker).is_file():
             return Weights(present=True)
-        tiny = source.expanduser().resolve().is_relative_to(Path(tiny_dir).resolve())
-        return Weights(present=False, fetch_command="genfoundry models build-tiny" if tiny else None)
+        return Weights(
+            present=False, fetch_command="genfoundry models build-tiny" if is_shipped(source, tiny_dir) else None
+        )
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        cached = try_to_load_from_cache(entry.source, marker)
+        cached = try_to_load_from_cache(source, marker)
     except ValueError:  # not a valid repo id either: nothing can fetch it
         return Weights(present=False)
     if isinstance(cached, str):
         return Weights(present=True)
-    return Weights(present=False, fetch_command=f"hf download {entry.source}")
+    return Weights(present=False, fetch_command=fetch_command(source))
+
+
+def is_shipped(source: str, tiny_dir: Path) -> bool:
+    """Whether `source` is a folder in the tiny-model home (the tiny-* and mini-* models of `models build-tiny`)."""
+    path = Path(source).expanduser()
+    return path.is_absolute() and path.resolve().is_relative_to(Path(tiny_dir).resolve())
+
+
+def public_bases_weights(services: Services) -> list[tuple[BaseModelEntry | TextModelEntry, Weights]]:
+    """Every public image and text base of the catalog with its weights' presence on this machine."""
+    catalog, tiny_dir = services.catalog, services.settings.tiny_models_dir
+    entries: list[BaseModelEntry | TextModelEntry] = [*catalog.models.values(), *catalog.text_models.values()]
+    return [(entry, weights_of(entry, tiny_dir=tiny_dir)) for entry in entries]
 
 
 def previews_of(services: Services, owner_id: str, model_ids: list[str]) -> dict[str, str]:
@@ -205,11 +226,17 @@ def update_model(
 
 
 def extras_of(services: Services, owner_id: str, model: Model) -> tuple[Weights | None, str | None]:
-    """What `list_models` adds for one model: a base's weights, and the newest generation's id for one of the
-    caller's adapters or trained models."""
+    """What `list_models` adds for one model: a base's weights (an adapter: its base's), and the newest
+    generation's id for one of the caller's adapters or trained models."""
     weights = None
+    base: BaseModelEntry | TextModelEntry | None = None
     if isinstance(model, BaseModelEntry | TextModelEntry):
-        weights = weights_of(model, tiny_dir=services.settings.tiny_models_dir)
+        base = model
+    elif isinstance(model, Adapter):
+        catalog = services.catalog
+        base = catalog.text_models.get(model.base_id) or catalog.find_visible(model.base_id, owner_id)
+    if base is not None:
+        weights = weights_of(base, tiny_dir=services.settings.tiny_models_dir)
     mine = isinstance(model, Adapter) or (isinstance(model, BaseModelEntry) and model.owner_id is not None)
     preview = previews_of(services, owner_id, [model.id]).get(model.id) if mine else None
     return weights, preview
