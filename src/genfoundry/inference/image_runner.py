@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid
+from genfoundry.inference.export_guard import EXPORT_GUARD
 from genfoundry.inference.image_previews import PreviewCallback
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
 
@@ -189,6 +190,10 @@ class ImageRunner:
 
     def run(self, jobs: Sequence[ImageJob]) -> tuple[list[list[Image]], float]:
         """One pipeline call for all `jobs` (same batch key); images per job, and the call's wall time."""
+        with EXPORT_GUARD.running():
+            return self._run(jobs)
+
+    def _run(self, jobs: Sequence[ImageJob]) -> tuple[list[list[Image]], float]:
         import torch
 
         self._switch_adapters(jobs[0].loras)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid
+from genfoundry.inference.export_guard import EXPORT_GUARD
 from genfoundry.inference.image_runner import adapter_name
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
 from genfoundry.inference.text_decoding import (
@@ -165,6 +166,10 @@ class TextRunner:
 
     def run(self, jobs: Sequence[TextJob]) -> list[TextOutput | Exception]:
         """One `generate` call for all rows of `jobs`; per job its output, or the error that job alone hit."""
+        with EXPORT_GUARD.running():
+            return self._run(jobs)
+
+    def _run(self, jobs: Sequence[TextJob]) -> list[TextOutput | Exception]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from genfoundry.inference.export_guard import EXPORT_GUARD
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
 
 logger = logging.getLogger(__name__)
@@ -81,9 +82,10 @@ def load_or_export(
         except Exception as exc:  # a truncated or foreign file: export it again
             logger.warning("cached encoder export %s does not load (%s); exporting again", cached, exc)
     model = load_torch_model()
-    # torch.export traces with torch patched process-wide (as module loading does): a model built or trained on
-    # another thread meanwhile failed inside torch (KeyError 'custom'), so the export holds the same lock.
-    with MODULE_BUILD_LOCK:
+    # torch.export traces with torch patched process-wide (as module loading does): a model built, trained or run on
+    # another thread meanwhile failed inside torch (KeyError 'custom'), so the export waits for the engines' runs
+    # in progress (export_guard.py) and holds the build lock.
+    with EXPORT_GUARD.exporting(), MODULE_BUILD_LOCK:
         data = export(model)
     runtime = OnnxEncoderModel(data, threads=threads)
     difference = max_difference(model, runtime, check_ids)
