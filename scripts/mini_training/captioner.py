@@ -163,26 +163,30 @@ def _card(result: dict[str, Any], measured: dict[str, Any], args: argparse.Names
     total = sum(p.numel() for p in model.parameters())
     sizes = mini_captioner.SIZES
     wrong = "\n".join(f"| {scene} | {caption} |" for scene, caption in measured["wrong"]) or "| (none) | |"
+    log = [json.loads(line) for line in (args.work_dir / "loss.jsonl").read_text().splitlines() if line.strip()]
+    during = ", ".join(f"{r['held_out_accuracy']:.0%} at {r['step']}" for r in log if "held_out_accuracy" in r)
+    shapes = ", ".join(mini_scenes.SHAPES)
+    triples = (len(mini_scenes.training_triples()), len(mini_scenes.all_triples()), mini_scenes.HELD_OUT_COUNT)
     return f"""# mini-captioner
 
-A small Florence-2 (transformers' Florence2ForConditionalGeneration + Florence2Processor: DaViT vision tower, BART
-encoder-decoder), trained by genfoundry's own script to caption the synthetic 64×64 scenes of `docs/mini-models.md`,
-so that an offline captioning job writes what the image shows. Task prompt: `{mini_captioner.TASK}` (its
-`default_prompt`).
+A small Florence-2 (transformers' Florence2ForConditionalGeneration + Florence2Processor: a DaViT vision tower and a
+BART encoder-decoder), trained by genfoundry's own script to caption the synthetic 64×64 scenes of
+`docs/mini-models.md`, so that an offline captioning job writes what the image shows. Task prompt:
+`{mini_captioner.TASK}` (its `default_prompt`).
 
-- **Data**: one {", ".join(mini_scenes.SHAPES)} in one of {len(mini_scenes.PALETTE)} colours on a background of
-  another, rendered on the fly (seeded) with random size, rotation and place (a named position half the time);
-  {len(mini_scenes.training_triples())} of the {len(mini_scenes.all_triples())} (colour, shape, background) triples
-  are trained — the same split mini-sd15 uses — the other {mini_scenes.HELD_OUT_COUNT} are held out for measuring.
-- **Target text**: colour, shape and background (`a red circle on a blue background`); **no position** — the shape's
-  place varies continuously and a caption naming the nearest of five positions would teach ambiguous labels.
+- **Data**: one shape ({shapes}) in one of {len(mini_scenes.PALETTE)} colours on a background of another,
+  rendered on the fly (seeded) with random size, rotation and place (a named position half the time);
+  {triples[0]} of the {triples[1]} (colour, shape, background) triples are trained (the split mini-sd15 uses), the
+  other {triples[2]} are held out for measuring.
+- **Target text**: colour, shape and background (`a red circle on a blue background`), **no position**: the
+  shape's place varies continuously, and a caption naming the nearest of five positions would teach ambiguous labels.
 - **Model**: {total / 1e6:.2f} M parameters: DaViT with {len(sizes.depths)} stages (widths
-  {", ".join(map(str, sizes.embed_dim))}; {vision / 1e6:.2f} M) on {sizes.image_size} px images (8×8 image tokens),
-  BART with {sizes.layers} encoder and {sizes.layers} decoder layers of width {sizes.d_model}; byte-level BPE learned
-  from the scene captions (every vocabulary word one token).
-- **Training**: {result["step"]} steps of batch {args.batch_size}, AdamW lr {args.learning_rate} (warm-up, cosine to a
-  tenth), seed {args.seed}, {result["minutes"]:.0f} minutes on a 2-core CPU ({args.threads} torch thread(s); other
-  work on the machine).
+  {", ".join(map(str, sizes.embed_dim))}; {vision / 1e6:.2f} M) on {sizes.image_size} px images (8×8 image
+  tokens), BART with {sizes.layers} encoder and {sizes.layers} decoder layers of width {sizes.d_model}; a
+  byte-level BPE learned from the scene captions (every vocabulary word is one token).
+- **Training**: {result["step"]} steps of batch {args.batch_size}, AdamW lr {args.learning_rate} (warm-up, then
+  cosine to a tenth), seed {args.seed}, {result["minutes"]:.0f} minutes on a 2-core CPU ({args.threads} torch
+  thread; other work on the machine).
 - **Command**: `python scripts/train_mini_models.py captioner --steps {args.steps}` (resumable: the same command
   continues a stopped run; `--check` re-measures the shipped weights).
 
@@ -194,15 +198,17 @@ so that an offline captioning job writes what the image shows. Task prompt: `{mi
 
 ## Held-out accuracy
 
-The {measured["images"]} held-out scenes (a varied render of each), captioned through genfoundry's captioning engine
-(`genfoundry.inference.caption.Captioner`, greedy, the default prompt); a caption is right when it names the scene's
-shape colour, shape and background.
+The {measured["images"]} held-out scenes (a varied render of each), captioned through genfoundry's captioning
+engine (`genfoundry.inference.caption.Captioner`, greedy, the default prompt); a caption is right when it names the
+scene's shape colour, shape and background.
 
 | measure | measured | goal |
 |---|---|---|
 | right captions | {measured["accuracy"]:.0%} | ≥ {GOAL:.0%} |
 
-Wrong ones (at most eight):
+During training (greedy `generate` on the model itself): {during or "not logged"}.
+
+Wrong ones (at most eight; the scene's position is drawn but not asked for):
 
 | scene | caption |
 |---|---|
