@@ -443,7 +443,10 @@ class DatasetService:
             raise Invalid("kohya configs are for image datasets", param="format")
         if dataset.status != "ready":
             raise Conflict(f"dataset {dataset.id} is {dataset.status}")
-        return kohya_dataset_config(self.image_dir(dataset), options)
+        with self.sessions() as session:
+            items, _ = datasets_repo.list_items(session=session, dataset_id=dataset.id, status="ok")
+        sizes = [(item.width, item.height) for item in items if item.width and item.height]
+        return kohya_dataset_config(self.image_dir(dataset), options, image_sizes=sizes)
 
     def kohya_config_for(self, *, owner_id: str, dataset_id: str, options: KohyaOptions) -> str:
         """`kohya_config` of `owner_id`'s dataset; without `class_tokens`, its trigger word is the class token."""

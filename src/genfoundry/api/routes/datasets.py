@@ -143,7 +143,7 @@ def read_dataset_config(
     services: ServicesDep,
     principal: PrincipalDep,
     format: Annotated[Literal["kohya"], Query()] = "kohya",
-    resolution: Annotated[int, Query()] = 1024,
+    resolution: Annotated[int | None, Query(description="default: from the images (see the file's comment)")] = None,
     batch_size: Annotated[int, Query()] = 1,
     num_repeats: Annotated[int, Query()] = 10,
     enable_bucket: bool = True,

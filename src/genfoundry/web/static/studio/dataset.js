@@ -28,7 +28,7 @@ document.addEventListener("alpine:init", () => {
     captionError: "",
     stream: null,
     // config and deletion
-    resolution: 1024,
+    resolution: "auto", // the server picks the largest size most images reach (the file's comment says which)
     configError: "",
     deleteError: "",
     deleting: false,
@@ -281,7 +281,8 @@ document.addEventListener("alpine:init", () => {
     // -- config and deletion ----------------------------------------------------------------------------------------
     async downloadConfig() {
       this.configError = "";
-      const query = new URLSearchParams({ format: "kohya", resolution: String(this.resolution) });
+      const query = new URLSearchParams({ format: "kohya" });
+      if (this.resolution !== "auto") query.set("resolution", String(this.resolution));
       const name = (this.dataset.name || this.id).replace(/[^A-Za-z0-9._-]+/g, "_");
       try {
         await studio.download(`${this.base()}/config?${query}`, `${name}.toml`);
