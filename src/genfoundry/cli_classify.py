@@ -1,4 +1,4 @@
-"""`genfoundry classify TEXT...`: label and scores per text, in-process (default) or against a server."""
+"""`genfoundry classify TEXT...`: label and scores per text, on the server when one answers or in-process."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from genfoundry.cli_target import ApiKeyOption, LocalOption, ServerOption, choose_server
 from genfoundry.config import Settings
 
 console = Console()
@@ -53,15 +54,17 @@ def classify(
         str | None, typer.Option("--model", "-m", help="A custom classifier id (default: the prompt router)")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the API's JSON response")] = False,
-    server: Annotated[str | None, typer.Option(help="Server URL; in-process when omitted")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="GENFOUNDRY_API_KEY")] = None,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
+    in_process: LocalOption = False,
 ) -> None:
     """Classify texts: image / diagram / chat with the default router, or a custom classifier's labels."""
     from genfoundry.errors import GenfoundryError
 
+    target = choose_server(server, in_process)
     try:
-        if server:
-            body = classify_remote(server, api_key, texts, model)
+        if target is not None:
+            body = classify_remote(target, api_key, texts, model)
         else:
             body = classify_local(Settings(), api_key, texts, model)
     except GenfoundryError as exc:

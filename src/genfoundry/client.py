@@ -1,4 +1,4 @@
-"""A small HTTP client for the CLI's --server mode."""
+"""A small HTTP client for the CLI's commands when they run on a server: images and adapter imports."""
 
 from __future__ import annotations
 
@@ -44,3 +44,17 @@ def generate_remote(
         (base64.b64decode(item["b64_json"]), item["seed"], item["generation_time_s"])
         for item in response.json()["data"]
     ]
+
+
+def import_adapter_remote(server: str, api_key: str | None, file: Path, form: dict[str, str]) -> dict[str, Any]:
+    """POST /v1/models: a LoRA file registered as an adapter; returns the model object."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    timeout = httpx.Timeout(600, connect=10)
+    with (
+        httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout) as client,
+        file.open("rb") as handle,
+    ):
+        response = client.post("/v1/models", data=form, files={"file": (file.name, handle)})
+    raise_for_error(response)
+    model: dict[str, Any] = response.json()
+    return model

@@ -4,19 +4,40 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from genfoundry.db.tables import ApiKey, User, utcnow
+from genfoundry.db.tables import (
+    Adapter,
+    ApiKey,
+    Batch,
+    Classifier,
+    Conversation,
+    Dataset,
+    Generation,
+    Job,
+    User,
+    utcnow,
+)
 from genfoundry.errors import NotFound
 from genfoundry.repo.ids import new_id
 
 KEY_PREFIX = "gf-"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 LOCAL_USER_ID = "user_local"
+# The owner column of each resource a user owns, by the name `local_data` reports it under.
+OWNER_COLUMNS = {
+    "datasets": Dataset.owner_id,
+    "adapters": Adapter.owner_id,
+    "jobs": Job.owner_id,
+    "generations": Generation.owner_id,
+    "classifiers": Classifier.owner_id,
+    "conversations": Conversation.owner_id,
+    "batches": Batch.owner_id,
+}
 
 
 def hash_key(key: str) -> str:
@@ -27,6 +48,7 @@ def hash_key(key: str) -> str:
 class NewKey:
     key: str
     record: ApiKey
+    adopted: dict[str, int] = field(default_factory=dict)  # the single-user data the key's user took over
 
 
 def create_user(*, session: Session, name: str, is_admin: bool = False) -> User:
@@ -46,20 +68,45 @@ def get_or_create_local_user(*, session: Session) -> User:
     return user
 
 
-def create_key(*, session: Session, name: str, is_admin: bool = False, user_id: str | None = None) -> NewKey:
-    """A key for an existing user, or for a new user named `name`; the plain key is returned once."""
-    if user_id is None:
+def local_data(*, session: Session) -> dict[str, int]:
+    """How many of each resource the single-user mode's local user owns (only the kinds it has)."""
+    counts = {
+        name: session.scalar(select(func.count()).where(column == LOCAL_USER_ID)) or 0
+        for name, column in OWNER_COLUMNS.items()
+    }
+    return {name: count for name, count in counts.items() if count}
+
+
+def create_key(
+    *, session: Session, name: str, is_admin: bool = False, user_id: str | None = None, adopt_local: bool = False
+) -> NewKey:
+    """A key for an existing user, or for a new user named `name`; the plain key is returned once.
+
+    With `adopt_local`, the first key ever made on a home where single-user mode left data (and no `user_id`) goes
+    to that local user, renamed `name`, so the data stays its key's; any later key makes a new user as usual.
+    """
+    adopted: dict[str, int] = {}
+    if user_id is None and adopt_local and count_keys(session=session) == 0:
+        adopted = local_data(session=session)
+    if adopted:
+        user = _existing_user(session, LOCAL_USER_ID)
+        user.name, user.is_admin = name, is_admin
+    elif user_id is None:
         user = create_user(session=session, name=name, is_admin=is_admin)
     else:
-        found = session.get(User, user_id)
-        if found is None:
-            raise NotFound(f"no user with id {user_id}")
-        user = found
+        user = _existing_user(session, user_id)
     plain = KEY_PREFIX + secrets.token_urlsafe(32)
     record = ApiKey(id=new_id("key"), user_id=user.id, name=name, prefix=plain[:10], key_hash=hash_key(plain))
     session.add(record)
     session.flush()
-    return NewKey(key=plain, record=record)
+    return NewKey(key=plain, record=record, adopted=adopted)
+
+
+def _existing_user(session: Session, user_id: str) -> User:
+    found = session.get(User, user_id)
+    if found is None:
+        raise NotFound(f"no user with id {user_id}")
+    return found
 
 
 def list_keys(*, session: Session) -> list[tuple[ApiKey, User]]:

@@ -15,6 +15,7 @@ class CreatedKey:
     record: ApiKey
     user: User
     key: str  # the secret: in this answer only
+    adopted: dict[str, int]  # the single-user data the first key's user took over (users_repo.create_key)
 
 
 def list_keys(*, sessions: sessionmaker[Session]) -> list[tuple[ApiKey, User]]:
@@ -23,11 +24,12 @@ def list_keys(*, sessions: sessionmaker[Session]) -> list[tuple[ApiKey, User]]:
 
 
 def create_key(*, sessions: sessionmaker[Session], name: str, is_admin: bool, user_id: str | None) -> CreatedKey:
-    """A key for a new user named `name`, or for the existing `user_id`."""
+    """A key for a new user named `name`, or for the existing `user_id`; the first key adopts single-user data."""
     with sessions() as session:
-        new = users_repo.create_key(session=session, name=name, is_admin=is_admin, user_id=user_id)
+        new = users_repo.create_key(session=session, name=name, is_admin=is_admin, user_id=user_id, adopt_local=True)
         session.commit()
-        return CreatedKey(record=new.record, user=_user(session, new.record.user_id), key=new.key)
+        user = _user(session, new.record.user_id)
+        return CreatedKey(record=new.record, user=user, key=new.key, adopted=new.adopted)
 
 
 def revoke_key(*, sessions: sessionmaker[Session], key_id: str) -> tuple[ApiKey, User]:
