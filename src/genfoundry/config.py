@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     # fsspec options for a non-local store, e.g. {"endpoint_url": "http://minio:9000"} for s3fs; credentials come
     # from the usual AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL) unless given here.
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    # The key signed URLs (images, samples, files) are made with. Replicas behind one address must share it; unset,
+    # a random one is created in the home (secret.key).
+    url_secret: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     device: str = "auto"

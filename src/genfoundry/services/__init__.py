@@ -94,7 +94,8 @@ def build_services(settings: Settings) -> Services:
         sessions=sessions, store=store, catalog=catalog, engine=image_engine, work_dir=settings.home / "tmp"
     )
     images = ImageService(sessions=sessions, store=store, catalog=catalog, engine=image_engine, limits=settings.limits)
-    signer = UrlSigner(load_or_create_secret(settings.home / "secret.key"))
+    secret = settings.url_secret.get_secret_value().encode() if settings.url_secret else None
+    signer = UrlSigner(secret or load_or_create_secret(settings.home / "secret.key"))
     # Job processes get the device and dtype resolved here, so they need not import torch just to find them.
     job_settings = settings.model_copy(update={"device": device, "dtype": settings.resolved_dtype(device)})
     env = JobEnv(settings=job_settings, sessions=sessions, store=store, catalog=catalog)
