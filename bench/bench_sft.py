@@ -1,13 +1,14 @@
-"""SFT on the shipped scenario -> PlantUML pairs: how often tiny-llm's output passes PlantUML's syntax check
+"""SFT on the shipped scenario -> PlantUML pairs: how often a base's output passes PlantUML's syntax check
 before and after fine-tuning, and after a validate-and-retry loop; SFT tokens/s with LoRA vs QLoRA.
 
-Default (CPU): tiny-llm is built fresh, fine-tuned with the demo's settings (`genfoundry demo diagrams`) on
-plantuml_pairs.jsonl, and asked for each of the 40 held-out scenarios through the serving path (TextService,
-the same chat template) before and after; each reply's PlantUML goes through PlantUML's own check (the
-renderer's long-lived process). "after retry" counts a scenario valid when any of --tries generations is (the
-first greedy, the rest sampled with new seeds). Then LoRA and QLoRA (NF4 through bitsandbytes) train the same
-steps on the same data, each in a fresh process: tokens/s (reply and prompt tokens, padding excluded) and peak
-memory (CPU: peak RSS; CUDA: torch.cuda.max_memory_allocated).
+Default (CPU): --base (mini-llm; tiny-llm is the random one) is installed in a fresh home, fine-tuned with the
+demo's settings (`genfoundry demo diagrams`) on plantuml_pairs.jsonl, and asked for each of the 40 held-out
+scenarios through the serving path (TextService, the same chat template) before and after; each reply's
+PlantUML goes through PlantUML's own check (the renderer's long-lived process). "after retry" counts a scenario
+valid when any of --tries generations is (the first greedy, the rest sampled with new seeds). Then LoRA and
+QLoRA (NF4 through bitsandbytes) train the same steps on the same data, each in a fresh process: tokens/s (reply
+and prompt tokens, padding excluded) and peak memory (CPU: peak RSS; CUDA: torch.cuda.max_memory_allocated).
+`demo_sft_validity` is the measure `scripts/train_mini_models.py llm` writes into mini-llm's model card.
 
 --sized (for a GPU): a ~1.2B-parameter random Llama (Llama-3.2-1B's shapes), LoRA over a bf16 base vs QLoRA,
 tokens/s and peak GPU memory, sequences packed to --seq-len.
@@ -23,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -187,37 +190,73 @@ def throughput_rows(results: dict[str, dict[str, float]], *, peak_name: str) -> 
     ]
 
 
-def cpu_bench(args: argparse.Namespace) -> None:
+@dataclass
+class SftRun:
+    """The demo's SFT on a base, and the held-out validity before (the base, greedy) and after (with retries)."""
+
+    hyper: dict[str, Any]
+    steps: int
+    train_seconds: float
+    tokens_per_s: float
+    final_loss: float
+    before: Validity
+    after: Validity
+
+
+@contextmanager
+def demo_services(base_id: str, base_folder: Path | None = None) -> Iterator[tuple[Any, str, Any]]:
+    """(services, owner, the base's catalog entry) on a temporary home with the tiny and mini models installed;
+    with `base_folder`, the base is that folder (a model being trained), registered as `<base_id>-candidate`."""
     from bench.common import make_home
-    from genfoundry.cli_demo import DEMO_HYPERPARAMETERS
     from genfoundry.config import JobSettings, Settings
     from genfoundry.repo import users as users_repo
     from genfoundry.services import build_services
+
+    home = make_home()
+    settings = Settings(home=home, jobs=JobSettings(executor="thread"))
+    if base_folder is not None:
+        base_id = f"{base_id}-candidate"
+        catalog = home / "candidate.toml"
+        catalog.write_text(
+            f'[text_models."{base_id}"]\nsource = {json.dumps(str(base_folder.resolve()))}\n'
+            'prompt_format = "chat_template"\ndtype = "float32"\n',
+            encoding="utf-8",
+        )
+        settings = Settings(home=home, jobs=JobSettings(executor="thread"), catalog_file=catalog)
+    services = build_services(settings)
+    try:
+        with services.sessions() as session:
+            owner = users_repo.get_or_create_local_user(session=session).id
+            session.commit()
+        yield services, owner, services.catalog.get_text(base_id)
+    finally:
+        services.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def demo_sft_validity(
+    services: Any, owner: str, base: Any, *, tries: int, scenarios: int = 40, steps: int | None = None
+) -> SftRun:
+    """Validity of the base (greedy), the demo's SFT on the training pairs, validity of the adapter (`tries`)."""
+    from genfoundry.cli_demo import DEMO_HYPERPARAMETERS
     from genfoundry.services.text_adapters import register_text_adapter
     from genfoundry.text.formats import TextFormat
     from genfoundry.training.callbacks import TrainingCallbacks
     from genfoundry.training.sft import train_sft
     from genfoundry.training.sft_config import SftTrainingConfig
 
-    home = make_home()
-    services = build_services(Settings(home=home, jobs=JobSettings(executor="thread")))
-    try:
-        with services.sessions() as session:
-            owner = users_repo.get_or_create_local_user(session=session).id
-            session.commit()
-        base = services.catalog.get_text("tiny-llm")
-        pairs = heldout()[: args.scenarios]
-        before = validity(services, owner, "tiny-llm", pairs, tries=1)  # random weights: one greedy try each
-
-        hyper = dict(DEMO_HYPERPARAMETERS)
-        if args.steps:
-            hyper.pop("n_epochs")
-            hyper["max_steps"] = args.steps
-        config = SftTrainingConfig.from_params(base.source, hyper, base_id=base.id, prompt_format=base.prompt_format)
-        last: dict[str, float] = {}
-        began = time.perf_counter()
+    pairs = heldout()[:scenarios]
+    before = validity(services, owner, base.id, pairs, tries=1)
+    hyper = dict(DEMO_HYPERPARAMETERS)
+    if steps:
+        hyper.pop("n_epochs")
+        hyper["max_steps"] = steps
+    config = SftTrainingConfig.from_params(base.source, hyper, base_id=base.id, prompt_format=base.prompt_format)
+    last: dict[str, float] = {}
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
         result = train_sft(
-            config, packaged(*TRAIN_FILE), home / "sft", TrainingCallbacks(on_step=lambda s, t, m: last.update(m))
+            config, packaged(*TRAIN_FILE), Path(work), TrainingCallbacks(on_step=lambda s, t, m: last.update(m))
         )
         train_s = time.perf_counter() - began
         assert result.adapter_path is not None
@@ -231,12 +270,19 @@ def cpu_bench(args: argparse.Namespace) -> None:
             text_format=TextFormat.read(result.adapter_path),
             tags={},
         )
-        after = validity(services, owner, adapter.id, pairs, tries=args.tries)
+    after = validity(services, owner, adapter.id, pairs, tries=tries)
+    return SftRun(hyper, result.step, train_s, last["tokens_per_s"], last["loss"], before, after)
+
+
+def cpu_bench(args: argparse.Namespace) -> None:
+    with demo_services(args.base) as (services, owner, base):
+        run = demo_sft_validity(services, owner, base, tries=args.tries, scenarios=args.scenarios, steps=args.steps)
+        before, after = run.before, run.after
         rows = [
             (
                 "fine-tuning",
-                f"{result.step} steps ({json.dumps(hyper)}) in {train_s:.0f}s, "
-                f"{last['tokens_per_s']:.0f} tokens/s; final loss {last['loss']:.3f}",
+                f"{run.steps} steps ({json.dumps(run.hyper)}) in {run.train_seconds:.0f}s, "
+                f"{run.tokens_per_s:.0f} tokens/s; final loss {run.final_loss:.3f}",
             ),
             ("valid before (greedy)", share(before.first_try, before.total)),
             ("valid after (greedy)", share(after.first_try, after.total)),
@@ -259,20 +305,12 @@ def cpu_bench(args: argparse.Namespace) -> None:
         ]
         if not args.skip_throughput:
             with tempfile.TemporaryDirectory() as work:
-                extra = {
-                    "batch_size": hyper["batch_size"],
-                    "max_seq_length": hyper["max_seq_length"],
-                    "packing": hyper["packing"],
-                    "rank": hyper["rank"],
-                }
+                extra = {key: run.hyper[key] for key in ("batch_size", "max_seq_length", "packing", "rank")}
                 results = throughput(
                     Path(base.source), packaged(*TRAIN_FILE), Path(work), steps=args.throughput_steps, extra=extra
                 )
                 rows += throughput_rows(results, peak_name="peak RSS")
-        report(f"SFT of tiny-llm on scenario -> PlantUML ({len(pairs)} held-out scenarios)", rows)
-    finally:
-        services.close()
-        shutil.rmtree(home, ignore_errors=True)
+        report(f"SFT of {base.id} on scenario -> PlantUML ({after.total} held-out scenarios)", rows)
 
 
 def build_sized(folder: Path) -> Path:
@@ -321,7 +359,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sized", action="store_true", help="~1.2B-parameter random Llama, for a GPU")
     parser.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: the demo's)")
-    parser.add_argument("--tries", type=int, default=8, help="generations per scenario in the retry loop")
+    parser.add_argument("--base", default="mini-llm", help="the text base the demo's SFT starts from")
+    parser.add_argument("--tries", type=int, default=3, help="generations per scenario in the retry loop")
     parser.add_argument("--scenarios", type=int, default=40, help="held-out scenarios to ask for")
     parser.add_argument("--throughput-steps", type=int, default=20)
     parser.add_argument("--skip-throughput", action="store_true")

@@ -66,9 +66,25 @@ def _text_registry_toml() -> str:
     )
 
 
+def _mini_llm_registry_toml() -> str:
+    from genfoundry.models.mini_llm import CONTEXT_LENGTH, MINI_LLM_ID, MINI_LLM_SUBDIR
+
+    return "\n".join(
+        [
+            f'[text_models."{MINI_LLM_ID}"]',
+            f'source = "{MINI_LLM_SUBDIR}"',
+            'prompt_format = "chat_template"',
+            'dtype = "float32"',
+            f"context_length = {CONTEXT_LENGTH}",
+            'description = "Llama-shaped mini LM pretrained on PlantUML text (docs/mini-models.md)"',
+            "",
+        ]
+    )
+
+
 def build_and_register_tiny(tiny_dir: Path, *, force: bool = False, seed: int = 0) -> Iterator[tuple[str, bool]]:
     """Yield (model id, whether it was built now) for the pipelines, the captioner, tiny-llm and the pretrained
-    mini-sd15 (copied from the package); built ones are kept unless `force`."""
+    mini-sd15, mini-captioner and mini-llm (copied from the package); built ones are kept unless `force`."""
     from genfoundry.models.tiny import TINY_FAMILIES, build_tiny_pipeline
 
     tiny_dir.mkdir(parents=True, exist_ok=True)
@@ -97,8 +113,19 @@ def build_and_register_tiny(tiny_dir: Path, *, force: bool = False, seed: int = 
     mini_path, built = install(tiny_dir, force=force)
     if mini_path is not None:
         yield MINI_SD15_ID, built
+    from genfoundry.models import mini_captioner
+
+    captioner_path, built = mini_captioner.install(tiny_dir, force=force)
+    if captioner_path is not None:
+        yield mini_captioner.MINI_CAPTIONER_ID, built
+    from genfoundry.models import mini_llm
+
+    llm_path, built = mini_llm.install(tiny_dir, force=force)
+    if llm_path is not None:
+        yield mini_llm.MINI_LLM_ID, built
     registry = tiny_dir / TINY_REGISTRY_FILE
     tmp = registry.with_name(f".tmp-{registry.name}")
     toml = _registry_toml(dict(TINY_FAMILIES)) + "\n" + (_mini_registry_toml() + "\n" if mini_path else "")
-    tmp.write_text(toml + _text_registry_toml(), encoding="utf-8")
+    text_toml = _text_registry_toml() + ("\n" + _mini_llm_registry_toml() if llm_path else "")
+    tmp.write_text(toml + text_toml, encoding="utf-8")
     tmp.replace(registry)
