@@ -92,8 +92,10 @@ def upload_zip(client: httpx.Client, data: bytes, **form: str) -> httpx.Response
 def run_cli(
     home: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`genfoundry *args` as a subprocess with GENFOUNDRY_HOME=home; asserts exit 0 unless check=False."""
-    full_env = {**os.environ, "GENFOUNDRY_HOME": str(home), "COLUMNS": "250", **(env or {})}
+    """`genfoundry *args` as a subprocess with GENFOUNDRY_HOME=home; asserts exit 0 unless check=False.
+
+    No server answers at the default URL (port 1), so a command works on the home unless the test names a server."""
+    full_env = {**os.environ, "GENFOUNDRY_HOME": str(home), "GENFOUNDRY_PORT": "1", "COLUMNS": "250", **(env or {})}
     result = subprocess.run(
         [str(Path(sys.executable).parent / "genfoundry"), *args],
         capture_output=True,

@@ -86,5 +86,5 @@ def choose_server(server: str | None, local: bool) -> str | None:
     raise _fail(
         f"no genfoundry server answers at {url} and the home {settings.home} is empty: start the server with "
         "`make serve`, or build the offline models with `genfoundry models build-tiny` to work in-process, or "
-        "name a running server with --server URL (GENFOUNDRY_HOME picks another home)"
+        "name a running server with --server URL (GENFOUNDRY_HOME picks another home; --local runs here anyway)"
     )

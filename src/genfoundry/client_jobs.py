@@ -93,8 +93,8 @@ class JobsClient:
     def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
         reason = str(exc) or type(exc).__name__
         return ServerUnreachable(
-            f"cannot reach the genfoundry server at {self.server} ({reason}); "
-            "is `genfoundry serve` running? (--server or GENFOUNDRY_SERVER picks another)"
+            f"cannot reach the genfoundry server at {self.server} ({reason}): start it with `make serve` (or "
+            "`genfoundry serve`), or name a running one with --server URL / GENFOUNDRY_SERVER"
         )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -1,4 +1,4 @@
-"""`genfoundry classify` as users run it: in-process on a fresh home, and against the running server."""
+"""`genfoundry classify` as users run it: in-process on a fresh home (--local), and against the running server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.helpers import run_cli
 
 def test_classify_in_process(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    result = run_cli(home, "classify", "draw a red fox in the snow", "what is a sequence diagram?", "--json")
+    result = run_cli(home, "classify", "draw a red fox in the snow", "what is a sequence diagram?", "--json", "--local")
     body = json.loads(result.stdout)
     assert body["model"] == "router-default"
     assert [(item["input"], item["label"]) for item in body["data"]] == [
@@ -21,7 +21,7 @@ def test_classify_in_process(tmp_path: Path) -> None:
     for item in body["data"]:
         assert abs(sum(item["scores"].values()) - 1.0) < 1e-6
 
-    plain = run_cli(home, "classify", "plantuml class diagram of a library system")
+    plain = run_cli(home, "classify", "plantuml class diagram of a library system", "--local")
     first = plain.stdout.split()
     assert first[0] == "diagram"
     assert "image" in first and "chat" in first  # every label's score is printed
@@ -42,7 +42,7 @@ def test_classify_against_the_server(live: LiveServer, keys: Keys, tmp_path: Pat
 
 
 def test_classify_bad_input_in_process(tmp_path: Path) -> None:
-    result = run_cli(tmp_path / "home", "classify", "   ", check=False)
+    result = run_cli(tmp_path / "home", "classify", "   ", "--local", check=False)
     assert result.returncode == 1
     assert "empty" in result.stderr
     assert "Traceback" not in result.stderr
