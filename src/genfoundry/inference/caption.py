@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid, ModelUnavailable
+from genfoundry.inference.heavy_imports import import_ml_libraries
 from genfoundry.inference.loader import (
     DTYPES,
     MODULE_BUILD_LOCK,
@@ -153,6 +154,7 @@ class Captioner:
         if folder is None:  # before the imports below, which take seconds: a model nobody can fetch fails at once
             cached = cached_snapshot(self.spec.source, "config.json") is not None
             check_fetchable(self.spec.source, cached=cached, what=self._what, missing="it is", entry="captioner")
+        import_ml_libraries()  # captioning jobs on the thread executor run beside the server's engines
         import transformers
 
         model_cls = getattr(transformers, CAPTIONER_CLASSES[self.spec.kind])
