@@ -44,6 +44,15 @@ def auth_mode(*, has_keys: bool, host: str) -> str:
     return "single-user"
 
 
+def log_to_stderr(level: str) -> None:
+    """Show genfoundry's own log lines at `level` and above on stderr, the way uvicorn shows its own (libraries'
+    loggers are left alone: their info lines are not for a server's operator)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+
+
 def check_auth_mode(services: Services) -> str:
     with services.sessions() as session:
         has_keys = users_repo.count_keys(session=session) > 0
@@ -67,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "single-user mode: no API keys exist, so requests need no key (loopback only). "
                 "Create a key with `genfoundry keys create --name NAME` to require keys."
             )
+        logger.info("default models: %s", services.defaults.summary())
         recovered = await run_in_threadpool(services.jobs.recover)
         if recovered:
             logger.warning("%d jobs a previous server left running (job, now): %s", len(recovered), recovered)

@@ -45,7 +45,8 @@ class DatasetSettings(BaseModel):
     allowed_fetch_networks: list[str] = Field(default_factory=list)
     max_jsonl_line_bytes: int = 1024 * 1024
     max_batch_file_bytes: int = 200 * 1024**2  # a /v1/batches input file (OpenAI's cap)
-    default_captioner: str = "florence-2-base"
+    # None: florence-2-base when cached, else mini-captioner, else tiny-captioner (services/default_models.py).
+    default_captioner: str | None = None
     caption_batch_size: int = Field(default=8, ge=1)
 
 
@@ -113,10 +114,10 @@ class TextSettings(BaseModel):
 class AssistantSettings(BaseModel):
     """Which models answer when the caller leaves the choice to us: `model="auto"` chat and `POST /v1/diagrams`."""
 
-    # Defaults are the models `models build-tiny` installs (the quickstart); point them at real ones. mini-sd15 is
-    # pretrained on coloured shapes (docs/mini-models.md), so its images follow the prompt; tiny-* are random.
-    image_model: str = "mini-sd15"
-    text_model: str = "tiny-llm"
+    # None: what this machine has (services/default_models.py), logged at start-up: a real base whose weights are
+    # here, else the pretrained mini-* model (docs/mini-models.md), else the random tiny-* one (`models build-tiny`).
+    image_model: str | None = None
+    text_model: str | None = None
     diagram_model: str = "tiny-llm"  # best a text adapter fine-tuned on scenario -> PlantUML pairs
     diagram_attempts: int = Field(default=3, ge=1, le=10)  # generations per diagram until PlantUML's check passes
     max_diagram_attempts: int = Field(default=10, ge=1)  # the most a request may ask for

@@ -11,6 +11,7 @@ from genfoundry.catalog import Catalog, open_catalog
 from genfoundry.config import Settings
 from genfoundry.db.session import make_engine, make_session_factory, upgrade_database
 from genfoundry.diagrams.renderer import make_renderer
+from genfoundry.hub import use_hub_defaults
 from genfoundry.inference.caption import load_captioner_catalog
 from genfoundry.inference.image import ImageEngine
 from genfoundry.inference.text import TextEngine
@@ -25,6 +26,7 @@ from genfoundry.services.classifiers import ClassifierService, shared_router_enc
 from genfoundry.services.conversations import ConversationService
 from genfoundry.services.dataset_jobs import register_dataset_jobs
 from genfoundry.services.datasets import DatasetService
+from genfoundry.services.default_models import DefaultModels, pick_default_models, with_defaults
 from genfoundry.services.diagram_generation import DiagramGenerator
 from genfoundry.services.diagrams import DiagramService
 from genfoundry.services.embeddings import EmbeddingService
@@ -39,7 +41,8 @@ from genfoundry.storage import ArtifactStore, open_store
 
 @dataclass
 class Services:
-    settings: Settings
+    settings: Settings  # with the default models it leaves unset filled in from `defaults`
+    defaults: DefaultModels
     db_engine: Engine
     sessions: sessionmaker[Session]
     store: ArtifactStore
@@ -72,7 +75,9 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    """Open the database (migrated), the store, the catalog and the engines for `settings`."""
+    """Open the database (migrated), the store, the catalog and the engines for `settings`; default models the
+    settings leave unset are picked from what this machine has."""
+    use_hub_defaults()
     settings.home.mkdir(parents=True, exist_ok=True)
     db_engine = make_engine(settings.resolved_database_url)
     upgrade_database(db_engine)
@@ -81,6 +86,9 @@ def build_services(settings: Settings) -> Services:
     if not store.is_local:
         store.check_access()  # wrong credentials or a missing bucket: a clear error now, not at the first upload
     catalog = open_catalog(settings)
+    captioner_specs = load_captioner_catalog(settings.captioners_file, settings.tiny_models_dir)
+    defaults = pick_default_models(settings, catalog, captioner_specs)
+    settings = with_defaults(settings, defaults)
     device = settings.resolved_device()
     image_engine = ImageEngine(
         device=device,
@@ -106,7 +114,6 @@ def build_services(settings: Settings) -> Services:
     )
     register_dataset_jobs(jobs)
     register_fine_tuning_jobs(jobs)
-    captioner_specs = load_captioner_catalog(settings.captioners_file, settings.tiny_models_dir)
     datasets = DatasetService(
         sessions=sessions,
         store=store,
@@ -143,7 +150,8 @@ def build_services(settings: Settings) -> Services:
         images=images,
         diagrams=diagram_generator,
         signer=signer,
-        settings=settings.assistant,
+        image_model=defaults.image_model.model,
+        text_model=defaults.text_model.model,
     )
     embeddings = EmbeddingService(encoder=classifiers.encoder, catalog=catalog)
     batches = BatchService(
@@ -155,6 +163,7 @@ def build_services(settings: Settings) -> Services:
     register_batch_jobs(jobs, env, batches)
     return Services(
         settings=settings,
+        defaults=defaults,
         db_engine=db_engine,
         sessions=sessions,
         store=store,

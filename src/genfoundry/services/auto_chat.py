@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from genfoundry.config import AssistantSettings
 from genfoundry.presenters.classify import chat_route_public
 from genfoundry.presenters.diagrams import diagram_content_path
 from genfoundry.presenters.text import chunks_with_route, message_chunks, message_response
@@ -39,14 +38,16 @@ class AutoChat:
         images: ImageService,
         diagrams: DiagramGenerator,
         signer: UrlSigner,
-        settings: AssistantSettings,
+        image_model: str,
+        text_model: str,
     ) -> None:
         self.classifiers = classifiers
         self.text = text
         self.images = images
         self.diagrams = diagrams
         self.signer = signer
-        self.settings = settings
+        self.image_model = image_model  # the defaults this machine has (services/default_models.py)
+        self.text_model = text_model
 
     def decide(self, owner_id: str, request: ChatCompletionRequest) -> RoutePublic:
         """The default router's label for the last user message (a label outside image/diagram is chat), or the
@@ -84,7 +85,7 @@ class AutoChat:
         return message_chunks(model, message, route)
 
     def _chat_request(self, request: ChatCompletionRequest) -> ChatCompletionRequest:
-        return request.model_copy(update={"model": self.settings.text_model, "route": None})
+        return request.model_copy(update={"model": self.text_model, "route": None})
 
     async def _make(
         self, owner_id: str, request: ChatCompletionRequest, route: RoutePublic, base_url: str
@@ -97,14 +98,14 @@ class AutoChat:
     async def _image(
         self, owner_id: str, request: ChatCompletionRequest, prompt: str, base_url: str
     ) -> tuple[str, ChatCompletionMessage]:
-        options = ImageGenerationRequest(model=self.settings.image_model, prompt=prompt, seed=request.seed)
+        options = ImageGenerationRequest(model=self.image_model, prompt=prompt, seed=request.seed)
         recorded = await self.images.generate(owner_id=owner_id, options=options)
         row = recorded[0].row
         url = self.signer.image_url(base_url, row.id)
         message = ChatCompletionMessage(
             content=f"Here is your image: {url}", attachments=[Attachment(type="image", id=row.id, url=url)]
         )
-        return self.settings.image_model, message
+        return self.image_model, message
 
     def _diagram(
         self, owner_id: str, request: ChatCompletionRequest, prompt: str, base_url: str
