@@ -7,6 +7,7 @@ cannot flake."""
 from __future__ import annotations
 
 import pathlib
+from typing import Any
 
 import httpx
 
@@ -40,7 +41,7 @@ SCENARIOS = [
 ]
 
 
-def chat(client: httpx.Client, content: str, **extra: object) -> dict[str, object]:
+def chat(client: httpx.Client, content: str, **extra: Any) -> dict[str, Any]:
     body = {"model": MODEL, "messages": [{"role": "user", "content": content}], "temperature": 0, **extra}
     response = client.post("/v1/chat/completions", json=body, timeout=120)
     assert response.status_code == 200, response.text
@@ -70,12 +71,12 @@ def test_it_chats_through_the_api(alice: httpx.Client) -> None:
     assert MODEL in [model["id"] for model in listed.json()["data"]]
     answer = chat(alice, "Hello!", max_tokens=16)
     assert answer["model"] == MODEL and answer["object"] == "chat.completion"
-    choice = answer["choices"][0]  # type: ignore[index]
+    choice = answer["choices"][0]
     assert choice["message"]["role"] == "assistant" and choice["finish_reason"] in ("stop", "length")
 
 
 def test_pretrained_it_answers_a_scenario_with_a_diagram_of_its_type(alice: httpx.Client) -> None:
-    replies = [str(chat(alice, prompt, max_tokens=200)["choices"][0]["message"]["content"]) for prompt, _ in SCENARIOS]  # type: ignore[index]
+    replies = [str(chat(alice, prompt, max_tokens=200)["choices"][0]["message"]["content"]) for prompt, _ in SCENARIOS]
     for reply in replies:
         print(reply, end="\n---\n")
     whole = [reply.strip().startswith("@startuml") and reply.strip().endswith("@enduml") for reply in replies]

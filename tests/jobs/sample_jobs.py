@@ -71,6 +71,13 @@ def exit_hard(ctx: JobContext) -> dict[str, Any]:
     os._exit(3)
 
 
+def torch_threads(ctx: JobContext) -> dict[str, Any]:
+    """Reports the torch intra-op threads the job's process runs with."""
+    import torch
+
+    return {"torch_threads": torch.get_num_threads()}
+
+
 def record_finish(session: Session, job: Job) -> None:
     """A finisher: an event in the job's final transaction, so a test can see it ran (and how often)."""
     jobs_repo.add_event(session=session, job_id=job.id, type="log", message="finisher", data={"saw": job.status})
@@ -105,7 +112,7 @@ def make_runner(settings: Settings) -> Harness:
     sessions = make_session_factory(engine)
     env = JobEnv(settings=settings, sessions=sessions, store=open_store(settings), catalog=open_catalog(settings))
     runner = JobRunner(sessions=sessions, settings=settings.jobs, executor=make_executor(env), poll_s=0.1)
-    for name in ("count", "stubborn", "boom", "exit_hard"):
+    for name in ("count", "stubborn", "boom", "exit_hard", "torch_threads"):
         runner.register(name, f"{HERE}:{name}", on_finish=f"{HERE}:record_finish")
     runner.register("missing", "tests.jobs.no_such_module:run", on_finish=f"{HERE}:record_finish")
     runner.register("count_bad_finish", f"{HERE}:count", on_finish=f"{HERE}:failing_finish")

@@ -13,8 +13,13 @@ torch's thread count is per calling thread (OpenMP's setting): an engine sets it
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
+
+from genfoundry.config import Settings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,15 @@ def plan_threads(*, cores: int, job_processes: int, override: int | None = None)
     if share == 0:  # more users than cores: one thread each is the least torch can run with
         return ThreadPlan(1, 1, 1, 1, cores=cores)
     return ThreadPlan(image=share + spare, text=share, router=share, job=share, cores=cores)
+
+
+def server_thread_plan(settings: Settings) -> ThreadPlan:
+    """The plan for a server with `settings` (a job process per device slot), logged once at start-up."""
+    plan = plan_threads(
+        cores=available_cores(), job_processes=settings.jobs.device_slots, override=settings.torch_threads
+    )
+    logger.info("torch threads: %s", plan.summary())
+    return plan
 
 
 def set_torch_threads(threads: int) -> int:

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 # A job's process exits with this code when the runner that started it died (nobody could cancel it any more).
 EXIT_ORPHANED = 75
 CANCEL_POLL_S = 0.5
+# Where an attempt runs, named in its first event: the Ray executor sets the node's id; else the host name.
+NODE_ENV = "GENFOUNDRY_JOB_NODE"
 
 
 class JobCancelled(Exception):
@@ -231,10 +234,12 @@ def run_attempt(*, env: JobEnv, run: JobRun, heartbeat_s: float, parent_pid: int
             return False
         params, resume_from = dict(job.params), job.resume_from
     ctx = JobContext(env=env, run=run, params=params, resume_from=resume_from)
+    node = os.environ.get(NODE_ENV) or socket.gethostname()
     ctx.log(
-        f"attempt {run.attempt} started in process {os.getpid()}",
+        f"attempt {run.attempt} started in process {os.getpid()} on {node}",
         attempt=run.attempt,
         pid=os.getpid(),
+        node=node,
         resume_from=resume_from,
     )
     heartbeat = Heartbeat(ctx, interval=heartbeat_s, parent_pid=parent_pid)
