@@ -5,7 +5,8 @@ GENFOUNDRY_STORAGE_URL=s3://… on an S3 protocol server (moto, on loopback — 
 client cost, not a network's). Rounds alternate between them:
 1. a 64×64 tiny-sd15 generation with `response_format: "url"` (the PNG written to the store before the answer), p50;
 2. a dataset upload of 200 small images as one ZIP (each image and caption written to the store), p50.
-Prints S3 / local for each; the issue asks for the ratio, it sets no goal.
+Prints S3 / local for each; the issue asks for the ratio, it sets no goal. The router's preload is off on both
+servers: its encoder export holds image requests back while it runs, which would time the export, not the store.
 
     python -m bench.bench_storage [--rounds 5] [--images 200]
 """
@@ -63,11 +64,12 @@ def main() -> None:
     with running_s3(free_port()) as s3:
         s3.client().create_bucket(Bucket=BUCKET)
         s3_settings = {
+            "GENFOUNDRY_ROUTER__PRELOAD": "false",
             "GENFOUNDRY_STORAGE_URL": f"s3://{BUCKET}/artifacts",
             "GENFOUNDRY_STORAGE_OPTIONS": json.dumps(s3.options()),
         }
         with (
-            running_server(home) as local_url,
+            running_server(home, GENFOUNDRY_ROUTER__PRELOAD="false") as local_url,
             running_server(s3_home, **s3_settings) as s3_url,
             httpx.Client(base_url=local_url, timeout=600) as local,
             httpx.Client(base_url=s3_url, timeout=600) as remote,
