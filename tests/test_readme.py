@@ -14,6 +14,10 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
 
 
+def bash_blocks() -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+
+
 def test_readme_python_examples_run(live: LiveServer, keys: Keys) -> None:
     """The blocks run in order in one namespace, as a reader pastes them (later ones reuse `client`)."""
     blocks = python_blocks()

@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,14 +18,22 @@ from genfoundry.cli_demo import app as demo_app
 from genfoundry.cli_demo_images import images as demo_images
 from genfoundry.cli_jobs import app as jobs_app
 from genfoundry.cli_jobs import train
+from genfoundry.cli_output import print_table
+from genfoundry.cli_target import ApiKeyOption, LocalOption, ServerOption, choose_server
 from genfoundry.config import Settings
+from genfoundry.hub import use_hub_defaults
 from genfoundry.library_noise import quiet_library_noise
+
+if TYPE_CHECKING:
+    from genfoundry.schemas import ModelPublic
 
 app = typer.Typer(
     help="genfoundry: datasets to fine-tuned generative models, served behind one API.", no_args_is_help=True
 )
 models_app = typer.Typer(help="Base models and adapters.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="API keys: an admin command, on the home (run it on the server's machine).", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(keys_app, name="keys")
@@ -37,10 +45,16 @@ err_console = Console(stderr=True)
 
 
 @app.callback()
-def main() -> None:
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show every library warning, log line and progress bar")
+    ] = False,
+) -> None:
     # Before any command: known-harmless library warnings and progress bars stay out of its output (and of the
-    # server's log, for `serve`). Cheap: it imports no library.
-    quiet_library_noise()
+    # server's log, for `serve`; job processes filter their own), unless -v. Cheap: it imports no library.
+    use_hub_defaults()
+    if not verbose:
+        quiet_library_noise()
 
 
 def _fail(message: str) -> typer.Exit:
@@ -57,7 +71,7 @@ def serve(
     """Run the HTTP API server."""
     import uvicorn
 
-    from genfoundry.app import UnsafeBindError, auth_mode, create_app
+    from genfoundry.app import UnsafeBindError, auth_mode, create_app, log_to_stderr
     from genfoundry.errors import StorageUnavailable
     from genfoundry.repo import users as users_repo
     from genfoundry.services.local import open_database
@@ -86,6 +100,7 @@ def serve(
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ["TMPDIR"] = str(tmp)
     tempfile.tempdir = str(tmp)
+    log_to_stderr(log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
@@ -119,10 +134,12 @@ def generate(
     seed: Annotated[int | None, typer.Option()] = None,
     n: Annotated[int, typer.Option("-n", help="Number of images")] = 1,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the PNG")] = Path("out.png"),
-    server: Annotated[str | None, typer.Option(help="Server URL; in-process when omitted")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="GENFOUNDRY_API_KEY")] = None,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
+    in_process: LocalOption = False,
 ) -> None:
-    """Generate images, in-process or against a running server (--server)."""
+    """Generate images on the server (its OpenAI-compatible API, the model it has loaded) or, with --local or no
+    server answering, in this process; the images are written here."""
     from genfoundry.errors import GenfoundryError
 
     fields: dict[str, Any] = {
@@ -139,11 +156,12 @@ def generate(
         "loras": [_parse_lora(value) for value in lora or []],
     }
     fields = {key: value for key, value in fields.items() if value is not None}
+    target = choose_server(server, in_process)
     try:
-        if server:
+        if target is not None:
             from genfoundry.client import generate_remote
 
-            images = generate_remote(server, api_key, fields, image=image, strength=strength)
+            images = generate_remote(target, api_key, fields, image=image, strength=strength)
         else:
             from genfoundry.services.local import generate_local
 
@@ -175,19 +193,28 @@ def list_models(
         for row in rows:
             typer.echo(row.model_dump_json())
         return
-    table = Table("id", "kind", "family", "base", "trigger word / labels", "tags", "owner")
+    table = Table("id", "kind", "family", "base", "trigger word / labels", "tags", "owner", "available")
     for row in rows:
         tags = ",".join(f"{k}={v}" for k, v in row.tags.items())
         detail = ",".join(row.labels) if row.labels is not None else row.trigger_word or ""
-        table.add_row(row.id, row.kind, row.family, row.base or "", detail, tags, row.owned_by)
-    console.print(table)
+        table.add_row(row.id, row.kind, row.family, row.base or "", detail, tags, row.owned_by, _availability(row))
+    print_table(table, console=console)
+
+
+def _availability(row: ModelPublic) -> str:
+    """ "yes", or how to get a missing base's weights (and their size, where the catalog knows it)."""
+    if row.available:
+        return "yes"
+    size = f" ({row.size_gb:g} GB)" if row.size_gb is not None else ""
+    return f"no: {row.fetch_command}{size}" if row.fetch_command else f"no{size}"
 
 
 @models_app.command("build-tiny")
 def build_tiny(
     force: Annotated[bool, typer.Option(help="Rebuild even if already built")] = False,
 ) -> None:
-    """Build tiny random-weight pipelines (tiny-sd15, tiny-sdxl, tiny-flux) offline and register them."""
+    """Build tiny random-weight pipelines (tiny-sd15, tiny-sdxl, tiny-flux) offline and register them in the home
+    (an admin command: run it on the server's machine)."""
     from genfoundry.models.tiny_registry import build_and_register_tiny
 
     settings = Settings()
@@ -202,15 +229,26 @@ def import_model(
     name: Annotated[str, typer.Option()],
     trigger_word: Annotated[str | None, typer.Option()] = None,
     tags: Annotated[str | None, typer.Option(help="key=value,key=value")] = None,
-    api_key: Annotated[
-        str | None, typer.Option(envvar="GENFOUNDRY_API_KEY", help="Owner (default: local user)")
-    ] = None,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
+    in_process: LocalOption = False,
 ) -> None:
     """Register a LoRA file (diffusers/PEFT or kohya format) as an adapter of BASE."""
     from genfoundry.errors import GenfoundryError
     from genfoundry.services.adapters import parse_tags
     from genfoundry.services.local import open_local
 
+    target = choose_server(server, in_process)
+    if target is not None:
+        from genfoundry.client import import_adapter_remote
+
+        form = {"base": base, "name": name, "trigger_word": trigger_word, "tags": tags}
+        try:
+            model = import_adapter_remote(target, api_key, file, {k: v for k, v in form.items() if v is not None})
+        except GenfoundryError as exc:
+            raise _fail(exc.message) from None
+        console.print(json.dumps({"id": model["id"], "base": model.get("base"), "rank": model.get("rank")}))
+        return
     try:
         with open_local(Settings()) as local:
             adapter = local.services.adapters.import_upload(
@@ -232,29 +270,41 @@ def create_key(
     admin: Annotated[bool, typer.Option("--admin", help="Give the new user admin rights")] = False,
     user: Annotated[str | None, typer.Option(help="Add the key to this existing user id instead")] = None,
 ) -> None:
-    """Create an API key and print it once (only its hash is stored)."""
+    """Create an API key and print it once (only its hash is stored). Works on the home, as the server's admin.
+
+    The first key on a home where single-user mode left data gets that data (datasets, adapters, jobs, ...).
+    """
     from genfoundry.errors import GenfoundryError
     from genfoundry.repo import users as users_repo
     from genfoundry.services.local import open_database
 
     try:
         with open_database(Settings()) as session:
-            new = users_repo.create_key(session=session, name=name, is_admin=admin, user_id=user)
+            new = users_repo.create_key(session=session, name=name, is_admin=admin, user_id=user, adopt_local=True)
             session.commit()
     except GenfoundryError as exc:
         raise _fail(exc.message) from None
+    if new.adopted:
+        owned = ", ".join(f"{count} {kind}" for kind, count in new.adopted.items())
+        err_console.print(f"the first key owns what single-user mode made: {owned}")
     err_console.print(f"key id {new.record.id} for user {new.record.user_id}; store it now, it is not shown again:")
     print(new.key)
 
 
 @keys_app.command("list")
-def list_keys() -> None:
+def list_keys(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per key (never the key itself)")] = False,
+) -> None:
     """List keys (never the keys themselves)."""
     from genfoundry.repo import users as users_repo
     from genfoundry.services.local import open_database
 
     with open_database(Settings()) as session:
         rows = users_repo.list_keys(session=session)
+    if as_json:
+        for key, user in rows:
+            typer.echo(json.dumps(_key_json(key, user)))
+        return
     table = Table("id", "name", "prefix", "user", "admin", "created", "last used", "revoked")
     for key, user in rows:
         table.add_row(
@@ -267,7 +317,23 @@ def list_keys() -> None:
             f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "",
             f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
         )
-    console.print(table)
+    print_table(table, console=console)
+
+
+def _key_json(key: Any, user: Any) -> dict[str, Any]:
+    def when(moment: Any) -> int | None:
+        return int(moment.timestamp()) if moment is not None else None
+
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "user": user.id,
+        "admin": bool(user.is_admin),
+        "created": when(key.created_at),
+        "last_used": when(key.last_used_at),
+        "revoked": when(key.revoked_at),
+    }
 
 
 @keys_app.command("revoke")
