@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from genfoundry.config import Settings
+from genfoundry.cli_output import ProgressLines, print_table
+from genfoundry.cli_target import ApiKeyOption, ServerOption, default_server
 from genfoundry.schemas.jobs import JobStatus
 
 if TYPE_CHECKING:
@@ -34,29 +35,10 @@ err_console = Console(stderr=True)
 INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
 LOG_TYPES = ("log", "status")  # what the server's /log endpoint shows
 
-ServerOption = Annotated[
-    str | None,
-    typer.Option("--server", envvar="GENFOUNDRY_SERVER", help="Server URL (default: http://HOST:PORT from settings)"),
-]
-ApiKeyOption = Annotated[
-    str | None,
-    typer.Option("--api-key", envvar="GENFOUNDRY_API_KEY", help="API key (a single-user loopback server needs none)"),
-]
-
 
 class Method(StrEnum):
     lora = "lora"
     dreambooth = "dreambooth"
-
-
-def default_server() -> str:
-    """http://HOST:PORT from the settings `genfoundry serve` uses; a wildcard bind is reached on loopback."""
-    settings = Settings()
-    wildcard = settings.host in ("", "0.0.0.0", "::")  # noqa: S104 (a client, not a bind)
-    host = "127.0.0.1" if wildcard else settings.host
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
 
 
 def _fail(message: str) -> typer.Exit:
@@ -123,6 +105,8 @@ class JobProgress:
             redirect_stdout=sys.stdout.isatty(),
         )
         self.task: TaskID | None = None
+        # Where the bar cannot redraw (stderr into a file or a pipe), plain lines say how far training got.
+        self.lines = ProgressLines("training") if not err_console.is_terminal else None
 
     def __enter__(self) -> JobProgress:
         self.progress.start()
@@ -158,6 +142,8 @@ class JobProgress:
             stats.append(f"{rate:.2f} it/s")
             if self.total:
                 stats.append(f"ETA {timedelta(seconds=round(max(self.total - step, 0) / rate))}")
+        if self.lines is not None:
+            self.lines.report(step, self.total, "  ".join(stats))
         if self.task is None:
             self.task = self.progress.add_task("training", total=self.total, completed=step, stats="  ".join(stats))
         else:
@@ -250,14 +236,14 @@ def list_jobs(
         return
     # Borderless, so 80 columns hold a whole id (never cut: it is what the other commands take).
     table = Table(box=None, pad_edge=False)
-    table.add_column("id", no_wrap=True, overflow="fold")
+    table.add_column("id")
     table.add_column("kind", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("progress")
     table.add_column("created")
     for job in page["data"]:
         table.add_row(job["id"], job["kind"], job["status"], _progress_text(job), _when(job["created"], "%m-%d %H:%M"))
-    console.print(table)
+    print_table(table, console=console)
     if page.get("has_more") and page["data"]:
         err_console.print(f"more: genfoundry jobs list --after {page['data'][-1]['id']}", markup=False, soft_wrap=True)
 
