@@ -122,3 +122,16 @@ def test_cli_generate_prints_no_known_noise_but_real_warnings_show(tmp_path: Pat
     assert out.exists()
     assert found(output, NOISE) == set(), output
     assert found(output, {"transformers' own warning": REAL["transformers' own warning"]}), output
+
+
+def test_the_onnx_exports_axis_name_warning_is_filtered_and_others_of_its_module_show() -> None:
+    code = (
+        "import warnings; from genfoundry.library_noise import quiet_library_noise; quiet_library_noise()\n"
+        "module = 'torch.onnx._internal.exporter._onnx_program'\n"
+        "for message in ('# The axis name: batch will not be used, since it shares the same shape constraints with "
+        "another axis: batch.', 'a real export warning'):\n"
+        "    warnings.warn_explicit(message, UserWarning, '_onnx_program.py', 486, module=module)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "The axis name" not in result.stderr and "a real export warning" in result.stderr

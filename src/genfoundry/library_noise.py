@@ -43,6 +43,13 @@ WARNING_NOISE: tuple[tuple[type[Warning], str, str, str], ...] = (
         r"transformers\.modeling_utils",
         "PEFT reads the old property when it wraps a model (peft/peft_model.py); nothing of ours uses it",
     ),
+    (
+        UserWarning,
+        r"# The axis name: \w+ will not be used, since it shares the same shape constraints with another axis",
+        r"torch\.onnx\._internal\.exporter\._onnx_program",
+        "the router encoder's ONNX export names its batch and sequence axes, which torch.export proves equal to "
+        "each other's; the exported graph keeps one name for both and runs the same",
+    ),
 )
 
 # Module -> the library's own switch for its progress bars, run once that module is imported.
