@@ -162,6 +162,22 @@ def test_a_dataset_from_image_urls_shows_each_url_live(
     expect(page.get_by_role("img")).to_have_count(1)
 
 
+def test_the_kohya_config_takes_its_resolution_from_the_images_unless_one_is_chosen(
+    studio_for: Callable[[str | None], Studio], studio_server: StudioServer, tmp_path: Path
+) -> None:
+    small = {f"s{i}.png": image_bytes((i * 50, 80, 160), size=(300, 300)) for i in range(3)}
+    dataset_id = api_dataset(studio_server, "alice", "small images", small, trigger_word="zq")
+    page = studio_for("alice").open(f"/datasets/{dataset_id}")
+    expect(page.get_by_label("Resolution")).to_have_value("auto")
+    with page.expect_download() as downloading:
+        page.get_by_role("button", name="Download kohya config").click()
+    target = tmp_path / "config.toml"
+    downloading.value.save_as(target)
+    text = target.read_text()
+    assert tomllib.loads(text)["datasets"][0]["resolution"] == 256  # 300 px images: not upscaled to 1024
+    assert text.startswith("# resolution 256 from the 3 images")
+
+
 def test_download_the_kohya_config_then_delete_the_dataset(
     studio_for: Callable[[str | None], Studio], studio_server: StudioServer, tmp_path: Path
 ) -> None:
