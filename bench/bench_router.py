@@ -4,8 +4,9 @@ through a real `genfoundry serve` (one short prompt; a list of 64) with the enco
 on a CPU) and on torch side by side, with the encoder's start-up cost apart; `--busy N` keeps N other processes
 spinning meanwhile.
 
-Targets (issue 5): accuracy and macro-F1 >= 0.96, image-vs-rest accuracy >= 0.97 on the held-out split;
-p50 <= 15 ms for one short prompt and <= 150 ms for a list of 64 on a 2-core CPU.
+Goals, for the shipped head with its encoder as served on a CPU (ONNX Runtime): accuracy and macro-F1 >= 0.96,
+image-vs-rest accuracy >= 0.97 on the held-out split; through HTTP, p50 <= 5 ms for one short prompt and <= 150 ms
+for a list of 64 on a 2-core CPU. Exits 1 when any is missed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Literal
 
 import httpx
 
-from bench.common import report, running_server
+from bench.common import Goal, goal, goals_exit_code, report, running_server
 from genfoundry.router.baselines import ZeroShotRouter, keyword_labels
 from genfoundry.router.encoder import TextEncoder
 from genfoundry.router.head import ClassifierHead, default_head_dir, load_head
@@ -62,7 +63,11 @@ def percentile(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
 
 
-def measure_quality(data_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
+SERVED = "shipped head, encoder on ONNX Runtime (as served)"
+ONE_PROMPT_GOAL_MS, LIST_GOAL_MS = 5.0, 150.0
+
+
+def measure_quality(data_dir: Path) -> tuple[list[tuple[str, str] | Goal], list[str]]:
     held = read_examples(data_dir / "heldout.jsonl")
     texts, truth = [e.text for e in held], [e.label for e in held]
     shipped = load_head(default_head_dir())
@@ -76,7 +81,7 @@ def measure_quality(data_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
     with tempfile.TemporaryDirectory() as cache:
         served = TextEncoder(lora=shipped.encoder_lora, backend="onnx", cache_dir=Path(cache))
         start = time.perf_counter()
-        results["shipped head, encoder on ONNX Runtime (as served)"] = (
+        results[SERVED] = (
             head_labels(shipped, served, texts),
             time.perf_counter() - start,
         )
@@ -98,7 +103,9 @@ def measure_quality(data_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
     start = time.perf_counter()
     results["baseline: zero-shot cosine"] = (ZeroShotRouter(base).predict(texts), time.perf_counter() - start)
 
-    rows = [("held-out examples", f"{len(held)} ({', '.join(f'{k} {truth.count(k)}' for k in sorted(set(truth)))})")]
+    rows: list[tuple[str, str] | Goal] = [
+        ("held-out examples", f"{len(held)} ({', '.join(f'{k} {truth.count(k)}' for k in sorted(set(truth)))})")
+    ]
     for name, (predicted, _seconds) in results.items():
         m = quality(truth, predicted)
         rows.append(
@@ -107,6 +114,12 @@ def measure_quality(data_dir: Path) -> tuple[list[tuple[str, str]], list[str]]:
                 f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  image-vs-rest {m['image_vs_rest']:.4f}",
             )
         )
+    served = quality(truth, results[SERVED][0])
+    rows += [
+        goal("accuracy, shipped head as served", served["accuracy"], ">=", 0.96, fmt=".4f"),
+        goal("macro-F1, shipped head as served", served["macro_f1"], ">=", 0.96, fmt=".4f"),
+        goal("image-vs-rest accuracy, shipped head as served", served["image_vs_rest"], ">=", 0.97, fmt=".4f"),
+    ]
     shipped_predicted = next(iter(results.values()))[0]
     probabilities = shipped.predict(tuned.encode(texts))
     wrong = [
@@ -138,12 +151,14 @@ def timings(samples: list[float]) -> str:
 
 def measure_latency(
     requests: int, list_requests: int, list_size: int, data_dir: Path, busy: int
-) -> list[tuple[str, str]]:
+) -> list[tuple[str, str] | Goal]:
     """Both encoder backends, each behind its own `genfoundry serve`, measured in alternating rounds."""
     held = [e.text for e in read_examples(data_dir / "heldout.jsonl")]
     batch = (held * (list_size // len(held) + 1))[:list_size]
     cache_dir = Path(tempfile.mkdtemp(prefix="genfoundry-bench-encoders-"))
-    rows = [("load average (1 min) before the run", f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")]
+    rows: list[tuple[str, str] | Goal] = [
+        ("load average (1 min) before the run", f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    ]
     cold = startup_seconds("onnx", cache_dir)
     warm = startup_seconds("onnx", cache_dir)
     reference = startup_seconds("torch", cache_dir)
@@ -216,11 +231,17 @@ def measure_latency(
             f"list {statistics.median(lists['torch']) / statistics.median(lists['onnx']):.2f}x",
         )
     )
-    rows.append(("load average (1 min) after the run", f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"))
+    rows += [
+        goal("one short prompt through HTTP, onnx, p50", statistics.median(single["onnx"]) * 1000, "<=",
+             ONE_PROMPT_GOAL_MS, unit=" ms", fmt=".1f"),
+        goal(f"a list of {list_size} through HTTP, onnx, p50", statistics.median(lists["onnx"]) * 1000, "<=",
+             LIST_GOAL_MS, unit=" ms", fmt=".1f"),
+        ("load average (1 min) after the run", f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"),
+    ]  # fmt: skip
     return rows
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--list-requests", type=int, default=40)
@@ -230,16 +251,20 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=0, help="processes spinning on a core each while measuring")
     args = parser.parse_args()
     data_dir = default_head_dir()
+    goals: list[Goal] = []
     if not args.skip_quality:
         rows, wrong = measure_quality(data_dir)
+        goals += [row for row in rows if isinstance(row, Goal)]
         report("Prompt router quality, held-out split (bench_router.py)", rows)
         print(f"\n  misclassified by the shipped head ({len(wrong)}):")
         for line in wrong:
             print(f"    {line}")
     if not args.skip_latency:
-        rows = measure_latency(args.requests, args.list_requests, args.list_size, data_dir, args.busy)
-        report("Prompt router latency through genfoundry serve (bench_router.py)", rows)
+        latency = measure_latency(args.requests, args.list_requests, args.list_size, data_dir, args.busy)
+        goals += [row for row in latency if isinstance(row, Goal)]
+        report("Prompt router latency through genfoundry serve (bench_router.py)", latency)
+    return goals_exit_code(goals)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

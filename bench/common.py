@@ -1,4 +1,5 @@
-"""Shared bench helpers: a temp home with tiny models, a real server subprocess, timing summaries."""
+"""Shared bench helpers: a temp home with tiny models, a real server subprocess, timing summaries, and the
+compass goals a bench is measured against (printed PASS / FAIL; the bench exits 1 when one failed)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -86,10 +87,51 @@ def p50(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
-def report(title: str, rows: list[tuple[str, str]]) -> None:
+@dataclass(frozen=True)
+class Goal:
+    """A compass goal and what the bench measured against it."""
+
+    name: str
+    measured: float
+    op: Literal["<=", ">="]
+    target: float
+    unit: str = ""
+    fmt: str = ".2f"
+
+    @property
+    def met(self) -> bool:
+        return self.measured <= self.target if self.op == "<=" else self.measured >= self.target
+
+    def row(self) -> tuple[str, str]:
+        measured, target = format(self.measured, self.fmt), format(self.target, self.fmt)
+        verdict = "PASS" if self.met else "FAIL"
+        return f"goal: {self.name}", f"{measured}{self.unit}  (goal {self.op} {target}{self.unit})  {verdict}"
+
+
+def goal(
+    name: str, measured: float, op: Literal["<=", ">="], target: float, *, unit: str = "", fmt: str = ".2f"
+) -> Goal:
+    if op not in ("<=", ">="):
+        raise ValueError(f"op must be '<=' or '>=', not {op!r}")
+    return Goal(name, measured, op, target, unit, fmt)
+
+
+def goals_exit_code(goals: list[Goal]) -> int:
+    """Print the goals' tally; 1 when any failed (call after everything else is printed), else 0."""
+    failed = [g.name for g in goals if not g.met]
+    print(
+        f"\ngoals: {len(goals) - len(failed)} of {len(goals)} met"
+        + (f"; FAILED: {'; '.join(failed)}" if failed else "")
+    )
+    return 1 if failed else 0
+
+
+def report(title: str, rows: list[tuple[str, str] | Goal]) -> None:
+    """Print a titled block of rows; a Goal prints as its measure, the goal and PASS / FAIL."""
+    lines = [row.row() if isinstance(row, Goal) else row for row in rows]
     print(f"\n## {title}  ({time.strftime('%Y-%m-%d')}, {machine()})")
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
+    width = max(len(name) for name, _ in lines)
+    for name, value in lines:
         print(f"  {name.ljust(width)}  {value}")
 
 

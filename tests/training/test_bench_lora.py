@@ -19,7 +19,12 @@ from bench.bench_lora_training import (
 from bench.reference_lora_loop import PHASES, meta_phase_flops, run_reference_loop
 from safetensors.torch import load_file
 
-from genfoundry.models.sized import MEDIUM_RESOLUTION, flux_sized_pipeline, sd15_medium_pipeline
+from genfoundry.models.sized import (
+    MEDIUM_RESOLUTION,
+    flux_sized_pipeline,
+    sd15_medium_pipeline,
+    sd15_sized_pipeline,
+)
 from genfoundry.training.config import LoraTrainingConfig
 from genfoundry.training.lora import train_lora
 
@@ -57,9 +62,14 @@ def test_bench_runs_both_loops_in_fresh_processes_and_reports(
 ) -> None:
     raw_path = tmp_path / "raw.json"
     args = ["--size", "tiny", "--model-dir", str(tiny_dir / "sd15"), "--steps", "3", "--warmup", "1"]
-    main([*args, "--repeats", "1", "--images", "2", "--batch-size", "2", "--threads", "1", "--json", str(raw_path)])
+    code = main(
+        [*args, "--repeats", "1", "--images", "2", "--batch-size", "2", "--threads", "1", "--json", str(raw_path)]
+    )
 
     out = capsys.readouterr().out
+    assert "goal: steps/s, recipe / reference (median of rounds)" in out and "(goal >= 1.50)" in out
+    assert "goal: peak RSS, recipe / reference (median of rounds)" in out and "(goal <= 0.70)" in out
+    assert code == (0 if "goals: 2 of 2 met" in out else 1)  # the bench fails when a goal is missed
     assert "LoRA training, tiny sd15, 64x64, batch 2, 2 images, 3 steps, 1 rounds, 1 torch threads" in out
     for row in ("steps/s ratio (recipe / reference)", "peak RSS ratio (recipe / reference)", "SD 1.5-sized"):
         assert row in out
@@ -83,6 +93,15 @@ def test_medium_model_gives_the_encoders_about_their_sd15_share_of_a_step() -> N
     total = sum(flops.values())
     assert abs(flops["vae"] / total - sd15["vae"]) < 0.15
     assert flops["text"] / total < 0.03
+
+
+def test_the_default_sd15_size_gives_the_encoders_their_sd15_share_of_the_parameters() -> None:
+    pipe = sd15_sized_pipeline(device="meta")
+    params = {
+        name: sum(p.numel() for p in getattr(pipe, name).parameters()) for name in ("unet", "vae", "text_encoder")
+    }
+
+    assert 0.18 < (params["vae"] + params["text_encoder"]) / sum(params.values()) < 0.21  # SD 1.5: 207M of 1.07B
 
 
 def test_flux_sized_pipeline_has_flux1_dev_sizes() -> None:

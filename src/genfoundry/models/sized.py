@@ -143,14 +143,22 @@ def _clip_text_model(tokenizer: Any, sizes: dict[str, Any], *, vocab_size: int |
 
 
 def _sd15_style_pipeline(
-    unet_config: dict[str, Any], vae_config: dict[str, Any], text: dict[str, Any], seed: int, device: str, dtype: str
+    unet_config: dict[str, Any],
+    vae_config: dict[str, Any],
+    text: dict[str, Any],
+    seed: int,
+    device: str,
+    dtype: str,
+    *,
+    vocab_size: int | None = None,
 ) -> Any:
-    """A StableDiffusionPipeline with random weights built on `device` in `dtype`."""
+    """A StableDiffusionPipeline with random weights built on `device` in `dtype`; `vocab_size` None: the small
+    tokenizer's own."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
     tokenizer = make_clip_tokenizer()
     with _building(seed, device, dtype):
-        text_encoder = _clip_text_model(tokenizer, text)
+        text_encoder = _clip_text_model(tokenizer, text, vocab_size=vocab_size)
         unet = UNet2DConditionModel(**unet_config)
         vae = AutoencoderKL(**vae_config)
     return StableDiffusionPipeline(  # diffusers' mixins are invisible to mypy
@@ -168,8 +176,9 @@ def _sd15_style_pipeline(
 
 
 def sd15_sized_pipeline(*, seed: int = 0, device: str = "cpu", dtype: str = "float32") -> Any:
-    """An SD 1.5-sized StableDiffusionPipeline in memory (`device="meta"` builds it without weights)."""
-    return _sd15_style_pipeline(_SD15_UNET, _SD15_VAE, _SD15_TEXT, seed, device, dtype)
+    """An SD 1.5-sized StableDiffusionPipeline in memory (`device="meta"` builds it without weights); CLIP's full
+    49408-token embedding table, so the text encoder has SD 1.5's 123M parameters."""
+    return _sd15_style_pipeline(_SD15_UNET, _SD15_VAE, _SD15_TEXT, seed, device, dtype, vocab_size=49408)
 
 
 def build_sd15_sized_pipeline(out_dir: pathlib.Path, *, seed: int = 0, dtype: str = "float16") -> pathlib.Path:
