@@ -200,4 +200,4 @@ def test_a_forced_route_needs_model_auto(alice: httpx.Client) -> None:
     )
     answer = alice.post("/v1/chat/completions", json={**body, "model": "auto", "route": "chat"})
     assert answer.status_code == 200, answer.text
-    assert answer.json()["route"]["route"] == "chat" and answer.json()["model"] == "tiny-llm"
+    assert answer.json()["route"]["route"] == "chat" and answer.json()["model"] == "mini-llm"  # the picked default
