@@ -10,7 +10,7 @@ import os
 import sys
 from functools import partial
 
-from bench.common import add_model_args, p50, prepare_model, report, timed
+from bench.common import Goal, add_model_args, goal, goals_exit_code, p50, prepare_model, report, timed
 from genfoundry.inference.image import ImageEngine, ImageJob
 from genfoundry.inference.loader import BaseModelSpec
 from genfoundry.inference.thread_plan import available_cores, plan_threads
@@ -56,18 +56,19 @@ def main() -> int:
     finally:
         for arm in arms.values():
             arm.close()
-    ratio = p50(samples["planned"]) / p50(samples["torch's default"])
-    rows = [
+    ratio = goal(
+        "planned / default, p50 s per image", p50(samples["planned"]) / p50(samples["torch's default"]), "<=", GOAL
+    )
+    rows: list[tuple[str, str] | Goal] = [
         ("load average (1 min) before / after", f"{load_before:.2f} / {os.getloadavg()[0]:.2f} on {plan.cores} cores"),
         ("model", f"{model.model_id}, {model.size}x{model.size}, {model.steps} steps, {args.images} images per arm"),
     ]
     for name in arms:
         per_image = ", ".join(f"{s:.2f}" for s in samples[name])
         rows.append((f"{name} ({threads[name]} threads), s per image", f"p50 {p50(samples[name]):.2f}  [{per_image}]"))
-    met = ratio <= GOAL
-    rows.append(("planned / default (p50)", f"{ratio:.2f}  goal ≤ {GOAL:.2f}: {'met' if met else 'NOT met'}"))
+    rows.append(ratio)
     report("Torch threads per engine", rows)
-    return 0 if met else 1
+    return goals_exit_code([ratio])
 
 
 if __name__ == "__main__":
