@@ -88,8 +88,8 @@ class RouterSettings(BaseModel):
     preload: bool = True
     # Where ONNX exports are cached, by the hash of the weights they came from; None: home/cache/encoders.
     encoder_cache_dir: Path | None = None
-    # Threads per encoder forward; None: one per core on ONNX Runtime (idle threads sleep), one on torch (two torch
-    # threads on a 2-core machine shared with other work took up to 0.7 s per short prompt, against ~10 ms on one).
+    # Threads per encoder forward; None: the router's share of the cores (top-level torch_threads, else
+    # inference/thread_plan.py: one on a machine of fewer than 8 cores).
     encoder_threads: int | None = Field(default=None, ge=1)
 
 
@@ -195,6 +195,9 @@ class Settings(BaseSettings):
     port: int = 8000
     device: str = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    # Intra-op torch threads for each engine (image, text), the router's encoder and each job process; None: an equal
+    # share of the cores each, so together they never oversubscribe them (inference/thread_plan.py), logged at start.
+    torch_threads: int | None = Field(default=None, ge=1)
     memory_budget_gb: float = 24.0
     catalog_file: Path | None = None
     # A folder of single-file checkpoints (may be an NFS mount); catalog entries and requests name files in it

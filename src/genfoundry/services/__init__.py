@@ -15,6 +15,7 @@ from genfoundry.hub import use_hub_defaults
 from genfoundry.inference.caption import load_captioner_catalog
 from genfoundry.inference.image import ImageEngine
 from genfoundry.inference.text import TextEngine
+from genfoundry.inference.thread_plan import server_thread_plan
 from genfoundry.jobs.env import JobEnv
 from genfoundry.jobs.executors import ThreadExecutor, make_executor
 from genfoundry.jobs.runner import JobRunner
@@ -90,6 +91,7 @@ def build_services(settings: Settings) -> Services:
     defaults = pick_default_models(settings, catalog, captioner_specs)
     settings = with_defaults(settings, defaults)
     device = settings.resolved_device()
+    threads = server_thread_plan(settings)
     image_engine = ImageEngine(
         device=device,
         dtype=settings.resolved_dtype(device),
@@ -97,6 +99,7 @@ def build_services(settings: Settings) -> Services:
         max_queue=settings.queue_size,
         max_batch_size=settings.max_batch_size,
         batch_timeout_s=settings.batch_timeout_ms / 1000,
+        threads=threads.image,
     )
     adapters = AdapterService(
         sessions=sessions, store=store, catalog=catalog, engine=image_engine, work_dir=settings.home / "tmp"
@@ -104,8 +107,17 @@ def build_services(settings: Settings) -> Services:
     images = ImageService(sessions=sessions, store=store, catalog=catalog, engine=image_engine, limits=settings.limits)
     secret = settings.url_secret.get_secret_value().encode() if settings.url_secret else None
     signer = UrlSigner(secret or load_or_create_secret(settings.home / "secret.key"))
-    # Job processes get the device and dtype resolved here, so they need not import torch just to find them.
-    job_settings = settings.model_copy(update={"device": device, "dtype": settings.resolved_dtype(device)})
+    # Job processes get the device and dtype resolved here, so they need not import torch just to find them, and
+    # their share of the cores; the router's encoder (here and in classifier jobs) gets its own.
+    router = settings.router.model_copy(update={"encoder_threads": settings.router.encoder_threads or threads.router})
+    job_settings = settings.model_copy(
+        update={
+            "device": device,
+            "dtype": settings.resolved_dtype(device),
+            "torch_threads": threads.job,
+            "router": router,
+        }
+    )
     env = JobEnv(settings=job_settings, sessions=sessions, store=store, catalog=catalog)
     # Batches run on threads of this process (the server's engines), whatever executor training uses.
     server_executor = ThreadExecutor(env=env, heartbeat_s=settings.jobs.heartbeat_s)
@@ -137,6 +149,7 @@ def build_services(settings: Settings) -> Services:
         max_batch_size=text_settings.max_batch_size,
         batch_timeout_s=settings.batch_timeout_ms / 1000,
         max_adapters_per_base=text_settings.max_loaded_adapters,
+        threads=threads.text,
     )
     text = TextService(sessions=sessions, store=store, catalog=catalog, engine=text_engine, settings=text_settings)
     # PlantUML starts on the first check or render, not here.
