@@ -3,14 +3,16 @@ count an engine's worker thread really runs with."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 import torch
 
+from genfoundry.config import JobSettings, Settings
 from genfoundry.inference.image import ImageEngine, ImageJob
 from genfoundry.inference.loader import BaseModelSpec
-from genfoundry.inference.thread_plan import plan_threads
+from genfoundry.inference.thread_plan import ThreadPlan, available_cores, plan_threads, server_thread_plan
 
 PLANS = [
     # cores, job processes, override -> image, text, router, each job process
@@ -42,6 +44,18 @@ def test_plan_gives_each_torch_user_its_share(
 def test_plan_refuses_impossible_inputs(cores: int, jobs: int, override: int | None) -> None:
     with pytest.raises(ValueError):
         plan_threads(cores=cores, job_processes=jobs, override=override)
+
+
+def test_server_plan_counts_a_job_process_per_device_slot_and_honours_the_setting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cores = available_cores()
+    assert server_thread_plan(Settings(jobs=JobSettings(device_slots=2))) == plan_threads(cores=cores, job_processes=2)
+    with caplog.at_level(logging.INFO, logger="genfoundry"):
+        plan = server_thread_plan(Settings(torch_threads=3))
+    assert plan == ThreadPlan(3, 3, 3, 3, cores=cores, overridden=True)
+    assert caplog.messages == [f"torch threads: {plan.summary()}"]
+    assert "each job process 3 (GENFOUNDRY_TORCH_THREADS)" in plan.summary()
 
 
 def test_image_engine_worker_runs_with_the_planned_threads(tiny_dir: Path) -> None:
