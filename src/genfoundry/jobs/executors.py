@@ -145,6 +145,9 @@ class SubprocessExecutor:
         if run.kind.on_finish is not None:
             args += ["--on-finish", run.kind.on_finish]
         env = {**os.environ, SETTINGS_ENV: self.settings.model_dump_json()}
+        threads = self.settings.torch_threads
+        if threads is not None:  # the job's share of the cores (the server decides it): torch reads it at import
+            env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{run.job_id}.log"
         with log_path.open("ab") as log:
