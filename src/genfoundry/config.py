@@ -55,7 +55,8 @@ class JobSettings(BaseModel):
 
     # "subprocess": each job in its own process, so a crash or out-of-memory ends the job, not the server.
     # "thread": in this process (fast start, for tests); a crash there takes the server down.
-    executor: Literal["subprocess", "thread"] = "subprocess"
+    # "ray": each job as a Ray task on a cluster (settings under `ray`, docs/deploy.md); slots then count cluster jobs.
+    executor: Literal["subprocess", "thread", "ray"] = "subprocess"
     device_slots: int = Field(default=1, ge=1)
     cpu_slots: int = Field(default=2, ge=1)  # jobs of kinds that use no device (URL downloads) run beside those
     # Jobs run in the server's own process through its engines (batches: /v1/batches) beside those; each has at
@@ -71,6 +72,22 @@ class JobSettings(BaseModel):
         if self.stale_after_s <= 2 * self.heartbeat_s:
             raise ValueError("jobs.stale_after_s must be more than two heartbeats (2 × jobs.heartbeat_s)")
         return self
+
+
+class RaySettings(BaseModel):
+    """The Ray executor (`jobs.executor = "ray"`): where the cluster is and what each job asks of it."""
+
+    # "auto": the cluster this machine's `ray start` joined; "host:port": its head (GCS port); "ray://host:10001":
+    # Ray Client; "": a local Ray instance the server starts and stops itself.
+    address: str = ""
+    # How long the server waits for the address to answer at start-up before it gives up with an error.
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Ray resources a job asks for, by lane (kinds.py `JobKind.lane`); keys num_cpus, num_gpus, memory (bytes) or a
+    # custom resource's name. Device jobs ask for CPUs only when the cluster has no GPU at all (logged once).
+    device_resources: dict[str, float] = Field(default_factory=lambda: {"num_cpus": 1.0, "num_gpus": 1.0})
+    cpu_resources: dict[str, float] = Field(default_factory=lambda: {"num_cpus": 1.0})
+    # Per job kind, replacing its lane's, e.g. {"fine_tune_lora": {"num_cpus": 4, "num_gpus": 1}}.
+    kind_resources: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
 class RouterSettings(BaseModel):
@@ -140,9 +157,10 @@ class CompatSettings(BaseModel):
     # dreambooth: Stable Diffusion (1.5), or the caller's DreamBooth model when a request names one.
     dreambooth_model: str = "tiny-sd15"
     # flux-train: the base `/train` uses when `pretrained_model` is left out (theirs: flux1-dev.sft from the share),
-    # and the captioner `/caption-images` runs when the request names no `model` (theirs: Florence-2).
+    # and the captioner `/caption-images` runs when the request names no `model` (theirs: Florence-2; mini-captioner
+    # is a Florence-2 pretrained on coloured shapes, docs/mini-models.md, so its captions name what a scene shows).
     flux_train_base: str = "tiny-flux"
-    flux_train_captioner: str = "tiny-captioner"
+    flux_train_captioner: str = "mini-captioner"
 
 
 class DiagramSettings(BaseModel):
@@ -212,6 +230,7 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
     diagrams: DiagramSettings = Field(default_factory=DiagramSettings)
     text: TextSettings = Field(default_factory=TextSettings)
