@@ -115,17 +115,19 @@ class ProcessHandle:
 
     def exit_reason(self, code: int) -> str:
         reason = exit_reason(code)
-        last = self._last_log_line()
+        last = last_log_line(self.log_path)
         return f"{reason}: {last}" if code > 0 and last else reason
 
-    def _last_log_line(self) -> str:
-        try:
-            with self.log_path.open("rb") as handle:
-                handle.seek(max(0, self.log_path.stat().st_size - 4096))
-                lines = deque((line.strip() for line in handle.read().decode(errors="replace").splitlines()), maxlen=1)
-        except OSError:
-            return ""
-        return lines[0][:500] if lines else ""
+
+def last_log_line(path: Path) -> str:
+    """The last line of a job's log (what it said as it died), or "" when there is none."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 4096))
+            lines = deque((line.strip() for line in handle.read().decode(errors="replace").splitlines()), maxlen=1)
+    except OSError:
+        return ""
+    return lines[0][:500] if lines else ""
 
 
 class SubprocessExecutor:
@@ -140,14 +142,8 @@ class SubprocessExecutor:
         self.log_dir = log_dir
 
     def launch(self, run: JobRun) -> RunHandle:
-        args = [sys.executable, "-m", "genfoundry.jobs.worker", run.job_id, str(run.attempt), run.worker_id]
-        args += ["--kind", run.kind.name, "--function", run.kind.function]
-        if run.kind.on_finish is not None:
-            args += ["--on-finish", run.kind.on_finish]
-        env = {**os.environ, SETTINGS_ENV: self.settings.model_dump_json()}
-        threads = self.settings.torch_threads
-        if threads is not None:  # the job's share of the cores (the server decides it): torch reads it at import
-            env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        args = [sys.executable, *worker_args(run)]
+        env = {**os.environ, **worker_env(self.settings)}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{run.job_id}.log"
         with log_path.open("ab") as log:
@@ -160,9 +156,32 @@ class SubprocessExecutor:
         """Nothing to release: the runner stops and reaps the processes it launched."""
 
 
+def worker_args(run: JobRun) -> list[str]:
+    """The job's process's command line after the interpreter: `-m genfoundry.jobs.worker JOB ATTEMPT WORKER …`."""
+    args = ["-m", "genfoundry.jobs.worker", run.job_id, str(run.attempt), run.worker_id]
+    args += ["--kind", run.kind.name, "--function", run.kind.function]
+    if run.kind.on_finish is not None:
+        args += ["--on-finish", run.kind.on_finish]
+    return args
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """What the job's process gets in its environment beside what it inherits: the server's settings and its share
+    of the cores."""
+    env = {SETTINGS_ENV: settings.model_dump_json()}
+    threads = settings.torch_threads
+    if threads is not None:  # the job's share of the cores (the server decides it): torch reads it at import
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    return env
+
+
 def make_executor(env: JobEnv) -> Executor:
     """The executor `env.settings.jobs.executor` names."""
     settings = env.settings
     if settings.jobs.executor == "thread":
         return ThreadExecutor(env=env, heartbeat_s=settings.jobs.heartbeat_s)
+    if settings.jobs.executor == "ray":
+        from genfoundry.jobs.ray_executor import RayExecutor  # ray is an optional extra, imported only when chosen
+
+        return RayExecutor(settings=settings)
     return SubprocessExecutor(settings=settings, log_dir=settings.home / "logs" / "jobs")
