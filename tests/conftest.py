@@ -28,6 +28,8 @@ from genfoundry.services.text_adapters import register_text_adapter
 from genfoundry.storage import ArtifactStore
 from genfoundry.text.formats import TextFormat
 from tests.helpers import write_pairs
+from tests.postgres_server import postgres_installed, running_postgres
+from tests.s3_server import S3_BUCKET, S3Server, running_s3
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -321,3 +323,20 @@ def pairs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_pairs() -> Callable[..., Path]:
     """write_pairs, for tests that need their own file (chat lines, another count)."""
     return write_pairs
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server of the module's own; its URL."""
+    if not postgres_installed():
+        pytest.skip("PostgreSQL server binaries not installed (scripts/ensure-postgres.sh installs them)")
+    with running_postgres(free_port()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    """An S3 protocol server (moto) of the module's own, with the bucket S3_BUCKET made."""
+    with running_s3(free_port()) as server:
+        server.client().create_bucket(Bucket=S3_BUCKET)
+        yield server

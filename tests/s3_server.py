@@ -15,6 +15,7 @@ import httpx
 ACCESS_KEY = "genfoundry-test"
 SECRET_KEY = "genfoundry-test-secret"  # moto accepts any pair; this is no secret
 REGION = "us-east-1"
+S3_BUCKET = "genfoundry-test"  # the bucket the `s3` fixture makes
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,7 @@ from genfoundry.repo import users as users_repo
 from genfoundry.services.local import open_database
 from tests.conftest import LoraFiles, free_port, image_bytes, make_home
 from tests.helpers import make_zip, upload_zip
-from tests.s3_server import S3Server, running_s3
-
-BUCKET = "genfoundry-replicas"
+from tests.s3_server import S3_BUCKET, S3Server
 
 
 @dataclass
@@ -64,19 +62,12 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with running_s3(free_port()) as server:
-        server.client().create_bucket(Bucket=BUCKET)
-        yield server
-
-
-@pytest.fixture(scope="module")
 def replicas(
     postgres_url: str, s3: S3Server, tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path
 ) -> Iterator[Replicas]:
     shared = {
         "GENFOUNDRY_DATABASE_URL": postgres_url,
-        "GENFOUNDRY_STORAGE_URL": f"s3://{BUCKET}/artifacts",
+        "GENFOUNDRY_STORAGE_URL": f"s3://{S3_BUCKET}/artifacts",
         "GENFOUNDRY_STORAGE_OPTIONS": json.dumps(s3.options()),
         "GENFOUNDRY_URL_SECRET": "replicas-share-this-signing-secret",
     }

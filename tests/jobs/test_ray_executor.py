@@ -23,11 +23,9 @@ from genfoundry.config import JobSettings, RaySettings, Settings
 from genfoundry.jobs.ray_executor import RayUnavailable
 from genfoundry.services import build_services
 from tests.conftest import LiveServer, free_port, image_bytes, make_home, start_server
-from tests.db.conftest import postgres_url  # noqa: F401 (a fixture)
 from tests.helpers import make_zip, upload_zip, wait_for_job
-from tests.s3_server import S3Server, running_s3
+from tests.s3_server import S3_BUCKET, S3Server
 
-BUCKET = "genfoundry-ray"
 PREFIX = "artifacts"
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -103,17 +101,10 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with running_s3(free_port()) as server:
-        server.client().create_bucket(Bucket=BUCKET)
-        yield server
-
-
-@pytest.fixture(scope="module")
 def ray_live(
     cluster: Cluster,
     s3: S3Server,
-    postgres_url: str,  # noqa: F811
+    postgres_url: str,
     tmp_path_factory: pytest.TempPathFactory,
     tiny_dir: Path,
 ) -> Iterator[LiveServer]:
@@ -121,7 +112,7 @@ def ray_live(
         home=make_home(tmp_path_factory.mktemp("ray"), tiny_dir),
         port=free_port(),
         database_url=postgres_url,
-        storage_url=f"s3://{BUCKET}/{PREFIX}",
+        storage_url=f"s3://{S3_BUCKET}/{PREFIX}",
         storage_options=s3.options(),
         jobs=JobSettings(executor="ray", device_slots=2),
         ray=RaySettings(address=cluster.address),
@@ -188,10 +179,10 @@ def test_jobs_run_on_the_worker_nodes_and_resume_on_another_when_theirs_dies(
             [(node, _)] = _started_on(client, job_id)
             assert node in nodes, (node, nodes)
         tuned = client.get(f"/v1/fine_tuning/jobs/{lora.json()['id']}").json()["fine_tuned_model"]
-        adapters = s3.keys(BUCKET, f"{PREFIX}/adapters/")
+        adapters = s3.keys(S3_BUCKET, f"{PREFIX}/adapters/")
         assert any(key.endswith(".safetensors") for key in adapters), adapters
         assert tuned is not None
-        captions = [key for key in s3.keys(BUCKET, f"{PREFIX}/datasets/{dataset['id']}/") if key.endswith(".txt")]
+        captions = [key for key in s3.keys(S3_BUCKET, f"{PREFIX}/datasets/{dataset['id']}/") if key.endswith(".txt")]
         assert len(captions) == 3, captions
 
         # A longer job: once it has a checkpoint, its node dies; it resumes from there on the other node.

@@ -1,4 +1,4 @@
-"""A real PostgreSQL server for the database tests, started in a temp folder once per module that asks for it."""
+"""A real PostgreSQL server for the tests, in a temp folder on a loopback port (scripts/ensure-postgres.sh)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-import pytest
-
-from tests.conftest import free_port
 
 
 def _pg_bin(name: str) -> str | None:
@@ -20,11 +17,15 @@ def _pg_bin(name: str) -> str | None:
     return found[-1] if found else shutil.which(name)
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
+def postgres_installed() -> bool:
+    return _pg_bin("initdb") is not None and _pg_bin("pg_ctl") is not None
+
+
+@contextmanager
+def running_postgres(port: int) -> Iterator[str]:
+    """A fresh server on `port`; yields its SQLAlchemy URL."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        pytest.skip("PostgreSQL server binaries not installed (scripts/ensure-postgres.sh installs them)")
+    assert initdb is not None and pg_ctl is not None, "PostgreSQL is not installed"
     # PostgreSQL refuses to run as root; as root, run it as the postgres system user in a folder it owns
     # (pytest's own temp root is private to root).
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -38,7 +39,6 @@ def postgres_url() -> Iterator[str]:
         capture_output=True,
         timeout=120,
     )
-    port = free_port()
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
     log = folder / "server.log"  # without -l the server keeps our pipes open and run() never returns
     subprocess.run(
