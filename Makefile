@@ -46,7 +46,9 @@ bench: setup  ## tiny models on this machine (LoRA training: SD 1.5-sized at 256
 	  "bench_plantuml_render" \
 	  "bench_chat" \
 	  "bench_router" \
-	  "bench_sft"
+	  "bench_sft" \
+	  "bench_storage" \
+	  "bench_job_start"
 
 bench-gpu: setup  ## the same on SD 1.5-sized random weights (fp16, 512x512); LoRA training also FLUX-sized, 512 and 1024
 	bash scripts/run_benches.sh \
