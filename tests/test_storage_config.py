@@ -67,3 +67,16 @@ def test_catalog_override_and_bad_family(tmp_path: Path) -> None:
     bad.write_text('[models.x]\nfamily = "dalle"\nsource = "x"\n')
     with pytest.raises(Invalid, match="family"):
         Catalog(catalog_file=bad, styles_file=None, tiny_dir=tmp_path / "none")
+
+
+def test_access_probes_have_their_own_names(tmp_path: Path) -> None:
+    """Replicas starting together probe one store: each probe object is its own, so one replica's delete never makes
+    another's read fail (which read as 'no such bucket' before)."""
+    store = ArtifactStore("memory://genfoundry-probe-test", cache_dir=tmp_path / "cache")
+    written: list[str] = []
+    pipe_file = store.fs.pipe_file
+    store.fs.pipe_file = lambda path, data, **kw: (written.append(path), pipe_file(path, data, **kw))[1]  # type: ignore[method-assign]
+    store.check_access()
+    store.check_access()
+    assert len(set(written)) == 2
+    assert not any(store.fs.exists(path) for path in written)  # both removed

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,7 +52,8 @@ class ArtifactStore:
 
     def check_access(self) -> None:
         """Write, read and delete a probe object; a clear StorageUnavailable naming the store when any fails."""
-        probe = f"{self.root}/.genfoundry-probe"
+        # Its own name: replicas starting together probe the same store, and one must not read another's deletion.
+        probe = f"{self.root}/.genfoundry-probe-{uuid.uuid4().hex}"
         try:
             with self._reaching():
                 self.fs.pipe_file(probe, b"ok")
