@@ -185,8 +185,12 @@ def test_jobs_run_on_the_worker_nodes_and_resume_on_another_when_theirs_dies(
         captions = [key for key in s3.keys(S3_BUCKET, f"{PREFIX}/datasets/{dataset['id']}/") if key.endswith(".txt")]
         assert len(captions) == 3, captions
 
-        # A longer job: once it has a checkpoint, its node dies; it resumes from there on the other node.
-        long = client.post("/v1/fine_tuning/jobs", json=_lora(dataset["id"], max_steps=40, checkpoint_every_n_steps=2))
+        # A longer job: once it has a checkpoint, its node dies; it resumes from there on the other node. Long enough
+        # that its process cannot finish before it sees its parent gone (a heartbeat): 40 steps once did, on a quiet
+        # machine, and the job then ended on its first attempt.
+        long = client.post(
+            "/v1/fine_tuning/jobs", json=_lora(dataset["id"], max_steps=400, checkpoint_every_n_steps=20)
+        )
         job_id = long.json()["id"]
         deadline = time.monotonic() + 600
         while not client.get(f"/v1/fine_tuning/jobs/{job_id}/checkpoints").json()["data"]:
