@@ -48,7 +48,7 @@ class Server:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.log.append(line)
-            if "Application startup complete" in line:
+            if "Uvicorn running on" in line:  # logged once the socket listens (startup completes before the bind)
                 self.started.set()
         self.started.set()  # the process ended: stop waiting
 

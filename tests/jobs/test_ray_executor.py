@@ -138,8 +138,15 @@ def _worker_node_ids(cluster: Cluster) -> list[str]:
 
 
 def _started_on(client: httpx.Client, job_id: str) -> list[tuple[str, str | None]]:
-    """(node, resume_from) of each attempt's start event, in order."""
-    events = client.get(f"/v1/jobs/{job_id}/events", params={"limit": 100}).json()["data"]
+    """(node, resume_from) of each attempt's start event, in order (every page: a job's steps make hundreds)."""
+    events: list[dict] = []
+    params: dict[str, object] = {"limit": 1000}
+    while True:
+        page = client.get(f"/v1/jobs/{job_id}/events", params=params).json()
+        events += page["data"]
+        if not page.get("has_more") or not page["data"]:
+            break
+        params["after"] = page["data"][-1]["id"]
     starts = [e for e in events if e["type"] == "log" and e["message"].startswith("attempt ")]
     starts.sort(key=lambda e: e["data"]["attempt"])
     return [(e["data"]["node"], e["data"]["resume_from"]) for e in starts]
@@ -186,8 +193,7 @@ def test_jobs_run_on_the_worker_nodes_and_resume_on_another_when_theirs_dies(
         assert len(captions) == 3, captions
 
         # A longer job: once it has a checkpoint, its node dies; it resumes from there on the other node. Long enough
-        # that its process cannot finish before it sees its parent gone (a heartbeat): 40 steps once did, on a quiet
-        # machine, and the job then ended on its first attempt.
+        # that its process cannot finish before it sees its parent gone (within a heartbeat).
         long = client.post(
             "/v1/fine_tuning/jobs", json=_lora(dataset["id"], max_steps=400, checkpoint_every_n_steps=20)
         )
