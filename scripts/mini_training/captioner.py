@@ -6,12 +6,11 @@ import argparse
 import json
 import math
 import random
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from mini_training.common import State, loss_table
+from mini_training.common import State, export_staged, loss_table
 
 GOAL = 0.8  # held-out images whose caption names the right colour, shape and background
 _WARMUP = 200
@@ -144,15 +143,11 @@ def measure(folder: Path) -> dict[str, Any]:
 
 
 def export(result: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
-    staging = out.with_name(f".staging-{out.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    result["model"].save_pretrained(staging, safe_serialization=True)
-    result["processor"].save_pretrained(staging)
-    measured = measure(staging)
-    (staging / "MODEL_CARD.md").write_text(_card(result, measured, args))
-    shutil.rmtree(out, ignore_errors=True)
-    staging.replace(out)
-    print(json.dumps(measured), flush=True)
+    def save(folder: Path) -> None:
+        result["model"].save_pretrained(folder, safe_serialization=True)
+        result["processor"].save_pretrained(folder)
+
+    export_staged(out, save, measure, lambda measured: _card(result, measured, args))
 
 
 def _card(result: dict[str, Any], measured: dict[str, Any], args: argparse.Namespace) -> str:

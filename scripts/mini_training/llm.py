@@ -6,13 +6,12 @@ import argparse
 import json
 import math
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from mini_training.common import State, loss_table
+from mini_training.common import State, export_staged, loss_table
 
 ROOT = Path(__file__).resolve().parents[2]
 GOAL = 0.5  # valid PlantUML within 3 tries on the held-out scenarios, after the demo's SFT
@@ -162,15 +161,11 @@ def measure(folder: Path, *, tries: int = TRIES) -> dict[str, Any]:
 
 
 def export(result: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
-    staging = out.with_name(f".staging-{out.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    result["model"].save_pretrained(staging, safe_serialization=True)
-    result["tokenizer"].save_pretrained(staging)
-    validity = measure(staging)
-    (staging / "MODEL_CARD.md").write_text(_card(result, validity, args))
-    shutil.rmtree(out, ignore_errors=True)
-    staging.replace(out)
-    print(json.dumps(validity), flush=True)
+    def save(folder: Path) -> None:
+        result["model"].save_pretrained(folder, safe_serialization=True)
+        result["tokenizer"].save_pretrained(folder)
+
+    export_staged(out, save, measure, lambda validity: _card(result, validity, args))
 
 
 def _card(result: dict[str, Any], validity: dict[str, Any], args: argparse.Namespace) -> str:

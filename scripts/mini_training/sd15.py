@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from mini_training.common import State, loss_table
+from mini_training.common import State, export_staged, loss_table
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -143,14 +142,10 @@ GOALS = {"colour": 0.8, "background": 0.8, "shape": 0.6}
 
 
 def export(result: dict[str, Any], out: Path, args: argparse.Namespace) -> None:
-    staging = out.with_name(f".staging-{out.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    result["pipe"].save_pretrained(staging, safe_serialization=True)
-    adherence = measure(staging)
-    (staging / "MODEL_CARD.md").write_text(_card(result, adherence, args))
-    shutil.rmtree(out, ignore_errors=True)
-    staging.replace(out)
-    print(json.dumps(adherence), flush=True)
+    def save(folder: Path) -> None:
+        result["pipe"].save_pretrained(folder, safe_serialization=True)
+
+    export_staged(out, save, measure, lambda adherence: _card(result, adherence, args))
 
 
 def _card(result: dict[str, Any], adherence: dict[str, Any], args: argparse.Namespace) -> str:
