@@ -16,15 +16,15 @@ from pathlib import Path
 from genfoundry.catalog import Catalog
 from genfoundry.config import Settings
 from genfoundry.inference.caption import CaptionerSpec
+from genfoundry.models.mini_captioner import MINI_CAPTIONER_ID as MINI_CAPTIONER
+from genfoundry.models.mini_llm import MINI_LLM_ID as MINI_LLM
+from genfoundry.models.mini_sd15 import MINI_SD15_ID as MINI_SD15
+from genfoundry.models.tiny_captioner import TINY_CAPTIONER_ID as TINY_CAPTIONER
+from genfoundry.models.tiny_llm import TINY_LLM_ID as TINY_LLM
 from genfoundry.services.classifiers import ROUTER_MODEL_ID
 from genfoundry.services.model_directory import is_shipped, weights_of, weights_of_source
 
-MINI_SD15 = "mini-sd15"
 TINY_SD15 = "tiny-sd15"
-MINI_CAPTIONER = "mini-captioner"
-TINY_CAPTIONER = "tiny-captioner"
-MINI_LLM = "mini-llm"
-TINY_LLM = "tiny-llm"
 # The real captioner preferred when cached: small enough for a CPU, and the quality the captions need.
 REAL_CAPTIONER = "florence-2-base"
 
