@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from genfoundry.cli_output import ProgressLines, print_table
+from genfoundry.cli_output import ProgressLines, fail, print_table
 from genfoundry.cli_target import ApiKeyOption, ServerOption, default_server
 from genfoundry.schemas.jobs import JobStatus
 
@@ -41,11 +40,6 @@ class Method(StrEnum):
     dreambooth = "dreambooth"
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
-
-
 @contextmanager
 def _connect(server: str | None, api_key: str | None) -> Iterator[JobsClient]:
     """A client for the server; any error it reports ends the command with its message and exit code 1."""
@@ -56,7 +50,7 @@ def _connect(server: str | None, api_key: str | None) -> Iterator[JobsClient]:
         with JobsClient(server or default_server(), api_key) as client:
             yield client
     except GenfoundryError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
 
 
 def _when(seconds: int | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
@@ -210,9 +204,9 @@ def train(
         final = client.fine_tuning_job(job_id)
     status = final["status"]
     if status == JobStatus.FAILED:
-        raise _fail(f"job {job_id} failed: {(final.get('error') or {}).get('message', 'no reason given')}")
+        raise fail(f"job {job_id} failed: {(final.get('error') or {}).get('message', 'no reason given')}")
     if status == JobStatus.CANCELLED:
-        raise _fail(f"job {job_id} was cancelled")
+        raise fail(f"job {job_id} was cancelled")
     print(f"status: {status}")
     print(f"fine_tuned_model: {final.get('fine_tuned_model')}")
 

@@ -1,5 +1,5 @@
-"""How the CLI prints for a person and for a pipe: tables whose ids are never cut, and progress as plain lines
-where no terminal redraws a bar."""
+"""How the CLI prints for a person and for a pipe: tables whose ids are never cut, progress as plain lines where no
+terminal redraws a bar, and the one-line error a command ends with."""
 
 from __future__ import annotations
 
@@ -8,11 +8,20 @@ import time
 from collections.abc import Collection
 from typing import TextIO
 
+import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 ID_COLUMNS = frozenset({"id", "user", "owner", "base"})  # values other commands take: printed whole
 PROGRESS_LINE_EVERY_S = 10.0
+_err_console = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print `message` as an error on stderr (verbatim, never read as markup); raise what this returns (exit 1)."""
+    _err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
 
 
 def print_table(table: Table, *, console: Console | None = None, ids: Collection[str] = ID_COLUMNS) -> None:

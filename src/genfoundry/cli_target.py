@@ -9,8 +9,8 @@ from typing import Annotated
 import httpx
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from genfoundry.cli_output import fail
 from genfoundry.config import Settings
 
 ServerOption = Annotated[
@@ -58,11 +58,6 @@ def home_is_populated(settings: Settings) -> bool:
     )
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
-
-
 def choose_server(server: str | None, local: bool) -> str | None:
     """The URL of the server the command talks to, or None to run it in this process on the home.
 
@@ -75,7 +70,7 @@ def choose_server(server: str | None, local: bool) -> str | None:
     if server_answers(url):
         return url
     if server is not None:
-        raise _fail(
+        raise fail(
             f"no genfoundry server answers at {url} (--server / GENFOUNDRY_SERVER): start one with `make serve` "
             "(or `genfoundry serve`), or run in this process on the home with --local"
         )
@@ -83,7 +78,7 @@ def choose_server(server: str | None, local: bool) -> str | None:
     if home_is_populated(settings):
         err_console.print(f"no server at {url}: working in this process on {settings.home}", highlight=False)
         return None
-    raise _fail(
+    raise fail(
         f"no genfoundry server answers at {url} and the home {settings.home} is empty: start the server with "
         "`make serve`, or build the offline models with `genfoundry models build-tiny` to work in-process, or "
         "name a running server with --server URL (GENFOUNDRY_HOME picks another home; --local runs here anyway)"
