@@ -135,7 +135,8 @@ class AssistantSettings(BaseModel):
     # here, else the pretrained mini-* model (docs/mini-models.md), else the random tiny-* one (`models build-tiny`).
     image_model: str | None = None
     text_model: str | None = None
-    diagram_model: str = "tiny-llm"  # best a text adapter fine-tuned on scenario -> PlantUML pairs
+    # None: the text model picked as above. Best: a text adapter fine-tuned on scenario -> PlantUML pairs.
+    diagram_model: str | None = None
     diagram_attempts: int = Field(default=3, ge=1, le=10)  # generations per diagram until PlantUML's check passes
     max_diagram_attempts: int = Field(default=10, ge=1)  # the most a request may ask for
 

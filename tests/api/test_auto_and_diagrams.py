@@ -1,5 +1,5 @@
 """`model="auto"` chat routing and `POST /v1/diagrams` through the real server, the openai client and the real
-router, PlantUML and tiny models (tiny-llm writes no valid PlantUML untrained: the retry loop is what shows)."""
+router, PlantUML and the shipped models (mini-llm writes PlantUML; untrained tiny-llm shows the retry loop)."""
 
 from __future__ import annotations
 
@@ -61,16 +61,29 @@ def test_auto_routes_a_diagram_request_through_the_retry_loop(client: openai.Ope
     response = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": prompt}], seed=1)
     extra = response.model_dump()
     assert extra["route"]["route"] == "diagram"
-    assert response.model == "tiny-llm"
+    assert response.model == "mini-llm"  # diagrams follow the default text model unless the settings name one
     content = response.choices[0].message.content or ""
-    assert "```plantuml" in content
+    code = content.split("\n\nRendered diagram: ")[0]
+    assert code.startswith("```plantuml\n@start") and code.endswith("\n```")
+    [attachment] = extra["choices"][0]["message"]["attachments"]  # mini-llm's PlantUML passed the check: drawn
+    assert attachment["type"] == "diagram" and attachment["url"] in content
+    assert httpx.get(attachment["url"]).status_code == 200
     stream = list(
         client.chat.completions.create(
             model="auto", messages=[{"role": "user", "content": prompt}], seed=1, stream=True
         )
     )
     assert stream[0].model_dump()["route"]["route"] == "diagram"
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == content
+    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert streamed.startswith(code + "\n\nRendered diagram: ")  # the same code; a new drawing, so a new url
+
+
+def test_generate_diagram_defaults_to_the_picked_text_model(alice: httpx.Client) -> None:
+    response = alice.post(
+        "/v1/diagrams", json={"prompt": "a sequence diagram of a user logging in", "max_attempts": 1, "max_tokens": 48}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == alice.get("/readyz").json()["defaults"]["text_model"] == "mini-llm"
 
 
 def test_generate_diagram_retries_and_reports_every_try(alice: httpx.Client) -> None:

@@ -156,7 +156,12 @@ def build_services(settings: Settings) -> Services:
     diagrams = DiagramService(
         renderer=make_renderer(settings.diagrams, work_dir=settings.home / "cache" / "plantuml"), store=store
     )
-    diagram_generator = DiagramGenerator(text=text, diagrams=diagrams, settings=settings.assistant)
+    diagram_generator = DiagramGenerator(
+        text=text,
+        diagrams=diagrams,
+        settings=settings.assistant,
+        default_model=settings.assistant.diagram_model or defaults.text_model.model,
+    )
     auto_chat = AutoChat(
         classifiers=classifiers,
         text=text,

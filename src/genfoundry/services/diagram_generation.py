@@ -25,10 +25,13 @@ class GeneratedDiagram:
 
 
 class DiagramGenerator:
-    def __init__(self, *, text: TextService, diagrams: DiagramService, settings: AssistantSettings) -> None:
+    def __init__(
+        self, *, text: TextService, diagrams: DiagramService, settings: AssistantSettings, default_model: str
+    ) -> None:
         self.text = text
         self.diagrams = diagrams
         self.settings = settings
+        self.default_model = default_model  # the settings' diagram_model, else the text model picked at start-up
 
     def generate(
         self,
@@ -43,7 +46,7 @@ class DiagramGenerator:
     ) -> GeneratedDiagram:
         """Up to `max_attempts` generations (the first greedy, then sampled with seeds `seed + i`); the first whose
         PlantUML passes the check is rendered and stored. Blocking: call it from a worker thread."""
-        model = model or self.settings.diagram_model
+        model = model or self.default_model
         tries = max_attempts or self.settings.diagram_attempts
         if tries > self.settings.max_diagram_attempts:
             raise Invalid(f"max_attempts must be at most {self.settings.max_diagram_attempts}", param="max_attempts")
