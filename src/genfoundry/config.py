@@ -228,6 +228,9 @@ class Settings(BaseSettings):
     # Extra wait for compatible requests before a batch starts. 0: batch what queued while the pipeline was busy,
     # so a lone request never waits.
     batch_timeout_ms: float = Field(default=0.0, ge=0)
+    # LoRA adapters kept loaded per image base: past it the least recently used is unloaded (and reloaded from its
+    # file when asked for again); a request naming more adapters than this is refused (400).
+    max_resident_adapters: int = Field(default=8, ge=1)
     limits: Limits = Field(default_factory=Limits)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)

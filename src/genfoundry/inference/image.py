@@ -110,7 +110,8 @@ def _validate(job: ImageJob) -> None:
 
 
 class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "ImageRunner"]):
-    """Serves `ImageJob`s: one worker thread and bounded queue per loaded base, LRU under a byte budget."""
+    """Serves `ImageJob`s: one worker thread and bounded queue per loaded base, LRU under a byte budget, and at
+    most `max_resident_adapters` LoRA adapters loaded per base (least recently used unloaded first)."""
 
     kind = "image"
 
@@ -124,7 +125,11 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
         max_batch_size: int,
         batch_timeout_s: float,
         threads: int | None = None,
+        max_resident_adapters: int = 8,
     ) -> None:
+        if max_resident_adapters < 1:
+            raise ValueError(f"max_resident_adapters must be >= 1, got {max_resident_adapters}")
+        self.max_resident_adapters = max_resident_adapters
         super().__init__(
             device=device,
             dtype=dtype,
@@ -132,7 +137,7 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
             max_queue=max_queue,
             max_batch_size=max_batch_size,
             batch_timeout_s=batch_timeout_s,
-            counters=("requests_served", "batches_served", "images_served", "failed_batches"),
+            counters=("requests_served", "batches_served", "images_served", "failed_batches", "adapters_evicted"),
             threads=threads,
         )
 
@@ -154,6 +159,12 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
 
     def _validate(self, job: ImageJob) -> None:
         _validate(job)
+        if len(job.loras) > self.max_resident_adapters:
+            raise Invalid(
+                f"a request may use at most {self.max_resident_adapters} adapters together on this server "
+                f"(max_resident_adapters), got {len(job.loras)}",
+                param="loras",
+            )
 
     def _job_base(self, job: ImageJob) -> BaseModelSpec:
         return job.base
@@ -171,7 +182,14 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
         from genfoundry.inference.image_runner import ImageRunner
 
         pipe = load_pipeline(spec, device=device, dtype=self.dtype)
-        return ImageRunner(spec, pipe, device=device), estimate_pipeline_bytes(pipe)
+        runner = ImageRunner(
+            spec, pipe, device=device, max_adapters=self.max_resident_adapters, on_evict=self._count_adapter_eviction
+        )
+        return runner, estimate_pipeline_bytes(pipe)
+
+    def _count_adapter_eviction(self) -> None:
+        with self._lock:
+            self._counters["adapters_evicted"] += 1
 
     def _slot_stats(self, spec: BaseModelSpec) -> dict[str, Any]:
         return {"family": spec.family}

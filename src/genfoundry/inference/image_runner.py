@@ -1,5 +1,8 @@
 """One loaded base pipeline, its image-to-image and inpainting twins and its LoRA adapters.
 
+At most `max_adapters` adapters stay loaded into a base: once one more has loaded, the least recently used one
+that the current batch does not need is unloaded (the engine refuses a request naming more than fit).
+
 Every method runs on the base's worker thread (see batching.py), so the pipeline, its scheduler and its
 adapter state are never touched by two threads at once and need no lock of their own.
 """
@@ -12,7 +15,8 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid
@@ -63,24 +67,41 @@ def _keep_unmasked(image: Image, job: ImageJob) -> Image:
 
 
 class ImageRunner:
-    """Runs batches of compatible image jobs on one base; switches adapters without reloading the base."""
+    """Runs batches of compatible image jobs on one base; switches adapters without reloading the base and keeps
+    at most `max_adapters` loaded; `on_evict` is called once per adapter unloaded to make room."""
 
-    def __init__(self, spec: BaseModelSpec, pipe: DiffusionPipeline, *, device: str) -> None:
+    def __init__(
+        self,
+        spec: BaseModelSpec,
+        pipe: DiffusionPipeline,
+        *,
+        device: str,
+        max_adapters: int,
+        on_evict: Callable[[], None] = lambda: None,
+    ) -> None:
+        if max_adapters < 1:
+            raise ValueError(f"max_adapters must be >= 1, got {max_adapters}")
         self.spec = spec
         self.pipe: Any = pipe  # diffusers' mixins (LoRA loading, components) are invisible to mypy
         self.device = device
+        self.max_adapters = max_adapters
+        self._on_evict = on_evict
         self._img2img: Any = None
         self._inpaint: Any = None
-        self._adapters: dict[str, tuple[str, str]] = {}  # adapter id -> (adapter name, path)
+        # adapter id -> (adapter name, path), least recently used first
+        self._adapters: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._active: tuple[tuple[str, float], ...] | None = None  # None: unknown, set_adapters next time
         self._lora_enabled = True
         self.adapter_ids: tuple[str, ...] = ()  # snapshot for stats(), read from other threads
 
     # -- adapters ----------------------------------------------------------------------------------
 
-    def _load_adapter(self, lora: LoraSpec) -> None:
+    def _load_adapter(self, lora: LoraSpec, keep: set[str]) -> None:
+        """Make `lora` resident and most recently used; adapters outside `keep` may be evicted for room."""
         known = self._adapters.get(lora.id)
         if known is not None and known[1] == lora.path:
+            self._adapters.move_to_end(lora.id)
+            self.adapter_ids = tuple(self._adapters)
             return
         if known is not None:  # same id, new file: a new version of the adapter
             self.unload_adapter(lora.id)
@@ -94,8 +115,22 @@ class ImageRunner:
             raise Invalid(f"cannot load adapter {lora.id!r} into {self.spec.id!r}: {exc}", param="loras") from exc
         logger.info("loaded adapter %s into %s in %.3fs", lora.id, self.spec.id, time.perf_counter() - started)
         self._adapters[lora.id] = (name, lora.path)
-        self.adapter_ids = tuple(self._adapters)
         self._active = None  # loading makes the new adapter the only active one
+        self._evict_over_bound(keep)  # after the load, so an adapter that fails to load evicts nothing
+        self.adapter_ids = tuple(self._adapters)
+
+    def _evict_over_bound(self, keep: set[str]) -> None:
+        """Unload least recently used adapters outside `keep` while more than `max_adapters` are loaded."""
+        excess = len(self._adapters) - self.max_adapters
+        for old_id in [adapter_id for adapter_id in self._adapters if adapter_id not in keep][: max(0, excess)]:
+            self.unload_adapter(old_id)
+            self._on_evict()
+            logger.info(
+                "evicted adapter %s from %s (least recently used; at most %d resident)",
+                old_id,
+                self.spec.id,
+                self.max_adapters,
+            )
 
     def unload_adapter(self, adapter_id: str) -> bool:
         """Delete the adapter's layers from the base; False when it was not loaded here."""
@@ -113,8 +148,9 @@ class ImageRunner:
                 self.pipe.disable_lora()
                 self._lora_enabled = False
             return
+        keep = {lora.id for lora in loras}
         for lora in loras:
-            self._load_adapter(lora)
+            self._load_adapter(lora, keep)
         wanted = tuple((self._adapters[lora.id][0], float(lora.weight)) for lora in loras)
         if not self._lora_enabled:
             self.pipe.enable_lora()

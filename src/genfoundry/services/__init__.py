@@ -100,6 +100,7 @@ def build_services(settings: Settings) -> Services:
         max_batch_size=settings.max_batch_size,
         batch_timeout_s=settings.batch_timeout_ms / 1000,
         threads=threads.image,
+        max_resident_adapters=settings.max_resident_adapters,
     )
     adapters = AdapterService(
         sessions=sessions, store=store, catalog=catalog, engine=image_engine, work_dir=settings.home / "tmp"
