@@ -129,6 +129,7 @@ def test_bulk_edits_and_a_captioning_job_fill_in_captions(
     expect(page.get_by_role("status").filter(has_text="changed")).to_have_text("1 caption changed.")
     expect(page.get_by_label("Caption of img0.png", exact=True)).to_have_value("ohwx, a boot")
 
+    expect(page.locator("#captioner-hint")).to_have_text("Leave empty for the server's default (mini-captioner).")
     page.get_by_label("Captioning model").fill("tiny-captioner")
     page.get_by_label("Overwrite existing captions").check()
     page.get_by_role("button", name="Caption images").click()

@@ -1,4 +1,5 @@
-"""The studio's pages and the offline API docs: one route per page, each a template rendered without user data."""
+"""The studio's pages and the offline API docs: one route per page, each a template rendered without user data
+(the server's own defaults at most)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+
+from genfoundry.api.deps import ServicesDep
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -60,8 +63,9 @@ for _each in NAVIGATION:
 
 
 @router.get("/datasets/{dataset_id}")
-def show_dataset(request: Request, dataset_id: IdParam) -> HTMLResponse:
-    return render(request, "dataset", "datasets", dataset_id=dataset_id)
+def show_dataset(request: Request, dataset_id: IdParam, services: ServicesDep) -> HTMLResponse:
+    captioner = services.defaults.captioner.model  # picked at start-up: Florence-2 where cached, else mini-captioner
+    return render(request, "dataset", "datasets", dataset_id=dataset_id, default_captioner=captioner)
 
 
 @router.get("/training/{job_id}")
