@@ -78,6 +78,12 @@ def torch_threads(ctx: JobContext) -> dict[str, Any]:
     return {"torch_threads": torch.get_num_threads()}
 
 
+def visible_gpus(ctx: JobContext) -> dict[str, Any]:
+    """Reports the GPUs its process was given; stays `hold_s` so jobs started together overlap."""
+    time.sleep(float(ctx.params.get("hold_s", 0)))
+    return {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
 def record_finish(session: Session, job: Job) -> None:
     """A finisher: an event in the job's final transaction, so a test can see it ran (and how often)."""
     jobs_repo.add_event(session=session, job_id=job.id, type="log", message="finisher", data={"saw": job.status})
@@ -112,8 +118,9 @@ def make_runner(settings: Settings) -> Harness:
     sessions = make_session_factory(engine)
     env = JobEnv(settings=settings, sessions=sessions, store=open_store(settings), catalog=open_catalog(settings))
     runner = JobRunner(sessions=sessions, settings=settings.jobs, executor=make_executor(env), poll_s=0.1)
-    for name in ("count", "stubborn", "boom", "exit_hard", "torch_threads"):
+    for name in ("count", "stubborn", "boom", "exit_hard", "torch_threads", "visible_gpus"):
         runner.register(name, f"{HERE}:{name}", on_finish=f"{HERE}:record_finish")
+    runner.register("visible_gpus_no_device", f"{HERE}:visible_gpus", uses_device=False)
     runner.register("missing", "tests.jobs.no_such_module:run", on_finish=f"{HERE}:record_finish")
     runner.register("count_bad_finish", f"{HERE}:count", on_finish=f"{HERE}:failing_finish")
     runner.register("download", f"{HERE}:count", on_finish=f"{HERE}:record_finish", uses_device=False)

@@ -18,6 +18,7 @@ from typing import Protocol
 from genfoundry.config import Settings
 from genfoundry.jobs.context import JobRun, run_attempt
 from genfoundry.jobs.env import JobEnv
+from genfoundry.jobs.gpu_assignment import GpuAssigner, visible_gpus
 from genfoundry.jobs.liveness import exit_reason
 
 logger = logging.getLogger(__name__)
@@ -134,22 +135,32 @@ class SubprocessExecutor:
     """Runs each attempt as `python -m genfoundry.jobs.worker`, so a crash or out-of-memory ends only the job.
 
     The process gets its own session (a Ctrl-C at the server's terminal does not reach it) and writes its output
-    to `<log_dir>/<job id>.log`.
+    to `<log_dir>/<job id>.log`. With several GPUs, device jobs that run at once each see a different one
+    (gpu_assignment.py).
     """
 
     def __init__(self, *, settings: Settings, log_dir: Path) -> None:
         self.settings = settings
         self.log_dir = log_dir
+        self.gpus = GpuAssigner(visible_gpus(settings.device, os.environ))
+        self._launching = threading.Lock()
 
     def launch(self, run: JobRun) -> RunHandle:
         args = [sys.executable, *worker_args(run)]
         env = {**os.environ, **worker_env(self.settings)}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{run.job_id}.log"
-        with log_path.open("ab") as log:
+        with log_path.open("ab") as log, self._launching:
+            gpu = self.gpus.least_busy() if run.kind.lane == "device" and self.gpus.spreads else None
+            if gpu is not None:
+                env["CUDA_VISIBLE_DEVICES"] = gpu
+                log.write(f"genfoundry: this attempt runs on GPU {gpu} (CUDA_VISIBLE_DEVICES)\n".encode())
+                log.flush()
             process = subprocess.Popen(
                 args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+            if gpu is not None:
+                self.gpus.hold(run.job_id, gpu, lambda: process.poll() is None)
         return ProcessHandle(process, log_path)
 
     def shutdown(self) -> None:
