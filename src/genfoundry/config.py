@@ -242,6 +242,18 @@ class Settings(BaseSettings):
     compat: CompatSettings = Field(default_factory=CompatSettings)
     captioners_file: Path | None = None
 
+    @field_validator("device", mode="after")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        from genfoundry.devices import check_device
+        from genfoundry.errors import Invalid
+
+        try:
+            check_device(value)
+        except Invalid as exc:
+            raise ValueError(exc.message) from exc
+        return value
+
     @field_validator("home", mode="after")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
@@ -279,21 +291,18 @@ class Settings(BaseSettings):
         return int(self.memory_budget_gb * 1024**3)
 
     def resolved_device(self) -> str:
-        """`auto` means CUDA when present, else CPU; imports torch, so call it only where torch is needed."""
-        if self.device != "auto":
-            return self.device
-        import torch
+        """The device the engines use (genfoundry.devices: `auto` is CUDA when present, else the CPU); imports
+        torch, so call it only where torch is needed."""
+        from genfoundry.devices import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return resolve_device(self.device)
 
     def resolved_dtype(self, device: str) -> str:
-        if self.dtype != "auto":
-            return self.dtype
-        if device.startswith("cuda"):
-            import torch
+        """The engines' default dtype on `device`: the setting, float32 on the CPU, else "auto" (each model's
+        family picks: fp16 for SD 1.5 / SDXL, bf16 for FLUX and text; genfoundry.devices)."""
+        from genfoundry.devices import engine_dtype
 
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return "float32"
+        return engine_dtype(self.dtype, device)
 
 
 def load_settings(**overrides: Any) -> Settings:

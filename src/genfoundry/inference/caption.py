@@ -24,15 +24,14 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from genfoundry.devices import DTYPES, model_torch_dtype
 from genfoundry.errors import Invalid, ModelUnavailable
 from genfoundry.inference.heavy_imports import import_ml_libraries
 from genfoundry.inference.loader import (
-    DTYPES,
     MODULE_BUILD_LOCK,
     cached_snapshot,
     check_fetchable,
     from_pretrained_offline_first,
-    resolve_torch_dtype,
 )
 
 if TYPE_CHECKING:
@@ -158,7 +157,7 @@ class Captioner:
         import transformers
 
         model_cls = getattr(transformers, CAPTIONER_CLASSES[self.spec.kind])
-        kwargs: dict[str, Any] = {"dtype": resolve_torch_dtype(self.spec.dtype, self.dtype, self.device)}
+        kwargs: dict[str, Any] = {"dtype": model_torch_dtype(self.spec.dtype, self.dtype, self.device, "captioner")}
         if folder is not None:
             try:
                 with MODULE_BUILD_LOCK:

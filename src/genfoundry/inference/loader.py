@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from genfoundry.devices import DTYPES, model_torch_dtype
 from genfoundry.errors import Invalid, ModelUnavailable
 from genfoundry.hub import HUB_PROBE_TIMEOUT_S, fetch_command, hub_answers, hub_endpoint, hub_offline
 from genfoundry.model_files import parse_single_file_source
 
 if TYPE_CHECKING:
-    import torch
     from diffusers import DiffusionPipeline
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ FAMILY_PIPELINES: dict[str, str] = {
     "flux": "FluxPipeline",
 }
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
-DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -59,22 +58,6 @@ class BaseModelSpec:
             raise Invalid(f"model {self.id!r}: family must be one of {sorted(FAMILY_PIPELINES)}, got {self.family!r}")
         if self.dtype not in DTYPES:
             raise Invalid(f"model {self.id!r}: dtype must be one of {DTYPES}, got {self.dtype!r}")
-
-
-def resolve_torch_dtype(spec_dtype: str, engine_dtype: str, device: str) -> torch.dtype:
-    """The spec's dtype wins over the engine's; `auto` is float32 on CPU, bf16 (or fp16) on CUDA."""
-    import torch
-
-    name = spec_dtype if spec_dtype != "auto" else engine_dtype
-    if name == "auto":
-        if device.startswith("cuda") and torch.cuda.is_available():
-            name = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        else:
-            name = "float32"
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if name not in dtypes:
-        raise Invalid(f"unknown dtype {name!r}; expected one of auto, {', '.join(dtypes)}", param="dtype")
-    return dtypes[name]
 
 
 def _local_folder(source: str) -> Path | None:
@@ -180,7 +163,7 @@ def load_pipeline(spec: BaseModelSpec, *, device: str, dtype: str) -> DiffusionP
     import diffusers
 
     pipeline_cls = getattr(diffusers, FAMILY_PIPELINES[spec.family])
-    kwargs: dict[str, Any] = {_dtype_kwarg(): resolve_torch_dtype(spec.dtype, dtype, device)}
+    kwargs: dict[str, Any] = {_dtype_kwarg(): model_torch_dtype(spec.dtype, dtype, device, spec.family)}
     if spec.family == "sd15":
         kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 

@@ -347,12 +347,9 @@ class ModelPool(ABC, Generic[SpecT, JobT, ResultT, RunnerT]):
 
     def _device(self) -> str:
         if self._resolved_device is None:
-            device = self.device
-            if device == "auto":
-                import torch
+            from genfoundry.devices import resolve_device
 
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            self._resolved_device = device
+            self._resolved_device = resolve_device(self.device)
         return self._resolved_device
 
     def _load(self, slot: Slot[SpecT, JobT, ResultT, RunnerT]) -> None:

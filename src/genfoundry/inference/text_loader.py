@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from genfoundry.devices import DTYPES, model_torch_dtype
 from genfoundry.errors import Invalid, ModelUnavailable
 from genfoundry.inference.loader import (
-    DTYPES,
     MODULE_BUILD_LOCK,
     cached_snapshot,
     from_pretrained_offline_first,
-    resolve_torch_dtype,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +84,7 @@ def load_causal_lm(spec: TextModelSpec, *, device: str, dtype: str) -> PreTraine
     """The base's causal LM on `device` in eval mode; `dtype` is the engine default for `auto` specs."""
     from transformers import AutoModelForCausalLM
 
-    torch_dtype = resolve_torch_dtype(spec.dtype, dtype, device)
+    torch_dtype = model_torch_dtype(spec.dtype, dtype, device, "text")
     model = _from_pretrained(spec, AutoModelForCausalLM, dtype=torch_dtype)
     if device != "cpu":
         model.to(device)

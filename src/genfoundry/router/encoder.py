@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from genfoundry.devices import model_torch_dtype, resolve_device
 from genfoundry.inference.heavy_imports import import_ml_libraries
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
 from genfoundry.router.onnx_encoder import OnnxEncoderModel, export_key, load_or_export
@@ -94,7 +95,7 @@ class TextEncoder:
         # CPU, two torch threads waiting on each other made a forward 70x slower here); ONNX Runtime one per core
         # (its idle threads sleep, so a busy machine slows it down gracefully instead).
         self.threads = threads
-        self.device = device
+        self.device = resolve_device(device)
         self.batch_size = batch_size
         self.backend = backend
         self.cache_dir = cache_dir
@@ -156,7 +157,7 @@ class TextEncoder:
 
         hf_logging.disable_progress_bar()
         with MODULE_BUILD_LOCK:
-            model = AutoModel.from_pretrained(folder)
+            model = AutoModel.from_pretrained(folder, dtype=model_torch_dtype("auto", "auto", self.device, "encoder"))
             if self.lora is not None:
                 model = merge_lora(model, self.lora)
         return model.to(self.device).eval()

@@ -14,17 +14,15 @@ if TYPE_CHECKING:
 
 
 def resolve_device(config: SftTrainingConfig) -> tuple[torch.device, torch.dtype]:
-    """The training device and the dtype of the frozen weights (the LoRA weights stay float32)."""
+    """The training device and the dtype of the frozen weights (the LoRA weights stay float32); genfoundry.devices
+    decides both."""
     import torch
 
-    cuda = torch.cuda.is_available()
-    if config.device == "cuda" and not cuda:
-        raise Invalid('device "cuda" was asked for and no CUDA GPU is available', param="device")
-    device = torch.device("cuda" if config.device == "cuda" or (config.device == "auto" and cuda) else "cpu")
-    if config.dtype == "auto":
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return device, torch.bfloat16 if bf16 else torch.float32
-    return device, getattr(torch, config.dtype)
+    from genfoundry.devices import resolve_device as device_for
+    from genfoundry.devices import training_dtype
+
+    device = device_for(config.device)
+    return torch.device(device), getattr(torch, training_dtype(config.dtype, device))
 
 
 def _from_base(load: Any, config: SftTrainingConfig, what: str, **kwargs: Any) -> Any:
