@@ -129,6 +129,7 @@ class ImageService:
         self.catalog = catalog
         self.engine = engine
         self.limits = limits
+        self._syncing: set[asyncio.Task[None]] = set()  # fsyncs of answered requests' files, still running
 
     def plan(
         self,
@@ -293,7 +294,26 @@ class ImageService:
         route that makes images calls (/v1/images, `model="auto"`, the seed systems' routes)."""
         planned = await self._plan_in_thread(owner_id, options, init_image, strength, mask)
         results = await self.run(planned, place)
-        return await anyio.to_thread.run_sync(self.record, planned, results)
+        return await self._record_and_sync_later(planned, results)
+
+    async def _record_and_sync_later(
+        self, planned: PlannedRequest, results: list[GeneratedImage]
+    ) -> list[RecordedImage]:
+        """`record` in a worker thread without the files' fsync, which a task runs after it: the answer waits for
+        the files and rows to be visible (a client fetches the URL and lists its history at once), not for the disk.
+        """
+        recorded = await anyio.to_thread.run_sync(functools.partial(self.record, planned, results, sync=False))
+        task = asyncio.create_task(
+            anyio.to_thread.run_sync(self.store.sync_to_disk, [image.row.image_key for image in recorded])
+        )
+        self._syncing.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._synced)
+        return recorded
+
+    def _synced(self, task: asyncio.Task[None]) -> None:
+        self._syncing.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.warning("could not fsync generated images: %s", error)
 
     async def _plan_in_thread(
         self,
@@ -354,7 +374,7 @@ class ImageService:
     ) -> AsyncIterator[PartialImage | RecordedImage]:
         while (preview := await previews.get()) is not None:
             yield preview
-        for recorded in await anyio.to_thread.run_sync(self.record, planned, future.result()):
+        for recorded in await self._record_and_sync_later(planned, future.result()):
             yield recorded
 
     async def run(self, planned: PlannedRequest, place: QueuePlace | None = None) -> list[GeneratedImage]:
@@ -364,9 +384,11 @@ class ImageService:
     def run_sync(self, planned: PlannedRequest) -> list[GeneratedImage]:
         return self.engine.generate_sync(planned.job)
 
-    def record(self, planned: PlannedRequest, images: list[GeneratedImage]) -> list[RecordedImage]:
+    def record(
+        self, planned: PlannedRequest, images: list[GeneratedImage], *, sync: bool = True
+    ) -> list[RecordedImage]:
         """Store each image (in the request's output_format) under a generated key and add its history row; on
-        failure, remove what was written."""
+        failure, remove what was written. `sync` False: the files are not fsynced yet (`ArtifactStore.put_bytes`)."""
         job = planned.job
         recorded: list[RecordedImage] = []
         written: list[str] = []
@@ -376,7 +398,7 @@ class ImageService:
                     generation_id = new_id("img")
                     key = f"images/{generation_id}.{EXTENSIONS[planned.output_format]}"
                     content = encode_image(result.image, planned.output_format, planned.output_compression)
-                    self.store.put_bytes(key, content)
+                    self.store.put_bytes(key, content, sync=sync)
                     written.append(key)
                     row = generations_repo.create_generation(
                         session=session,
