@@ -11,7 +11,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from genfoundry.api.admission import AdmissionGate
-from genfoundry.api.deps import is_loopback
 from genfoundry.api.errors import install_error_handlers
 from genfoundry.api.main import api_router
 from genfoundry.api.metrics import Metrics
@@ -21,6 +20,7 @@ from genfoundry.config import Settings
 from genfoundry.inference.long_lived_heap import freeze_long_lived_objects
 from genfoundry.repo import users as users_repo
 from genfoundry.services import Services, build_services
+from genfoundry.services.authentication import is_loopback
 from genfoundry.web.headers import SecurityHeadersMiddleware
 from genfoundry.web.pages import STATIC_DIR
 from genfoundry.web.pages import router as studio_router

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from genfoundry.db.tables import (
@@ -41,7 +41,8 @@ OWNER_COLUMNS = {
 
 
 def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    # surrogatepass: a key from argv with undecodable bytes hashes (to nothing stored) instead of raising
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,48 @@ def authenticate(*, session: Session, key: str) -> User | None:
     if record is None or record.revoked_at is not None:
         return None
     now = utcnow()
-    # Throttled so that authenticating is not a database write on every request.
-    last = record.last_used_at
-    if last is None or (now - (last if last.tzinfo else last.replace(tzinfo=UTC))) > LAST_USED_RESOLUTION:
+    if is_stale(record.last_used_at, now):  # throttled so that authenticating is not a write on every request
         record.last_used_at = now
     return session.get(User, record.user_id)
+
+
+@dataclass(frozen=True)
+class ActiveKey:
+    """What authenticating a request needs of an active key and its user, read in one statement."""
+
+    key_id: str
+    user_id: str
+    is_admin: bool
+    last_used_at: datetime | None
+
+
+# Built once: every request runs these, and building a statement costs more than SQLite takes to run it.
+_ANY_KEY = select(exists().select_from(ApiKey))
+_ACTIVE_KEY = (
+    select(ApiKey.id, ApiKey.user_id, User.is_admin, ApiKey.last_used_at)
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
+)
+
+
+def any_keys(*, connection: Connection) -> bool:
+    """Whether a key (active or revoked) exists: an index probe, not a count."""
+    return bool(connection.scalar(_ANY_KEY))
+
+
+def find_active_key(*, connection: Connection, key_hash: str) -> ActiveKey | None:
+    """The active key with this hash and its user, or None (no such key, revoked, or its user deleted)."""
+    row = connection.execute(_ACTIVE_KEY, {"key_hash": key_hash}).one_or_none()
+    return None if row is None else ActiveKey(*row.tuple())
+
+
+def is_stale(last_used_at: datetime | None, now: datetime) -> bool:
+    """Whether a key's last use is older than `LAST_USED_RESOLUTION` (so is worth writing again)."""
+    if last_used_at is None:
+        return True
+    aware = last_used_at if last_used_at.tzinfo else last_used_at.replace(tzinfo=UTC)
+    return now - aware > LAST_USED_RESOLUTION
+
+
+def mark_key_used(*, connection: Connection, key_id: str, now: datetime) -> None:
+    connection.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))

@@ -20,6 +20,7 @@ from genfoundry.jobs.env import JobEnv
 from genfoundry.jobs.executors import ThreadExecutor, make_executor
 from genfoundry.jobs.runner import JobRunner
 from genfoundry.services.adapters import AdapterService
+from genfoundry.services.authentication import Authenticator
 from genfoundry.services.auto_chat import AutoChat
 from genfoundry.services.batch_requests import BatchRequests
 from genfoundry.services.batches import BatchService, register_batch_jobs
@@ -46,6 +47,7 @@ class Services:
     defaults: DefaultModels
     db_engine: Engine
     sessions: sessionmaker[Session]
+    authenticator: Authenticator
     store: ArtifactStore
     catalog: Catalog
     image_engine: ImageEngine
@@ -185,6 +187,7 @@ def build_services(settings: Settings) -> Services:
         defaults=defaults,
         db_engine=db_engine,
         sessions=sessions,
+        authenticator=Authenticator(engine=db_engine, sessions=sessions, host=settings.host),
         store=store,
         catalog=catalog,
         image_engine=image_engine,
