@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -72,7 +73,8 @@ def serve(
     import uvicorn
 
     from genfoundry.app import UnsafeBindError, auth_mode, create_app, log_to_stderr
-    from genfoundry.errors import StorageUnavailable
+    from genfoundry.errors import Invalid, StorageUnavailable
+    from genfoundry.inference.pipeline_speed import check_image_speed
     from genfoundry.repo import users as users_repo
     from genfoundry.services.local import open_database
     from genfoundry.storage import open_store
@@ -82,7 +84,14 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise _fail(_settings_error(exc)) from None
+    try:
+        check_image_speed(settings.image_speed, settings.resolved_device())
+    except Invalid as exc:
+        raise _fail(exc.message) from None
     with open_database(settings) as session:
         has_keys = users_repo.count_keys(session=session) > 0
     try:
@@ -102,6 +111,16 @@ def serve(
     tempfile.tempdir = str(tmp)
     log_to_stderr(log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+
+
+def _settings_error(exc: ValidationError) -> str:
+    """One line per invalid setting, named by its path (`image_speed.fuse_qkv`), without pydantic's links."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return "invalid settings: " + "; ".join(lines)
 
 
 def _parse_lora(value: str) -> dict[str, Any]:

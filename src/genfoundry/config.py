@@ -194,6 +194,51 @@ class DiagramSettings(BaseModel):
         return self
 
 
+class ImageSpeedSettings(BaseModel):
+    """Serving speed of the image engine on a GPU (docs/deploy.md, "Serving speed on a GPU"); everything off by default.
+
+    Applied to each base as it loads (inference/pipeline_speed.py); what needs the machine (torchao, the GPU's
+    compute capability) is checked when the server starts."""
+
+    # torch.compile the denoiser (UNet / FLUX transformer); its first calls compile (minutes for a FLUX-sized model):
+    # the engine reports that time apart, as compile_warmup_s per base in its stats.
+    compile: bool = False
+    # The default leaves CUDA graphs out ("reduce-overhead" / "max-autotune" add them): they pin tensor addresses, and
+    # LoRA hotswap under them was seen failing when diffusers added it (diffusers PR 9453).
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = (
+        "max-autotune-no-cudagraphs"
+    )
+    compile_fullgraph: bool = True  # an unexpected graph break is an error, not a silent slowdown
+    # > 0: one LoRA slot per base, padded to this rank (enable_lora_hotswap), into which each request's adapter is
+    # swapped (hotswap=True), so a compiled denoiser never recompiles; a request names at most one adapter of at most
+    # this rank. 0: adapters are loaded side by side (several per request).
+    hotswap_max_rank: int = Field(default=0, ge=0, le=1024)
+    channels_last: bool = False  # UNet and VAE weights in channels-last memory format
+    # Fused q/k/v projections (SD 1.5 / SDXL pipelines, the FLUX transformer). LoRA layers on q/k/v are bypassed by
+    # fused projections, so a base loaded fused refuses adapters.
+    fuse_qkv: bool = False
+    # torchao quantization of the denoiser's linear layers (needs `pip install torchao`; fp8 needs CUDA, compute
+    # capability >= 8.9).
+    quantization: Literal["none", "int8-weight-only", "fp8"] = "none"
+    # > 0: First-Block-Cache on denoisers diffusers supports it for (the FLUX transformer) with this threshold; steps
+    # whose first block barely changes reuse the rest. 0.05-0.2 is the usual range; higher is faster and lossier.
+    first_block_cache: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _compatible(self) -> ImageSpeedSettings:
+        if self.fuse_qkv and self.hotswap_max_rank > 0:
+            raise ValueError(
+                "image_speed.fuse_qkv and image_speed.hotswap_max_rank cannot be combined: fused q/k/v projections "
+                "bypass an adapter's q/k/v layers, so a fused base serves no adapters"
+            )
+        if self.first_block_cache > 0 and self.compile and self.compile_fullgraph:
+            raise ValueError(
+                "image_speed.first_block_cache with image_speed.compile needs image_speed.compile_fullgraph=false: "
+                "First-Block-Cache decides per step whether to run the remaining blocks, which is a graph break"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Everything genfoundry reads from its environment."""
 
@@ -240,6 +285,7 @@ class Settings(BaseSettings):
     text: TextSettings = Field(default_factory=TextSettings)
     assistant: AssistantSettings = Field(default_factory=AssistantSettings)
     compat: CompatSettings = Field(default_factory=CompatSettings)
+    image_speed: ImageSpeedSettings = Field(default_factory=ImageSpeedSettings)
     captioners_file: Path | None = None
 
     @field_validator("device", mode="after")

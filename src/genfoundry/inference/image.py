@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from genfoundry.config import ImageSpeedSettings
 from genfoundry.errors import Invalid
 from genfoundry.inference.loader import (
     BaseModelSpec,
@@ -20,6 +21,7 @@ from genfoundry.inference.loader import (
     load_pipeline,
 )
 from genfoundry.inference.model_pool import ModelPool, QueuePlace, Slot
+from genfoundry.inference.pipeline_speed import SpeedReport, apply_image_speed
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -111,7 +113,8 @@ def _validate(job: ImageJob) -> None:
 
 class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "ImageRunner"]):
     """Serves `ImageJob`s: one worker thread and bounded queue per loaded base, LRU under a byte budget, and at
-    most `max_resident_adapters` LoRA adapters loaded per base (least recently used unloaded first)."""
+    most `max_resident_adapters` LoRA adapters loaded per base (least recently used unloaded first). `speed` (compile,
+    LoRA hotswap, quantization...) is applied to each base as it loads."""
 
     kind = "image"
 
@@ -126,10 +129,13 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
         batch_timeout_s: float,
         threads: int | None = None,
         max_resident_adapters: int = 8,
+        speed: ImageSpeedSettings | None = None,
     ) -> None:
         if max_resident_adapters < 1:
             raise ValueError(f"max_resident_adapters must be >= 1, got {max_resident_adapters}")
         self.max_resident_adapters = max_resident_adapters
+        self.speed = speed or ImageSpeedSettings()
+        self._speed_reports: dict[str, SpeedReport] = {}  # base id -> what its last load applied
         super().__init__(
             device=device,
             dtype=dtype,
@@ -165,6 +171,18 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
                 f"(max_resident_adapters), got {len(job.loras)}",
                 param="loras",
             )
+        if job.loras and self.speed.fuse_qkv:
+            raise Invalid(
+                "this server fuses q/k/v projections (image_speed.fuse_qkv), which adapters' q/k/v layers cannot "
+                "apply to: it serves bases without adapters",
+                param="loras",
+            )
+        if len(job.loras) > 1 and self.speed.hotswap_max_rank > 0:
+            raise Invalid(
+                f"this server swaps one adapter at a time into each base (image_speed.hotswap_max_rank), "
+                f"got {len(job.loras)}",
+                param="loras",
+            )
 
     def _job_base(self, job: ImageJob) -> BaseModelSpec:
         return job.base
@@ -182,9 +200,18 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
         from genfoundry.inference.image_runner import ImageRunner
 
         pipe = load_pipeline(spec, device=device, dtype=self.dtype)
+        report = apply_image_speed(pipe, self.speed, device=device)
         runner = ImageRunner(
-            spec, pipe, device=device, max_adapters=self.max_resident_adapters, on_evict=self._count_adapter_eviction
+            spec,
+            pipe,
+            device=device,
+            max_adapters=self.max_resident_adapters,
+            on_evict=self._count_adapter_eviction,
+            speed=report,
+            hotswap_max_rank=self.speed.hotswap_max_rank,
         )
+        with self._lock:
+            self._speed_reports[spec.id] = report
         return runner, estimate_pipeline_bytes(pipe)
 
     def _count_adapter_eviction(self) -> None:
@@ -192,7 +219,9 @@ class ImageEngine(ModelPool[BaseModelSpec, ImageJob, list[GeneratedImage], "Imag
             self._counters["adapters_evicted"] += 1
 
     def _slot_stats(self, spec: BaseModelSpec) -> dict[str, Any]:
-        return {"family": spec.family}
+        with self._lock:
+            report = self._speed_reports.get(spec.id)
+        return {"family": spec.family, **({"speed": report.as_stats()} if report is not None else {})}
 
     def _run_batch(
         self, slot: Slot[BaseModelSpec, ImageJob, list[GeneratedImage], ImageRunner], jobs: list[ImageJob]

@@ -20,9 +20,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid
+from genfoundry.inference.adapter_hotswap import HotswapSlot
 from genfoundry.inference.export_guard import EXPORT_GUARD
 from genfoundry.inference.image_previews import PreviewCallback
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
+from genfoundry.inference.pipeline_speed import SpeedReport
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -68,7 +70,9 @@ def _keep_unmasked(image: Image, job: ImageJob) -> Image:
 
 class ImageRunner:
     """Runs batches of compatible image jobs on one base; switches adapters without reloading the base and keeps
-    at most `max_adapters` loaded; `on_evict` is called once per adapter unloaded to make room."""
+    at most `max_adapters` loaded; `on_evict` is called once per adapter unloaded to make room. With
+    `hotswap_max_rank` > 0 adapters take turns in one slot instead (adapter_hotswap.py), `max_adapters` of them
+    cached in memory; `speed` is what pipeline_speed applied to the pipeline, and gathers its compile warm-up."""
 
     def __init__(
         self,
@@ -78,6 +82,8 @@ class ImageRunner:
         device: str,
         max_adapters: int,
         on_evict: Callable[[], None] = lambda: None,
+        speed: SpeedReport | None = None,
+        hotswap_max_rank: int = 0,
     ) -> None:
         if max_adapters < 1:
             raise ValueError(f"max_adapters must be >= 1, got {max_adapters}")
@@ -93,6 +99,19 @@ class ImageRunner:
         self._active: tuple[tuple[str, float], ...] | None = None  # None: unknown, set_adapters next time
         self._lora_enabled = True
         self.adapter_ids: tuple[str, ...] = ()  # snapshot for stats(), read from other threads
+        self.speed = speed or SpeedReport()
+        self._hotswap = (
+            HotswapSlot(
+                pipe,
+                base_id=spec.id,
+                family=spec.family,
+                max_rank=hotswap_max_rank,
+                max_cached=max_adapters,
+                on_evict=on_evict,
+            )
+            if hotswap_max_rank > 0
+            else None
+        )
 
     # -- adapters ----------------------------------------------------------------------------------
 
@@ -134,6 +153,10 @@ class ImageRunner:
 
     def unload_adapter(self, adapter_id: str) -> bool:
         """Delete the adapter's layers from the base; False when it was not loaded here."""
+        if self._hotswap is not None:
+            forgotten = self._hotswap.forget(adapter_id)
+            self.adapter_ids = self._hotswap.adapter_ids
+            return forgotten
         known = self._adapters.pop(adapter_id, None)
         if known is None:
             return False
@@ -143,6 +166,12 @@ class ImageRunner:
         return True
 
     def _switch_adapters(self, loras: Sequence[LoraSpec]) -> None:
+        if self._hotswap is not None:
+            try:
+                self._hotswap.switch(loras)
+            finally:
+                self.adapter_ids = self._hotswap.adapter_ids
+            return
         if not loras:
             if self._adapters and self._lora_enabled:
                 self.pipe.disable_lora()
@@ -226,7 +255,7 @@ class ImageRunner:
 
     def run(self, jobs: Sequence[ImageJob]) -> tuple[list[list[Image]], float]:
         """One pipeline call for all `jobs` (same batch key); images per job, and the call's wall time."""
-        with EXPORT_GUARD.running():
+        with EXPORT_GUARD.running(), self.speed.measure_batch(self.spec.id):
             return self._run(jobs)
 
     def _run(self, jobs: Sequence[ImageJob]) -> tuple[list[list[Image]], float]:
@@ -258,3 +287,4 @@ class ImageRunner:
         self._inpaint = None
         self.pipe = None
         self._adapters.clear()
+        self._hotswap = None

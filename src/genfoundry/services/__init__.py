@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -14,6 +15,7 @@ from genfoundry.diagrams.renderer import make_renderer
 from genfoundry.hub import use_hub_defaults
 from genfoundry.inference.caption import load_captioner_catalog
 from genfoundry.inference.image import ImageEngine
+from genfoundry.inference.pipeline_speed import check_image_speed, image_speed_warnings
 from genfoundry.inference.text import TextEngine
 from genfoundry.inference.thread_plan import server_thread_plan
 from genfoundry.jobs.env import JobEnv
@@ -39,6 +41,8 @@ from genfoundry.services.jobs import JobService
 from genfoundry.services.text import TextService
 from genfoundry.services.urls import UrlSigner, load_or_create_secret
 from genfoundry.storage import ArtifactStore, open_store
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -93,6 +97,9 @@ def build_services(settings: Settings) -> Services:
     defaults = pick_default_models(settings, catalog, captioner_specs)
     settings = with_defaults(settings, defaults)
     device = settings.resolved_device()
+    check_image_speed(settings.image_speed, device)
+    for warning in image_speed_warnings(settings.image_speed):
+        logger.warning(warning)
     threads = server_thread_plan(settings)
     image_engine = ImageEngine(
         device=device,
@@ -103,6 +110,7 @@ def build_services(settings: Settings) -> Services:
         batch_timeout_s=settings.batch_timeout_ms / 1000,
         threads=threads.image,
         max_resident_adapters=settings.max_resident_adapters,
+        speed=settings.image_speed,
     )
     adapters = AdapterService(
         sessions=sessions, store=store, catalog=catalog, engine=image_engine, work_dir=settings.home / "tmp"
