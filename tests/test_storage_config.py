@@ -47,6 +47,21 @@ def test_store_roundtrip_and_atomic_writes(tmp_path: Path, url: str) -> None:
         assert not [p for p in (tmp_path / "store").rglob(".tmp-*")]
 
 
+@pytest.mark.parametrize("url", ["local", "memory://genfoundry-test-sync"])
+def test_a_write_without_fsync_is_visible_at_once_and_synced_later(tmp_path: Path, url: str) -> None:
+    store = ArtifactStore(str(tmp_path / "store") if url == "local" else url, cache_dir=tmp_path / "cache")
+    store.put_bytes("images/img_2.png", b"two", sync=False)
+    assert store.get_bytes("images/img_2.png") == b"two"
+    store.put_bytes("images/img_3.png", b"three", sync=False)
+    store.delete("images/img_3.png")
+    store.sync_to_disk(["images/img_2.png", "images/img_3.png"])  # one deleted meanwhile is skipped
+    assert store.get_bytes("images/img_2.png") == b"two"
+    if url == "local":
+        assert not [p for p in (tmp_path / "store").rglob(".tmp-*")]
+        with pytest.raises(ValueError, match="invalid artifact key"):
+            store.sync_to_disk(["../outside.png"])
+
+
 @pytest.mark.parametrize("key", ["../x.png", "/etc/passwd", "images/../../x", "images//x", "a b.png", ""])
 def test_store_refuses_unsafe_keys(key: str) -> None:
     with pytest.raises(ValueError, match="invalid artifact key"):

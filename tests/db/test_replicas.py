@@ -1,6 +1,7 @@
 """Two `genfoundry serve` processes on one PostgreSQL database and one S3 store (moto), as replicas behind a load
 balancer run: a job created on one runs once and streams from the other, an adapter imported on one serves on the
-other, a URL signed by one opens on the other, a key revoked on one is refused by the other at once."""
+other, a URL signed by one opens on the other, a key revoked on one (or whose user is deleted) is refused by the other
+at once."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import delete
 
 from genfoundry.config import Settings
+from genfoundry.db.tables import User
 from genfoundry.repo import jobs as jobs_repo
 from genfoundry.repo import users as users_repo
 from genfoundry.services.local import open_database
@@ -147,6 +150,21 @@ def test_a_key_revoked_on_one_is_refused_by_the_other_at_once(replicas: Replicas
             assert dave_other.get("/v1/models").status_code == 200
             assert admin_one.post(f"/v1/keys/{created['id']}/revoke").status_code == 200
             assert dave_other.get("/v1/models").status_code == 401
+
+
+def test_a_user_deleted_in_the_database_is_refused_by_both_at_once(replicas: Replicas) -> None:
+    with open_database(replicas.settings) as session:
+        erin = users_repo.create_key(session=session, name="erin")
+        session.commit()
+    with replicas.client(0, erin.key) as one, replicas.client(1, erin.key) as other, replicas.client(1) as carol:
+        assert one.get("/v1/models").status_code == 200
+        assert other.get("/v1/models").status_code == 200
+        with open_database(replicas.settings) as session:
+            session.execute(delete(User).where(User.id == erin.record.user_id))  # its keys go with it (cascade)
+            session.commit()
+        assert one.get("/v1/models").status_code == 401
+        assert other.get("/v1/models").status_code == 401
+        assert carol.get("/v1/models").status_code == 200  # another key on the same replica is untouched
 
 
 def lora(hyper: dict[str, object]) -> dict[str, object]:

@@ -1,7 +1,10 @@
-"""Request planning rules (sizes, trigger words) and the all-or-nothing history write."""
+"""Request planning rules (sizes, trigger words), the all-or-nothing history write, and the files' fsync after the
+answer."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -96,5 +99,35 @@ def test_record_writes_nothing_when_history_fails(
         with services.sessions() as session:
             rows, _ = generations_repo.list_generations(session=session, owner_id=owner_id, limit=10)
         assert rows == []
+    finally:
+        services.close()
+
+
+def test_generate_answers_with_files_and_rows_visible_and_fsyncs_the_files_after(
+    tmp_path: Path, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = build_services(Settings(home=make_home(tmp_path, tiny_dir)))
+    synced: list[str] = []
+    monkeypatch.setattr(services.store, "sync_to_disk", synced.extend)
+    options = ImageOptions(model="tiny-sd15", prompt="x", n=2, seed=1, steps=1, size="64x64")
+
+    async def generate_and_wait_for_the_fsync() -> list[str]:
+        recorded = await services.images.generate(owner_id=users_repo.LOCAL_USER_ID, options=options)
+        keys = [image.row.image_key for image in recorded]
+        assert all(services.store.exists(key) for key in keys)  # before the fsync: what the answer promises
+        with services.sessions() as session:
+            rows, _ = generations_repo.list_generations(session=session, owner_id=users_repo.LOCAL_USER_ID, limit=5)
+        assert sorted(row.image_key for row in rows) == sorted(keys)
+        deadline = time.monotonic() + 60
+        while len(synced) < len(keys) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return keys
+
+    try:
+        with services.sessions() as session:
+            users_repo.get_or_create_local_user(session=session)
+            session.commit()
+        keys = asyncio.run(generate_and_wait_for_the_fsync())
+        assert sorted(synced) == sorted(keys)
     finally:
         services.close()
