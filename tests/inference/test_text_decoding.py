@@ -1,4 +1,5 @@
-"""Decoding pieces on their own: stop strings held back and trimmed, incremental detokenizing, per-row seeds."""
+"""Decoding pieces on their own: stop strings held back and trimmed, incremental detokenizing, per-row seeds
+in the batch sampler."""
 
 from __future__ import annotations
 
@@ -8,15 +9,8 @@ from typing import Any
 import pytest
 import torch
 
-from genfoundry.inference.text_decoding import (
-    BatchDecoder,
-    IncrementalDetokenizer,
-    RowSampler,
-    RowState,
-    StopMatcher,
-    TextDelta,
-    make_row_sampling,
-)
+from genfoundry.inference.text_decoding import IncrementalDetokenizer, RowState, StopMatcher, TextDelta
+from genfoundry.inference.text_sampling import BatchSampler
 
 
 @pytest.fixture(scope="module")
@@ -84,21 +78,24 @@ def _row(tokenizer: Any, *, seed: int, temperature: float = 1.0, max_tokens: int
         stop=StopMatcher(kwargs.pop("stops", ())),
         **kwargs,
     )
-    make_row_sampling(row, "cpu")
     return row
 
 
 def _sample(rows: list[RowState], steps: int, vocab: int = 64) -> list[list[int]]:
-    """Drive RowSampler + BatchDecoder like generate's greedy loop does; every row sees the same logits."""
+    """Drive BatchSampler like the decode loop does, dropping ended rows; every row sees the same logits."""
     torch.manual_seed(0)
-    logits = torch.randn(steps, 1, vocab).expand(steps, len(rows), vocab)
-    sampler, decoder = RowSampler(rows), BatchDecoder(rows)
-    ids = torch.zeros((len(rows), 1), dtype=torch.long)
+    logits = torch.randn(steps, 1, vocab)
+    sampler = BatchSampler(rows, "cpu")
+    live = list(range(len(rows)))
     for step in range(steps):
-        scores = sampler(ids, logits[step].clone())
-        ids = torch.cat([ids, scores.argmax(dim=-1, keepdim=True)], dim=-1)
-        if decoder(ids, scores).all():
+        chosen = sampler(logits[step].expand(len(live), vocab).clone()).tolist()
+        for i, token in zip(live, chosen, strict=True):
+            rows[i].consume(token)
+        going = [at for at, i in enumerate(live) if not rows[i].finished]
+        if not going:
             break
+        sampler.select(going)
+        live = [live[at] for at in going]
     return [row.tokens for row in rows]
 
 
@@ -110,6 +107,39 @@ def test_rows_sample_from_their_own_seed_whatever_shares_the_batch(tokenizer: An
     assert beside_others[0] != beside_others[1]
     greedy = _sample([_row(tokenizer, seed=1, temperature=0.0), _row(tokenizer, seed=2, temperature=0.0)], 5)
     assert greedy[0] == greedy[1]  # temperature 0 ignores the seed
+
+
+def test_rows_leaving_the_batch_do_not_change_the_others_draws(tokenizer: Any) -> None:
+    settings: list[dict[str, Any]] = [
+        {"seed": 7, "max_tokens": 10},
+        {"seed": 8, "max_tokens": 2, "temperature": 0.5},
+        {"seed": 9, "max_tokens": 5, "top_p": 0.8},
+        {"seed": 0, "max_tokens": 1, "temperature": 0.0},
+    ]
+    together = _sample([_row(tokenizer, **kw) for kw in settings], 10)
+    alone = [_sample([_row(tokenizer, **kw)], 10)[0] for kw in settings]
+    assert together == alone
+    assert [len(tokens) for tokens in together] == [10, 2, 5, 1]
+
+
+def test_draws_follow_the_softmax_of_the_scaled_logits() -> None:
+    row = RowState(
+        index=0,
+        prompt_len=1,
+        max_tokens=1,
+        temperature=2.0,
+        top_p=1.0,
+        seed=1,
+        eos_ids=frozenset(),
+        detokenizer=IncrementalDetokenizer(None, []),
+        stop=StopMatcher(()),
+    )
+    sampler = BatchSampler([row], "cpu")
+    logits = torch.tensor([[0.0, 2.0, 4.0, -200.0]])
+    counts = torch.bincount(torch.cat([sampler(logits) for _ in range(20000)]), minlength=4) / 20000
+    expected = (logits[0] / 2.0).softmax(dim=-1)
+    assert torch.allclose(counts, expected, atol=0.015)
+    assert counts[3] == 0  # a token of (almost) no probability is never drawn
 
 
 def test_top_p_near_zero_is_greedy(tokenizer: Any) -> None:

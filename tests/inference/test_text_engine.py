@@ -141,6 +141,65 @@ def test_one_batch_mixes_adapters_and_matches_requests_run_alone(
         engine.close()
 
 
+def _alone_and_in_one_batch(
+    spec: TextModelSpec, prompt: tuple[int, ...], requests: list[dict[str, Any]]
+) -> tuple[list[TextOutput], list[TextOutput]]:
+    """Each request run on its own, then all of them sent at once into one batch (a 1 s window)."""
+    engine = _engine(batch_timeout_s=1.0)
+    try:
+        alone = [run(engine, spec, prompt, **dict(r)) for r in requests]
+        batches_before = engine.stats()["batches_served"]
+        with ThreadPoolExecutor(len(requests)) as pool:
+            together = [f.result() for f in [pool.submit(run, engine, spec, prompt, **dict(r)) for r in requests]]
+        assert engine.stats()["batches_served"] - batches_before == 1
+        return alone, together
+    finally:
+        engine.close()
+
+
+def test_rows_ending_at_different_lengths_get_what_they_get_alone(spec: TextModelSpec, prompt: tuple[int, ...]) -> None:
+    full = run(_engine(), spec, prompt, max_tokens=12).choices[0].text
+    requests: list[dict[str, Any]] = [
+        {"max_tokens": 3, "temperature": 0.9, "seed": 1},
+        {"max_tokens": 12, "temperature": 0.9, "seed": 2, "n": 2},
+        {"max_tokens": 7, "temperature": 0.0},
+        {"max_tokens": 12, "temperature": 0.0, "stop": (full[4:7],)},  # ends on its stop string
+        {"max_tokens": 9, "temperature": 1.2, "top_p": 0.7, "seed": 3},
+    ]
+    alone, together = _alone_and_in_one_batch(spec, prompt, requests)
+    assert [o.choices for o in together] == [o.choices for o in alone]
+    assert [o.completion_tokens for o in together[:3]] == [3, 24, 7]
+    assert together[3].choices[0].finish_reason == "stop"
+    assert together[3].completion_tokens < 12
+
+
+def test_mixed_adapters_and_budgets_in_one_batch_match_each_request_alone(
+    spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec]
+) -> None:
+    requests: list[dict[str, Any]] = [
+        {"adapter": adapters["a"], "max_tokens": 10, "temperature": 0.8, "seed": 5},
+        {"adapter": adapters["b"], "max_tokens": 4, "temperature": 0.8, "seed": 5},
+        {"adapter": None, "max_tokens": 10, "temperature": 0.0},
+        {"adapter": adapters["c"], "max_tokens": 7, "temperature": 0.0},
+        {"adapter": adapters["a"], "max_tokens": 2, "temperature": 0.8, "seed": 6},
+    ]
+    alone, together = _alone_and_in_one_batch(spec, prompt, requests)
+    assert [texts(o) for o in together] == [texts(o) for o in alone]
+    assert len({texts(o)[0] for o in together[:4]}) == 4  # the adapters (and the base) each changed the text
+
+
+def test_a_one_token_request_beside_a_long_one(spec: TextModelSpec, prompt: tuple[int, ...]) -> None:
+    requests: list[dict[str, Any]] = [
+        {"max_tokens": 1, "temperature": 0.7, "seed": 11},
+        {"max_tokens": 40, "temperature": 0.7, "seed": 12},
+        {"max_tokens": 1, "temperature": 0.0},
+    ]
+    alone, together = _alone_and_in_one_batch(spec, prompt, requests)
+    assert [texts(o) for o in together] == [texts(o) for o in alone]
+    assert [o.completion_tokens for o in together] == [1, 40, 1]
+    assert [o.choices[0].finish_reason for o in together] == ["length"] * 3
+
+
 def test_an_adapter_that_does_not_load_fails_only_its_request(
     spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec], tmp_path: Path
 ) -> None:

@@ -1,12 +1,11 @@
-"""Per-sequence decoding state for a batched `generate` call: seeded sampling, incremental detokenizing,
-stop strings, and the stream of text deltas.
+"""Per-sequence decoding state for a batched decode: incremental detokenizing, stop strings, and the stream of
+text deltas.
 
-One `generate` call serves several requests (and `n` choices each), every row with its own sampling
-settings, seed, token budget and stop strings. `RowSampler` (a logits processor) samples each row with the
-row's own `torch.Generator`, then masks every other token, so generate's greedy step picks the sampled one:
-a row's output depends on its seed, not on the global RNG or on what else shares the batch. `BatchDecoder`
-(a stopping criterion) consumes each new token: it detokenizes, trims stop strings, emits deltas, and ends
-rows on EOS, a stop string, their token budget, or their caller's cancel.
+One decode serves several requests (and `n` choices each), every row with its own sampling settings, seed,
+token budget and stop strings. The decode loop (text_runner.py) samples every row at once on the device
+(text_sampling.py), reads the new tokens back once per step, and hands each row its token: `RowState.consume`
+detokenizes, trims stop strings, emits deltas, and ends the row on EOS, a stop string, its token budget or
+its caller's cancel; an ended row leaves the batch.
 """
 
 from __future__ import annotations
@@ -133,8 +132,6 @@ class RowState:
     cancelled: threading.Event | None = None
     tokens: list[int] = field(default_factory=list)
     finish_reason: str | None = None
-    generator: Any = None  # torch.Generator, made on the model's device
-    warpers: Any = None  # transformers' temperature / top-p warpers for this row
 
     @property
     def finished(self) -> bool:
@@ -162,68 +159,7 @@ class RowState:
         elif released and self.on_delta is not None:
             self.on_delta(TextDelta(self.index, released))
 
-    def end_now(self) -> None:
-        """End a row that `generate` stopped without this row's say; what is held back is released."""
-        held, stopped = self.stop.feed(self.detokenizer.flush())
-        self._end("stop" if stopped else "length", held + self.stop.finish())
-
     def _end(self, reason: str, released: str) -> None:
         self.finish_reason = reason
         if self.on_delta is not None:
             self.on_delta(TextDelta(self.index, released, reason))
-
-
-def make_row_sampling(row: RowState, device: Any) -> None:
-    """Give `row` its seeded generator and its warpers (none for greedy rows)."""
-    import torch
-    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
-
-    if row.temperature <= 0:
-        return
-    row.generator = torch.Generator(device=device).manual_seed(row.seed % 2**64)
-    warpers = LogitsProcessorList([TemperatureLogitsWarper(row.temperature)])
-    if row.top_p < 1.0:
-        warpers.append(TopPLogitsWarper(row.top_p))
-    row.warpers = warpers
-
-
-class RowSampler:
-    """A logits processor: samples each unfinished row with its own generator and masks the rest, so a
-    greedy `generate` step picks that token. Greedy rows (temperature 0) keep their scores."""
-
-    def __init__(self, rows: Sequence[RowState]) -> None:
-        self.rows = rows
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        for i, row in enumerate(self.rows):
-            if row.finished or row.warpers is None:
-                continue
-            warped = row.warpers(input_ids[i : i + 1], scores[i : i + 1])
-            probs = torch.softmax(warped, dim=-1)
-            token = torch.multinomial(probs, num_samples=1, generator=row.generator)[0, 0]
-            chosen = torch.full_like(scores[i], float("-inf"))
-            chosen[token] = 0.0
-            scores[i] = chosen
-        return scores
-
-
-class BatchDecoder:
-    """A stopping criterion: hands each row its new token and reports which rows are done."""
-
-    def __init__(self, rows: Sequence[RowState], on_row_done: Callable[[RowState], None] | None = None) -> None:
-        self.rows = rows
-        self._on_row_done = on_row_done
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        newest = input_ids[:, -1].tolist()
-        for row, token_id in zip(self.rows, newest, strict=True):
-            if row.finished:
-                continue
-            row.consume(int(token_id))
-            if row.finished and self._on_row_done is not None:
-                self._on_row_done(row)
-        return torch.tensor([row.finished for row in self.rows], dtype=torch.bool, device=input_ids.device)

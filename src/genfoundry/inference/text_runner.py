@@ -1,18 +1,26 @@
-"""One loaded causal LM, its tokenizer and its PEFT adapters; runs a batch of text jobs as one `generate` call.
+"""One loaded causal LM, its tokenizer and its PEFT adapters; decodes a batch of text jobs together.
 
 Every method runs on the base's worker thread (see batching.py), so the model and its adapter state are
-never touched by two threads at once. Rows of one batch may use different adapters: PEFT's `adapter_names`
-applies each row's LoRA (or none, "__base__") inside the same forward pass. Every generate call states its
-adapters afresh (set active, disabled for the call, or per row), so none can leak from one request into
-another.
+never touched by two threads at once. The decode loop is this module's own, not `generate`: one prefill of
+the left-padded prompts into a `DynamicCache`, then one forward per step for the rows still going. Each step
+samples every row on the device (text_sampling.py), reads the new tokens back once, hands each row its
+token (text_decoding.py), and drops the rows that ended (EOS, stop string, their own `max_tokens`, cancel)
+from the batch, the cache, the mask and the sampler, so a finished row costs nothing more.
+
+Rows of one batch may use different adapters. No adapter in the batch: the base with adapters disabled;
+otherwise each row's LoRA is added per row in one pass per layer (text_lora_mix.py), one adapter or several,
+so a row computes the same whatever shares its batch. Adapters that path does not cover (DoRA, LoRA bias,
+non-linear layers) take PEFT's own paths: the adapter set active, or `adapter_names` for a mix. Every decode
+states its adapters afresh, so none can leak from one request into another.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +28,9 @@ from genfoundry.errors import Invalid
 from genfoundry.inference.export_guard import EXPORT_GUARD
 from genfoundry.inference.image_runner import adapter_name
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
-from genfoundry.inference.text_decoding import (
-    BatchDecoder,
-    IncrementalDetokenizer,
-    RowSampler,
-    RowState,
-    StopMatcher,
-    make_row_sampling,
-)
+from genfoundry.inference.text_decoding import IncrementalDetokenizer, RowState, StopMatcher
+from genfoundry.inference.text_lora_mix import PerRowLora
+from genfoundry.inference.text_sampling import BatchSampler
 
 if TYPE_CHECKING:
     from genfoundry.inference.text import TextAdapterSpec, TextJob, TextOutput
@@ -48,8 +51,6 @@ class TextRunner:
     """Runs batches of text jobs on one base; loads each adapter once and keeps at most `max_adapters`."""
 
     def __init__(self, spec: TextModelSpec, model: Any, tokenizer: Any, *, device: str, max_adapters: int) -> None:
-        from transformers import GenerationConfig
-
         self.spec = spec
         self.model: Any = model
         self.tokenizer = tokenizer
@@ -61,12 +62,9 @@ class TextRunner:
         self.eos_ids = frozenset(_token_ids(config.eos_token_id) + _token_ids(tokenizer.eos_token_id))
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else config.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
-        # Only the special token ids survive from the model's own generation_config: a request's sampling is
-        # exactly what it asked for (OpenAI's semantics), not the checkpoint's recommended temperature or
-        # repetition penalty.
-        model.generation_config = GenerationConfig(
-            bos_token_id=config.bos_token_id, eos_token_id=sorted(self.eos_ids) or None, pad_token_id=self.pad_id
-        )
+        # A request's sampling is exactly what it asked for (OpenAI's semantics): the checkpoint's recommended
+        # temperature or repetition penalty in its generation_config play no part in the decode loop.
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     # -- adapters ----------------------------------------------------------------------------------
 
@@ -119,25 +117,22 @@ class TextRunner:
         return True
 
     @contextmanager
-    def _adapters_for(self, names: list[str], kwargs: dict[str, Any]) -> Iterator[None]:
-        """Apply each row's adapter for one generate call, and nothing after it.
-
-        One adapter for every row: PEFT's plain path with that adapter set active (no per-layer row
-        indexing); no adapter: the base with adapters disabled for the call; a mix: `adapter_names`, which
-        PEFT applies per row inside each LoRA layer.
-        """
+    def _adapters_for(self, names: list[str]) -> Iterator[RowAdapters]:
+        """Apply each row's adapter for the forwards of one decode, and nothing after it."""
         distinct = set(names)
         if not self.has_peft:
-            yield
+            yield RowAdapters()
         elif distinct == {BASE_ADAPTER}:
             with self.model.disable_adapter():
-                yield
+                yield RowAdapters()
+        elif (per_row := PerRowLora.build(self.model, names)) is not None:
+            with per_row.applied():
+                yield RowAdapters(per_row=per_row)
         elif len(distinct) == 1:
             self.model.set_adapter(names[0])
-            yield
+            yield RowAdapters()
         else:
-            kwargs["adapter_names"] = names
-            yield
+            yield RowAdapters(names=names)
 
     # -- generation --------------------------------------------------------------------------------
 
@@ -160,7 +155,6 @@ class TextRunner:
                     on_delta=on_delta,
                     cancelled=job.sink.cancelled if job.sink is not None else None,
                 )
-                make_row_sampling(row, self.device)
                 rows.append(row)
         return rows
 
@@ -170,9 +164,6 @@ class TextRunner:
             return self._run(jobs)
 
     def _run(self, jobs: Sequence[TextJob]) -> list[TextOutput | Exception]:
-        import torch
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
-
         from genfoundry.inference.text import TextOutput
 
         started = time.perf_counter()
@@ -201,8 +192,8 @@ class TextRunner:
             job_rows = [row for row, owner in zip(rows, owners, strict=True) if owner == position]
             return TextOutput.from_rows(jobs[position], job_rows, time.perf_counter() - started)
 
-        def row_done(row: RowState) -> None:
-            position = owners[rows.index(row)]
+        def row_done(i: int) -> None:
+            position = owners[i]
             remaining[position] -= 1
             if remaining[position] == 0:
                 results[position] = done = output(position)
@@ -211,35 +202,81 @@ class TextRunner:
                     sink.push(done)
 
         if rows:
-            width = max(len(prompt) for prompt in prompts)
-            input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-            attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for i, prompt in enumerate(prompts):  # left padding: every row's next token is at the end
-                input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-                attention_mask[i, width - len(prompt) :] = 1
-            kwargs: dict[str, Any] = {
-                "input_ids": input_ids.to(self.device),
-                "attention_mask": attention_mask.to(self.device),
-                "generation_config": GenerationConfig(
-                    max_new_tokens=max(row.max_tokens for row in rows),
-                    do_sample=False,
-                    num_beams=1,
-                    eos_token_id=sorted(self.eos_ids) or None,
-                    pad_token_id=self.pad_id,
-                ),
-                "logits_processor": LogitsProcessorList([RowSampler(rows)]),
-                "stopping_criteria": StoppingCriteriaList([BatchDecoder(rows, row_done)]),
-            }
-            with torch.inference_mode(), self._adapters_for(names, kwargs):
-                self.model.generate(**kwargs)
-            for row in rows:  # generate ended every row through BatchDecoder; this is a safety net
-                if not row.finished:
-                    row.end_now()
-                    row_done(row)
+            self._decode(rows, prompts, names, row_done)
         return [result if result is not None else output(i) for i, result in enumerate(results)]
+
+    def _decode(
+        self, rows: list[RowState], prompts: list[tuple[int, ...]], names: list[str], row_done: Callable[[int], None]
+    ) -> None:
+        """Decode until every row has ended; `row_done(i)` as row i ends."""
+        import torch
+        from transformers import DynamicCache
+
+        device = self.device
+        width = max(len(prompt) for prompt in prompts)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):  # left padding: every row's next token is at the end
+            input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[i, width - len(prompt) :] = 1
+        tokens, mask = input_ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as `generate` numbers left-padded rows
+        cache = DynamicCache(config=self.model.config)
+        sampler = BatchSampler(rows, device)
+        live = list(range(len(rows)))  # the batch's rows, by their index in `rows`
+        extra: dict[str, Any] = {"logits_to_keep": 1} if self._logits_to_keep else {}
+        with torch.inference_mode(), self._adapters_for(names) as adapters:
+            while True:
+                logits = self.model(
+                    input_ids=tokens,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                    **adapters.forward_kwargs(),
+                    **extra,
+                ).logits
+                chosen = sampler(logits[:, -1, :].float())
+                going = []
+                for at, (i, token_id) in enumerate(zip(live, chosen.tolist(), strict=True)):  # the step's one sync
+                    rows[i].consume(int(token_id))
+                    if rows[i].finished:
+                        row_done(i)
+                    else:
+                        going.append(at)
+                if not going:
+                    return
+                if len(going) < len(live):  # ended rows leave the batch: cache, mask, sampler, adapters
+                    kept = torch.tensor(going, dtype=torch.long, device=device)
+                    cache.batch_select_indices(kept)
+                    chosen, mask, positions = chosen[kept], mask[kept], positions[kept]
+                    sampler.select(going)
+                    adapters.select(going, kept)
+                    live = [live[at] for at in going]
+                tokens = chosen[:, None]
+                mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
+                positions = positions[:, -1:] + 1
 
     def release(self) -> None:
         """Drop the model so its memory can be freed (eviction)."""
         self.model = None
         self._adapters.clear()
         self.adapter_ids = ()
+
+
+class RowAdapters:
+    """What one decode's forwards need to apply each live row's adapter as rows leave the batch."""
+
+    def __init__(self, *, per_row: PerRowLora | None = None, names: list[str] | None = None) -> None:
+        self._per_row = per_row
+        self._names = names  # PEFT's `adapter_names`, one per live row
+
+    def forward_kwargs(self) -> dict[str, Any]:
+        return {"adapter_names": self._names} if self._names is not None else {}
+
+    def select(self, going: list[int], kept: Any) -> None:
+        """Only the live rows at positions `going` (`kept`, the same as a device tensor) go on."""
+        if self._per_row is not None:
+            self._per_row.select(kept)
+        if self._names is not None:
+            self._names = [self._names[at] for at in going]

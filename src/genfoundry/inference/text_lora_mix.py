@@ -1,0 +1,101 @@
+"""Each row of a batch through its own LoRA adapter, in one pass per layer whatever the number of adapters.
+
+PEFT's mixed batch (`adapter_names=`) gathers and scatters every adapter's rows in every LoRA layer: on
+tiny-llm on a CPU a decode step of 8 rows over four adapters cost about 3.5x a step with one (5.4 vs 1.6 ms),
+and running each adapter's rows as their own forward cost more still (10.5 ms). Here the batch's adapters are
+concatenated along the rank, `A = [A_1; …; A_k]` and `B = [B_1 … B_k]`, and a per-row mask keeps each row's
+own block, scaled: `delta = ((x @ Aᵀ) * mask) @ Bᵀ`, two matmuls per layer however many adapters. PEFT's
+own LoRA is disabled for the call and a forward hook on each LoRA layer adds the delta. With one adapter it
+is also cheaper than PEFT's plain path (1.33 vs 1.57 ms a step: no per-layer submodule calls), so every
+batch with adapters takes it, and a row computes the same alone or beside other adapters.
+
+Only plain LoRA on linear layers takes this path (no DoRA or other variant, no LoRA bias, not merged);
+`PerRowLora.build` returns None otherwise and the caller uses PEFT's own paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class _Layer:
+    module: Any
+    a: Any  # (sum of ranks, in_features)
+    b: Any  # (out_features, sum of ranks)
+    mask: Any  # (rows, 1, sum of ranks): the row's adapter scaling on its own block, 0 elsewhere
+
+
+def _plain_lora_layers(model: Any, adapters: Sequence[str]) -> list[Any] | None:
+    """The LoRA layers holding any of `adapters`, or None when one of them is not plain LoRA on a Linear."""
+    from peft.tuners.lora.layer import Linear, LoraLayer
+
+    layers = []
+    for module in model.modules():
+        if not isinstance(module, LoraLayer):
+            continue
+        held = [name for name in adapters if name in module.lora_A]
+        if not held:
+            continue
+        if not isinstance(module, Linear) or module.merged:
+            return None
+        if any(name in module.lora_variant or module.lora_B[name].bias is not None for name in held):
+            return None
+        layers.append(module)
+    return layers
+
+
+class PerRowLora:
+    """Row i of the batch gets adapter `names[i]` ("__base__" or any name no layer holds: none)."""
+
+    def __init__(self, model: Any, layers: list[Any], names: Sequence[str]) -> None:
+        import torch
+
+        self._model = model
+        self._layers: list[_Layer] = []
+        adapters = sorted(set(names))
+        for module in layers:
+            held = [name for name in adapters if name in module.lora_A]
+            a = torch.cat([module.lora_A[name].weight for name in held], dim=0)
+            b = torch.cat([module.lora_B[name].weight for name in held], dim=1)
+            mask = torch.zeros((len(names), 1, a.shape[0]), dtype=a.dtype, device=a.device)
+            start = 0
+            for name in held:
+                rank = module.lora_A[name].weight.shape[0]
+                rows = [i for i, row_name in enumerate(names) if row_name == name]
+                mask[rows, :, start : start + rank] = module.scaling[name]
+                start += rank
+            self._layers.append(_Layer(module, a, b, mask))
+
+    @classmethod
+    def build(cls, model: Any, names: Sequence[str]) -> PerRowLora | None:
+        layers = _plain_lora_layers(model, sorted(set(names)))
+        return None if layers is None else cls(model, layers, names)
+
+    def select(self, keep: Any) -> None:
+        """Only the rows at `keep` (a device index tensor) go on."""
+        for layer in self._layers:
+            layer.mask = layer.mask.index_select(0, keep.to(layer.mask.device))
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """PEFT's adapters off and each row's delta added by hooks, for the forwards run inside."""
+        import torch.nn.functional as F
+
+        def hook_for(layer: _Layer) -> Any:
+            def add_delta(_module: Any, args: tuple[Any, ...], output: Any) -> Any:
+                x = args[0].to(layer.a.dtype)
+                return output.add_((F.linear(F.linear(x, layer.a) * layer.mask, layer.b)).to(output.dtype))
+
+            return add_delta
+
+        handles = [layer.module.register_forward_hook(hook_for(layer)) for layer in self._layers]
+        try:
+            with self._model.disable_adapter():
+                yield
+        finally:
+            for handle in handles:
+                handle.remove()
