@@ -1,0 +1,175 @@
+"""LoRA hotswap (image_speed.hotswap_max_rank) through the image engine on tiny pipelines: the same images as adapters
+loaded side by side (weights and "no adapter" included), the refusals (two adapters, a rank above the maximum, an
+adapter touching other layers), deletion, and with the denoiser compiled (eager backend) no recompile on a switch
+(counted by torch._dynamo's graph counter: its error_on_recompile switch did not fire in the engine's worker thread)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genfoundry.config import ImageSpeedSettings
+from genfoundry.errors import Invalid
+from genfoundry.inference import pipeline_speed
+from genfoundry.inference.image import GeneratedImage, ImageEngine, ImageJob, LoraSpec
+from genfoundry.inference.loader import BaseModelSpec
+from genfoundry.models.random_lora import make_lora_file
+
+GiB = 1024**3
+MAX_RANK = 8
+
+
+@pytest.fixture(scope="module")
+def loras(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, LoraSpec]]:
+    """Per family: `a` (rank 4), `b` (rank 2), `big` (rank 16, above MAX_RANK)."""
+    root = tmp_path_factory.mktemp("hotswap-loras")
+    made: dict[str, dict[str, LoraSpec]] = {}
+    for family in ("sd15", "flux"):
+        made[family] = {
+            name: LoraSpec(
+                f"{family}-{name}",
+                str(make_lora_file(tiny_dir / family, family, root / family / name, seed=seed, rank=rank)),
+            )
+            for name, seed, rank in (("a", 1, 4), ("b", 2, 2), ("big", 3, 16))
+        }
+    return made
+
+
+def make_engine(speed: ImageSpeedSettings) -> ImageEngine:
+    return ImageEngine(
+        device="cpu",
+        dtype="float32",
+        memory_budget_bytes=4 * GiB,
+        max_queue=8,
+        max_batch_size=4,
+        batch_timeout_s=0.0,
+        speed=speed,
+    )
+
+
+@pytest.fixture
+def engines() -> Iterator[list[ImageEngine]]:
+    made: list[ImageEngine] = []
+    yield made
+    for engine in made:
+        engine.close()
+
+
+def spec_for(tiny_dir: Path, family: str) -> BaseModelSpec:
+    return BaseModelSpec(id=f"tiny-{family}", family=family, source=str(tiny_dir / family))
+
+
+def job(spec: BaseModelSpec, *loras: LoraSpec) -> ImageJob:
+    return ImageJob(
+        base=spec,
+        prompt="a red square",
+        negative_prompt=None,
+        width=64,
+        height=64,
+        steps=2,
+        guidance_scale=5.0,
+        seeds=(11,),
+        loras=loras,
+    )
+
+
+def pixels(result: list[GeneratedImage]) -> np.ndarray:
+    return np.asarray(result[0].image.convert("RGB"), dtype=np.int16)
+
+
+def weighted(lora: LoraSpec, weight: float) -> LoraSpec:
+    return LoraSpec(lora.id, lora.path, weight)
+
+
+@pytest.mark.parametrize("family", ["sd15", "flux"])
+def test_switching_by_hotswap_makes_the_side_by_side_images(
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine], family: str
+) -> None:
+    side_by_side = make_engine(ImageSpeedSettings())
+    hotswap = make_engine(ImageSpeedSettings(hotswap_max_rank=MAX_RANK))
+    engines.extend((side_by_side, hotswap))
+    spec, a, b = spec_for(tiny_dir, family), loras[family]["a"], loras[family]["b"]
+    # rank 4 first (the slot's layers), then rank 2, a weight, no adapter, and back
+    sequence = [(a,), (b,), (weighted(b, 0.5),), (), (a,), (weighted(a, 0.7),)]
+
+    expected = [pixels(side_by_side.generate_sync(job(spec, *chosen))) for chosen in sequence]
+    got = [pixels(hotswap.generate_sync(job(spec, *chosen))) for chosen in sequence]
+
+    for index, (want, have) in enumerate(zip(expected, got, strict=True)):
+        assert np.abs(want - have).max() <= 1, f"step {index}: {sequence[index]}"
+    assert np.abs(expected[0] - expected[1]).max() > 3, "the adapters must differ by more than the tolerance"
+    assert hotswap.stats()["models"][spec.id]["adapters"] == [b.id, a.id]  # cached in memory, most recent last
+
+
+def test_one_adapter_per_request_and_ranks_up_to_the_maximum(
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine]
+) -> None:
+    engine = make_engine(ImageSpeedSettings(hotswap_max_rank=MAX_RANK))
+    engines.append(engine)
+    spec, sd15 = spec_for(tiny_dir, "sd15"), loras["sd15"]
+
+    with pytest.raises(Invalid, match=r"swaps one adapter at a time .* got 2") as two:
+        engine.generate_sync(job(spec, sd15["a"], sd15["b"]))
+    assert two.value.param == "loras" and engine.stats()["loaded"] == []  # refused before anything was queued
+
+    engine.generate_sync(job(spec, sd15["a"]))
+    with pytest.raises(Invalid, match=r"adapter 'sd15-big' has rank 16, above this server's .*hotswap_max_rank \(8\)"):
+        engine.generate_sync(job(spec, sd15["big"]))
+    after = pixels(engine.generate_sync(job(spec, sd15["a"])))  # the refusal left the slot as it was
+    assert np.abs(after - pixels(engine.generate_sync(job(spec, sd15["a"])))).max() == 0
+
+
+def test_an_adapter_on_layers_the_slot_lacks_is_refused(
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine], tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    engine = make_engine(ImageSpeedSettings(hotswap_max_rank=MAX_RANK))
+    engines.append(engine)
+    spec, a = spec_for(tiny_dir, "sd15"), loras["sd15"]["a"]
+    narrow = {k: v for k, v in load_file(a.path).items() if ".to_q." in k}  # the slot: to_q only
+    save_file(narrow, tmp_path / "narrow.safetensors")
+    engine.generate_sync(job(spec, LoraSpec("narrow", str(tmp_path / "narrow.safetensors"))))
+
+    with pytest.raises(Invalid, match=r"cannot swap adapter 'sd15-a' .* touch only the layers the first one"):
+        engine.generate_sync(job(spec, a))
+
+
+def test_a_deleted_adapter_leaves_the_slot_and_the_cache(
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine]
+) -> None:
+    engine = make_engine(ImageSpeedSettings(hotswap_max_rank=MAX_RANK))
+    engines.append(engine)
+    spec, a = spec_for(tiny_dir, "sd15"), loras["sd15"]["a"]
+    base = pixels(engine.generate_sync(job(spec)))
+    with_a = pixels(engine.generate_sync(job(spec, a)))
+
+    engine.unload_adapter(a.id, wait=True)
+
+    assert engine.stats()["models"][spec.id]["adapters"] == []
+    assert np.abs(pixels(engine.generate_sync(job(spec))) - base).max() == 0
+    assert np.abs(pixels(engine.generate_sync(job(spec, a))) - with_a).max() <= 1  # read again from its file
+
+
+def test_switching_adapters_on_a_compiled_denoiser_never_recompiles(
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_speed, "_compile_backend", "eager")
+    hotswap = make_engine(ImageSpeedSettings(compile=True, hotswap_max_rank=MAX_RANK))
+    side_by_side = make_engine(ImageSpeedSettings(compile=True))
+    engines.extend((hotswap, side_by_side))
+    spec, a, b = spec_for(tiny_dir, "flux"), loras["flux"]["a"], loras["flux"]["b"]
+    for engine in (hotswap, side_by_side):
+        engine.generate_sync(job(spec, a))  # compiles the denoiser with the first adapter's layers in it
+
+    for chosen in [(b,), (weighted(a, 0.5),), (), (b,), (a,)]:
+        hotswap.generate_sync(job(spec, *chosen))
+    side_by_side.generate_sync(job(spec, b))
+
+    # A batch that compiled any graph counts as warm-up: the hotswap engine compiled once, for its first batch; the
+    # engine loading adapters side by side compiled again for its second adapter.
+    assert hotswap.stats()["models"][spec.id]["speed"]["compile_warmup_batches"] == 1
+    assert side_by_side.stats()["models"][spec.id]["speed"]["compile_warmup_batches"] == 2
