@@ -2,9 +2,10 @@
 
 Each base is loaded once (on its own worker thread, never on the event loop) and kept in an LRU under a
 memory budget. Requests for a base wait in that base's bounded queue; its worker decodes every waiting
-request together in one `generate` call (micro-batching), each row with its own adapter, seed, sampling
-settings, token budget and stop strings (see text_runner.py and text_decoding.py). A streaming request gets
-its text deltas as they are decoded, through an asyncio queue fed from the worker thread.
+request together as one batch (micro-batching), each row with its own adapter, seed, sampling settings, token
+budget and stop strings, and a row leaves the batch as it ends (see text_runner.py, text_sampling.py,
+text_lora_mix.py and text_decoding.py). A streaming request gets its text deltas as they are decoded, through
+an asyncio queue fed from the worker thread.
 """
 
 from __future__ import annotations
