@@ -1,10 +1,13 @@
-"""Chat completions tokens/s with 1 vs 4 adapters in use, through the real server.
+"""Chat completions tokens/s with 1 vs 4 adapters in use, through the real server, against a baseline.
 
 Each round sends `--concurrency` chat requests at once, all on one LoRA adapter or spread over four (request
 i on adapter i mod 4), interleaved round by round in the same run; the base model alone is a third pattern
 for scale. Tokens/s counts the completion tokens the server reports in `usage`. The engine decodes the
-requests that queue together in one `generate` call whatever their adapters: one adapter runs PEFT's plain
-LoRA path, a mix runs PEFT's per-row `adapter_names` path; the ratio (4 adapters / 1 adapter) is that cost.
+requests that queue together in one batch whatever their adapters (text_runner.py).
+
+Goals (issue 18): 4 adapters reach >= 0.8x the tokens/s of 1 adapter, and 1 adapter reaches >= 1.5x the
+tokens/s of the code before issue 18's decoding work (`--baseline`, a git commit: a second server runs from a
+temporary worktree of it, side by side with this code, its rounds interleaved with this code's).
 
 `--sized` builds a ~1B-parameter random-weight Llama (TinyLlama-1.1B's shape: 22 layers, hidden 2048,
 GQA 32/4 heads) saved in bf16, with rank-16 adapters, meant for a GPU.
@@ -14,15 +17,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.common import p50, report, running_server
+from bench.common import Goal, goal, goals_exit_code, p50, report, running_server
+
+# The last commit before issue 18's decoding work (per-row sampling, every batch run to its longest budget).
+BEFORE_ISSUE_18_DECODING = "1a2aa16a51bbd2f3d552dff3dd46bf5a0e5d9230"
+REPO = Path(__file__).resolve().parent.parent
 
 # TinyLlama-1.1B's published shape, with tiny-llm's 2048-token vocabulary (its tokenizer is reused).
 _SIZED_LLAMA: dict[str, Any] = {
@@ -112,7 +123,19 @@ def register_adapters(home: Path, model_id: str, folder: Path, *, rank: int) -> 
     return ids
 
 
-def main() -> None:
+@contextmanager
+def source_tree(commit: str) -> Iterator[Path]:
+    """A temporary git worktree of `commit` (detached), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="genfoundry-bench-baseline-")) / "tree"
+    git = ["git", "-C", str(REPO)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(folder), commit], check=True, capture_output=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(folder)], check=True, capture_output=True)
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sized", action="store_true", help="a ~1B-parameter random Llama in bf16 (for a GPU)")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -120,26 +143,40 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=None, help="default 32 (tiny) or 128 (--sized)")
     parser.add_argument("--rank", type=int, default=None, help="default 4 (tiny) or 16 (--sized)")
     parser.add_argument("--batch-timeout-ms", type=float, default=20.0)
+    parser.add_argument(
+        "--baseline",
+        default=BEFORE_ISSUE_18_DECODING,
+        help="git commit whose code serves the baseline (default: the one before issue 18's decoding work)",
+    )
     args = parser.parse_args()
     max_tokens = args.max_tokens or (128 if args.sized else 32)
     rank = args.rank or (16 if args.sized else 4)
 
-    home, model_id, folder, env = prepare(args)
-    adapters = register_adapters(home, model_id, folder, rank=rank)
-    patterns = {
-        "base model": [model_id] * args.concurrency,
-        "1 adapter": [adapters[0]] * args.concurrency,
-        "4 adapters": [adapters[i % 4] for i in range(args.concurrency)],
-    }
+    servers = {"this code": "", "baseline": args.baseline}
+    patterns = ("base model", "1 adapter", "4 adapters")
+    rates: dict[tuple[str, str], list[float]] = {(server, name): [] for server in servers for name in patterns}
+    with ExitStack() as stack:
+        clients: dict[str, tuple[httpx.Client, dict[str, list[str]]]] = {}
+        for server, commit in servers.items():
+            home, model_id, folder, env = prepare(args)
+            adapters = register_adapters(home, model_id, folder, rank=rank)
+            if commit:
+                env["PYTHONPATH"] = str(stack.enter_context(source_tree(commit)) / "src")
+            url = stack.enter_context(running_server(home, **env))
+            client = stack.enter_context(
+                httpx.Client(base_url=url, timeout=900, limits=httpx.Limits(max_connections=64))
+            )
+            clients[server] = (
+                client,
+                {
+                    "base model": [model_id] * args.concurrency,
+                    "1 adapter": [adapters[0]] * args.concurrency,
+                    "4 adapters": [adapters[i % 4] for i in range(args.concurrency)],
+                },
+            )
+        pool = stack.enter_context(ThreadPoolExecutor(args.concurrency))
 
-    with (
-        running_server(home, **env) as url,
-        httpx.Client(base_url=url, timeout=900, limits=httpx.Limits(max_connections=64)) as client,
-        ThreadPoolExecutor(args.concurrency) as pool,
-    ):
-
-        def send(i_model: tuple[int, str]) -> int:
-            i, model = i_model
+        def send(client: httpx.Client, i: int, model: str) -> int:
             body = {
                 "model": model,
                 "messages": [{"role": "user", "content": f"A sequence diagram of checkout step {i}"}],
@@ -151,27 +188,57 @@ def main() -> None:
             response.raise_for_status()
             return int(response.json()["usage"]["completion_tokens"])
 
-        for models in patterns.values():  # warm: load the base and every adapter once
-            list(pool.map(send, enumerate(models)))
-        rates: dict[str, list[float]] = {name: [] for name in patterns}
-        for _ in range(args.rounds):  # interleave the patterns in the same run
-            for name, models in patterns.items():
-                start = time.perf_counter()
-                tokens = sum(pool.map(send, enumerate(models)))
-                rates[name].append(tokens / (time.perf_counter() - start))
+        def one_round(server: str, name: str) -> float:
+            client, models = clients[server]
+            start = time.perf_counter()
+            tokens = sum(pool.map(lambda im: send(client, *im), enumerate(models[name])))
+            return tokens / (time.perf_counter() - start)
 
-    ratio = p50(rates["4 adapters"]) / p50(rates["1 adapter"])
-    spread = {name: statistics.pstdev(values) / statistics.mean(values) for name, values in rates.items()}
+        for server in servers:  # warm: load the base and every adapter once
+            for name in patterns:
+                one_round(server, name)
+        for _ in range(args.rounds):  # interleave servers and patterns in the same run
+            for name in patterns:
+                for server in servers:
+                    rates[server, name].append(one_round(server, name))
+
+    def rate(server: str, name: str) -> float:
+        return p50(rates[server, name])
+
+    rows: list[tuple[str, str] | Goal] = [
+        (
+            f"{server}: {name}, p50 tokens/s",
+            f"{rate(server, name):.1f}  (spread {statistics.pstdev(v) / statistics.mean(v):.0%})",
+        )
+        for (server, name), v in rates.items()
+    ]
+    rows += [
+        (
+            "baseline: ratio (4 adapters / 1 adapter)",
+            f"{rate('baseline', '4 adapters') / rate('baseline', '1 adapter'):.3f}",
+        ),
+        (
+            "this code: ratio (1 adapter / base model)",
+            f"{rate('this code', '1 adapter') / rate('this code', 'base model'):.3f}",
+        ),
+        goal(
+            "4 adapters / 1 adapter tokens/s",
+            rate("this code", "4 adapters") / rate("this code", "1 adapter"),
+            ">=",
+            0.8,
+        ),
+        goal(
+            "1 adapter tokens/s vs baseline", rate("this code", "1 adapter") / rate("baseline", "1 adapter"), ">=", 1.5
+        ),
+    ]
     report(
         f"Chat completions: {model_id}, {args.concurrency} concurrent requests x {args.rounds} rounds, "
-        f"{max_tokens} new tokens, LoRA rank {rank}, batch window {args.batch_timeout_ms:g} ms",
-        [
-            *((f"{name}, p50 tokens/s", f"{p50(v):.1f}  (spread {spread[name]:.0%})") for name, v in rates.items()),
-            ("ratio (4 adapters / 1 adapter)", f"{ratio:.3f}"),
-            ("ratio (1 adapter / base model)", f"{p50(rates['1 adapter']) / p50(rates['base model']):.3f}"),
-        ],
+        f"{max_tokens} new tokens, "
+        f"LoRA rank {rank}, batch window {args.batch_timeout_ms:g} ms; baseline {args.baseline[:12]}",
+        rows,
     )
+    return goals_exit_code([row for row in rows if isinstance(row, Goal)])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
