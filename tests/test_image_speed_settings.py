@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from genfoundry.cli import app
 from genfoundry.config import ImageSpeedSettings, Settings
 from genfoundry.errors import Invalid
-from genfoundry.inference import pipeline_speed
 from genfoundry.inference.pipeline_speed import check_image_speed, image_speed_warnings
 
 
@@ -89,7 +88,6 @@ def test_serve_stops_with_one_line_naming_the_bad_combination(monkeypatch: pytes
 
 def test_serve_names_the_missing_torchao_with_its_pip_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GENFOUNDRY_HOME", str(tmp_path))
-    monkeypatch.setenv("GENFOUNDRY_DEVICE", "cpu")
     monkeypatch.setenv("GENFOUNDRY_IMAGE_SPEED__QUANTIZATION", "int8-weight-only")
     _without_torchao(monkeypatch)
 
@@ -102,19 +100,19 @@ def test_serve_names_the_missing_torchao_with_its_pip_command(monkeypatch: pytes
 def test_fp8_needs_a_cuda_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        pipeline_speed.importlib.util,
+        importlib.util,
         "find_spec",
         lambda name: object() if name == "torchao" else real_find_spec(name),
     )
 
     with pytest.raises(Invalid, match="'fp8' needs a CUDA GPU; this server runs on 'cpu'"):
-        check_image_speed(ImageSpeedSettings(quantization="fp8"), "cpu")
+        check_image_speed(ImageSpeedSettings(quantization="fp8"), lambda: "cpu")
 
 
 def test_nothing_to_check_without_quantization(monkeypatch: pytest.MonkeyPatch) -> None:
     _without_torchao(monkeypatch)
 
-    check_image_speed(ImageSpeedSettings(compile=True, hotswap_max_rank=8, channels_last=True), "cpu")
+    check_image_speed(ImageSpeedSettings(compile=True, hotswap_max_rank=8, channels_last=True), lambda: "cpu")
 
 
 def test_compile_without_hotswap_warns_that_adapter_changes_recompile() -> None:
@@ -126,6 +124,4 @@ def test_compile_without_hotswap_warns_that_adapter_changes_recompile() -> None:
 def _without_torchao(monkeypatch: pytest.MonkeyPatch) -> None:
     """torchao absent whether or not this machine has it (it has not, here)."""
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        pipeline_speed.importlib.util, "find_spec", lambda name: None if name == "torchao" else real_find_spec(name)
-    )
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "torchao" else real_find_spec(name))

@@ -89,7 +89,7 @@ def serve(
     except ValidationError as exc:
         raise _fail(_settings_error(exc)) from None
     try:
-        check_image_speed(settings.image_speed, settings.resolved_device())
+        check_image_speed(settings.image_speed, settings.resolved_device)
     except Invalid as exc:
         raise _fail(exc.message) from None
     with open_database(settings) as session:

@@ -169,9 +169,7 @@ def test_quantization_without_torchao_is_a_clear_error(
     specs: dict[str, BaseModelSpec], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        pipeline_speed.importlib.util, "find_spec", lambda name: None if name == "torchao" else real_find_spec(name)
-    )
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "torchao" else real_find_spec(name))
     pipe = load_pipeline(specs["sd15"], device="cpu", dtype="float32")
 
     with pytest.raises(Invalid, match=r"needs torchao, which is not installed: `pip install torchao`"):

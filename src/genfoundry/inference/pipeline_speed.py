@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,8 +28,9 @@ _compile_backend = "inductor"
 _FP8_MIN_CAPABILITY = (8, 9)
 
 
-def check_image_speed(speed: ImageSpeedSettings, device: str) -> None:
-    """`Invalid` naming the fix when the machine lacks what `speed` needs (torchao; a GPU able to run fp8)."""
+def check_image_speed(speed: ImageSpeedSettings, device: Callable[[], str]) -> None:
+    """`Invalid` naming the fix when the machine lacks what `speed` needs (torchao; a GPU able to run fp8). `device`
+    resolves the engines' device, only when fp8 needs it (resolving imports torch)."""
     if speed.quantization == "none":
         return
     if importlib.util.find_spec("torchao") is None:
@@ -38,15 +39,16 @@ def check_image_speed(speed: ImageSpeedSettings, device: str) -> None:
             "`pip install torchao` (or set GENFOUNDRY_IMAGE_SPEED__QUANTIZATION=none)"
         )
     if speed.quantization == "fp8":
-        if not device.startswith("cuda"):
-            raise Invalid(f"image_speed.quantization='fp8' needs a CUDA GPU; this server runs on {device!r}")
+        resolved = device()
+        if not resolved.startswith("cuda"):
+            raise Invalid(f"image_speed.quantization='fp8' needs a CUDA GPU; this server runs on {resolved!r}")
         import torch
 
-        capability = torch.cuda.get_device_capability(device)
+        capability = torch.cuda.get_device_capability(resolved)
         if capability < _FP8_MIN_CAPABILITY:
             raise Invalid(
                 f"image_speed.quantization='fp8' needs a GPU of compute capability 8.9 or more (Ada, Hopper); "
-                f"{torch.cuda.get_device_name(device)} has {capability[0]}.{capability[1]}: use 'int8-weight-only'"
+                f"{torch.cuda.get_device_name(resolved)} has {capability[0]}.{capability[1]}: use 'int8-weight-only'"
             )
 
 
@@ -160,7 +162,7 @@ def _fuse_qkv(pipe: Any, denoiser: Any, report: SpeedReport) -> None:
 
 
 def _quantize(denoiser: Any, speed: ImageSpeedSettings, device: str, report: SpeedReport) -> None:
-    check_image_speed(speed, device)
+    check_image_speed(speed, lambda: device)
     from torchao.quantization import (
         Float8DynamicActivationFloat8WeightConfig,
         Int8WeightOnlyConfig,

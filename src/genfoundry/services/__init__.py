@@ -97,7 +97,7 @@ def build_services(settings: Settings) -> Services:
     defaults = pick_default_models(settings, catalog, captioner_specs)
     settings = with_defaults(settings, defaults)
     device = settings.resolved_device()
-    check_image_speed(settings.image_speed, device)
+    check_image_speed(settings.image_speed, lambda: device)
     for warning in image_speed_warnings(settings.image_speed):
         logger.warning(warning)
     threads = server_thread_plan(settings)
