@@ -73,7 +73,8 @@ class TextEncoder:
     With `lora`, the LoRA is merged into this encoder's own copy of the weights once, at load: no per-call cost.
     `backend="onnx"` runs the same model on ONNX Runtime (CPU only), exported once and cached in `cache_dir`
     (`onnx_encoder.py`); a batch is then sorted by token count and run in chunks of `ONNX_CHUNK_ROWS`, so short
-    prompts do not pay for a long one's padding. `backend="torch"` is the reference the shipped head is built with.
+    prompts do not pay for a long one's padding. `int8=True` (ONNX only) runs that export with int8 weights, one
+    text per run. `backend="torch"` is the reference the shipped head is built with.
     """
 
     def __init__(
@@ -86,9 +87,12 @@ class TextEncoder:
         threads: int | None = None,
         backend: Literal["torch", "onnx"] = "torch",
         cache_dir: Path | None = None,
+        int8: bool = False,
     ) -> None:
         if backend == "onnx" and device != "cpu":
             raise ValueError(f"the ONNX encoder runs on the CPU only, not {device}")
+        if int8 and backend != "onnx":
+            raise ValueError(f"the int8 encoder runs on ONNX Runtime only, not {backend}")
         self.model_dir = model_dir
         self.lora = lora
         # Threads per forward. None: torch one (set on the calling thread only, for the call: on a small shared
@@ -99,6 +103,7 @@ class TextEncoder:
         self.batch_size = batch_size
         self.backend = backend
         self.cache_dir = cache_dir
+        self.int8 = int8
         self.load_seconds: float | None = None
         self._model: Any = None
         self._onnx: OnnxEncoderModel | None = None
@@ -167,7 +172,9 @@ class TextEncoder:
         # Short, window-long (truncated) and one-word inputs, padded together: the export must match on all.
         check_texts = ["draw a cat", "what is a sequence diagram and when do I use one? " * 60, "hi"]
         check_ids = tokenizer(check_texts, truncation=True, max_length=self._window)["input_ids"]
-        return load_or_export(key, self.cache_dir, lambda: self._load_torch(folder), check_ids, threads=self.threads)
+        return load_or_export(
+            key, self.cache_dir, lambda: self._load_torch(folder), check_ids, threads=self.threads, int8=self.int8
+        )
 
     def encode(
         self,
@@ -285,8 +292,9 @@ class TextEncoder:
     def _encode_onnx_ids(self, runtime: OnnxEncoderModel, token_ids: list[list[int]]) -> np.ndarray:
         order = sorted(range(len(token_ids)), key=lambda index: len(token_ids[index]))
         out = np.empty((len(token_ids), self._dimension), dtype=np.float32)
-        for start in range(0, len(order), ONNX_CHUNK_ROWS):
-            rows = order[start : start + ONNX_CHUNK_ROWS]
+        chunk = runtime.rows_per_run or ONNX_CHUNK_ROWS
+        for start in range(0, len(order), chunk):
+            rows = order[start : start + chunk]
             width = len(token_ids[rows[-1]])  # sorted: the chunk's last row is its longest
             ids = np.zeros((len(rows), width), dtype=np.int64)
             mask = np.zeros_like(ids)

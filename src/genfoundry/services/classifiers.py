@@ -111,7 +111,8 @@ class ClassifierService:
         self.encoder = encoder
         self.head_dir = head_dir or default_head_dir()
         self._default: ClassifierHead | None = None
-        self._tuned: dict[Path, TextEncoder] = {}  # encoders with a head's LoRA merged in, one per LoRA file
+        # Encoders with a head's LoRA merged in, one per LoRA file (its path as the head names it) and int8 or not.
+        self._tuned: dict[tuple[Path, bool], TextEncoder] = {}
         self._heads: OrderedDict[str, ClassifierHead] = OrderedDict()
         self._lock = threading.Lock()
         self._preload: threading.Thread | None = None
@@ -138,6 +139,8 @@ class ClassifierService:
     # -- heads -------------------------------------------------------------------------------------
 
     def default_head(self) -> ClassifierHead:
+        if self._default is not None:  # loaded once: no lock per request
+            return self._default
         with self._lock:
             if self._default is None:
                 self._default = load_head(self.head_dir)
@@ -159,11 +162,16 @@ class ClassifierService:
         return head
 
     def encoder_for(self, head: ClassifierHead) -> TextEncoder:
-        """The shared encoder, or for a head trained on a tuned encoder, that encoder (built once, kept)."""
+        """The shared encoder, or for a head trained on a tuned encoder, that encoder (built once, kept); the
+        shipped router's in int8 when `router.int8_encoder` is on and the encoder runs on ONNX Runtime."""
         if head.encoder_lora is None:
             return self.encoder
+        int8 = self.settings.int8_encoder and self.encoder.backend == "onnx" and head is self._default
+        key = (head.encoder_lora.path, int8)
+        known = self._tuned.get(key)  # a dict read per request: no lock, no path resolution
+        if known is not None:
+            return known
         with self._lock:
-            key = head.encoder_lora.path.resolve()
             if key not in self._tuned:
                 self._tuned[key] = TextEncoder(
                     self.encoder.model_dir,
@@ -172,6 +180,7 @@ class ClassifierService:
                     threads=self.encoder.threads,
                     backend=self.encoder.backend,
                     cache_dir=self.encoder.cache_dir,
+                    int8=int8,
                 )
             return self._tuned[key]
 
