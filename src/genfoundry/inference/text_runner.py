@@ -29,7 +29,7 @@ from genfoundry.inference.export_guard import EXPORT_GUARD
 from genfoundry.inference.image_runner import adapter_name
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
 from genfoundry.inference.text_decoding import IncrementalDetokenizer, RowState, StopMatcher
-from genfoundry.inference.text_lora_mix import PerRowLora
+from genfoundry.inference.text_lora_mix import PerRowLora, lora_layers, lora_off
 from genfoundry.inference.text_sampling import BatchSampler
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ class TextRunner:
         self.max_adapters = max_adapters
         self._adapters: OrderedDict[str, str] = OrderedDict()  # adapter id -> PEFT adapter name, LRU first
         self.adapter_ids: tuple[str, ...] = ()  # snapshot for stats(), read from other threads
+        self._lora_layers: list[Any] | None = None  # the model's LoRA layers, found again after a load or delete
         config = model.generation_config
         self.eos_ids = frozenset(_token_ids(config.eos_token_id) + _token_ids(tokenizer.eos_token_id))
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else config.pad_token_id
@@ -99,6 +100,7 @@ class TextRunner:
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise Invalid(f"cannot load adapter {adapter.id!r} into {self.spec.id!r}: {exc}", param="model") from exc
         self.model.eval()
+        self._lora_layers = None
         logger.info("loaded adapter %s into %s in %.3fs", adapter.id, self.spec.id, time.perf_counter() - started)
         self._adapters[adapter.id] = name
         self.adapter_ids = tuple(self._adapters)
@@ -113,6 +115,7 @@ class TextRunner:
             self.model.delete_adapter(name)
         else:  # the last one: back to the plain base model
             self.model = self.model.unload()
+        self._lora_layers = None
         self.adapter_ids = tuple(self._adapters)
         return True
 
@@ -122,10 +125,13 @@ class TextRunner:
         distinct = set(names)
         if not self.has_peft:
             yield RowAdapters()
-        elif distinct == {BASE_ADAPTER}:
-            with self.model.disable_adapter():
+            return
+        if self._lora_layers is None:
+            self._lora_layers = lora_layers(self.model)
+        if distinct == {BASE_ADAPTER}:
+            with lora_off(self._lora_layers):
                 yield RowAdapters()
-        elif (per_row := PerRowLora.build(self.model, names)) is not None:
+        elif (per_row := PerRowLora.build(self._lora_layers, names)) is not None:
             with per_row.applied():
                 yield RowAdapters(per_row=per_row)
         elif len(distinct) == 1:
