@@ -292,7 +292,7 @@ class ImageService:
     ) -> list[RecordedImage]:
         """One request, planned and recorded in a worker thread (database and files), run on the engine: what every
         route that makes images calls (/v1/images, `model="auto"`, the seed systems' routes)."""
-        planned = await self._plan_in_thread(owner_id, options, init_image, strength, mask)
+        planned = await self._plan(owner_id, options, init_image, strength, mask)
         results = await self.run(planned, place)
         return await self._record_and_sync_later(planned, results)
 
@@ -315,7 +315,7 @@ class ImageService:
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.warning("could not fsync generated images: %s", error)
 
-    async def _plan_in_thread(
+    async def _plan(
         self,
         owner_id: str,
         options: ImageOptions,
@@ -323,12 +323,19 @@ class ImageService:
         strength: float | None,
         mask: Image.Image | None,
     ) -> PlannedRequest:
-        """`plan` off the event loop (it reads the database and the adapters' files)."""
-        return await anyio.to_thread.run_sync(
-            functools.partial(
-                self.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength, mask=mask
-            )
+        """`plan` off the event loop when it reads the database or files (adapters, a trained model) or resizes an
+        image; on it when it only checks fields against a catalog base, which costs less than a worker-thread hop."""
+        plan = functools.partial(
+            self.plan, owner_id=owner_id, options=options, init_image=init_image, strength=strength, mask=mask
         )
+        reads_nothing = (
+            options.model in self.catalog.models
+            and not options.loras
+            and not options.industry
+            and init_image is None
+            and mask is None
+        )
+        return plan() if reads_nothing else await anyio.to_thread.run_sync(plan)
 
     async def open_stream(
         self,
@@ -342,7 +349,7 @@ class ImageService:
     ) -> tuple[PlannedRequest, AsyncIterator[PartialImage | RecordedImage]]:
         """Plan and queue now (bad input and a full queue raise here, and the job takes `place`), then yield the
         `options.partial_images` previews as the engine decodes them and last the recorded image."""
-        planned = await self._plan_in_thread(owner_id, options, init_image, strength, mask)
+        planned = await self._plan(owner_id, options, init_image, strength, mask)
         if options.n != 1:
             raise Invalid("stream: true makes one image; n must be 1 (send one request per image)", param="n")
         loop = asyncio.get_running_loop()
