@@ -30,13 +30,20 @@ class _EngineCollector(Collector):
         adapters = GaugeMetricFamily(
             f"{prefix}loaded_adapters", f"Adapters loaded per {self._kind} base", labels=["model"]
         )
+        warmup = GaugeMetricFamily(
+            f"{prefix}compile_warmup_seconds",
+            f"Wall time of the batches during which torch.compile compiled a {self._kind} base's denoiser",
+            labels=["model"],
+        )
         states = [info.get("state") for info in models.values()]
         for model_id, info in models.items():
             queue.add_metric([model_id], info.get("queue_depth", 0))
             if info.get("state") == "loaded":
                 loaded.add_metric([model_id], info.get("bytes", 0))
                 adapters.add_metric([model_id], len(info.get("adapters", [])))
-        yield from (queue, loaded, adapters)
+                if "speed" in info:
+                    warmup.add_metric([model_id], info["speed"]["compile_warmup_s"])
+        yield from (queue, loaded, adapters, warmup)
         yield GaugeMetricFamily(f"{prefix}loaded_models", f"{self._kind} bases loaded", value=states.count("loaded"))
         engine = "genfoundry_engine_" if self._kind == "image" else f"genfoundry_{self._kind}_engine_"
         for name in self._counters:
