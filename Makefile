@@ -2,7 +2,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock serve test test-all lint bench bench-gpu clean
+.PHONY: setup lock serve test test-all lint bench bench-gpu bench-gpu-quick device-wheels clean
 
 $(STAMP): pyproject.toml requirements.lock requirements/constraints.txt scripts/setup.sh
 	bash scripts/setup.sh
@@ -60,6 +60,15 @@ bench-gpu: setup  ## the same on SD 1.5-sized random weights (fp16, 512x512); Lo
 	  "bench_lora_training --family flux --size flux --resolution 512 1024 --repeats 2" \
 	  "bench_sft --sized" \
 	  "bench_chat --sized"
+
+# No `setup` prerequisite: on the GPU machine there is no .venv (docs/gpu.md runs it with PYTHON=python3 and the
+# wheels from scripts/device_wheels.sh); ARGS=--dry-run runs the same on this CPU with the tiny models.
+PYTHON ?= $(BIN)/python
+bench-gpu-quick:  ## issue 19's priority GPU runs in ~8 min, JSON + log in $$OUT (or bench/out/gpu-quick); ARGS=--dry-run on a CPU
+	$(PYTHON) -m bench.gpu_quick $(ARGS)
+
+device-wheels:  ## the wheels the GPU machine lacks, into .whl/ (docs/gpu.md)
+	bash scripts/device_wheels.sh
 
 clean:
 	rm -rf $(VENV) genfoundry-data .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,9 @@ from typing import Any, Literal
 
 import httpx
 
-BIN = Path(sys.executable).parent
+# The CLI as a module of this interpreter: works in a venv and with PYTHONPATH=src alike (the GPU machine has no
+# installed `genfoundry` script; docs/gpu.md).
+GENFOUNDRY = (sys.executable, "-m", "genfoundry")
 
 
 def machine() -> str:
@@ -44,37 +46,36 @@ def free_port() -> int:
 def make_home() -> Path:
     home = Path(tempfile.mkdtemp(prefix="genfoundry-bench-"))
     env = {**os.environ, "GENFOUNDRY_HOME": str(home)}
-    subprocess.run([str(BIN / "genfoundry"), "models", "build-tiny"], env=env, check=True, capture_output=True)
+    subprocess.run([*GENFOUNDRY, "models", "build-tiny"], env=env, check=True, capture_output=True)
     return home
 
 
 @contextmanager
-def running_server(home: Path, **settings: str) -> Iterator[str]:
-    """`genfoundry serve` in a subprocess on a free loopback port; yields its URL."""
+def running_server(home: Path, log: Path | None = None, **settings: str) -> Iterator[str]:
+    """`genfoundry serve` in a subprocess on a free loopback port; yields its URL. Its output goes to `log`
+    (appended) when given, else nowhere."""
     port = free_port()
     env = {**os.environ, "GENFOUNDRY_HOME": str(home), "GENFOUNDRY_PORT": str(port), **settings}
-    process = subprocess.Popen(
-        [str(BIN / "genfoundry"), "serve", "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with (log or Path(os.devnull)).open("ab") as output:
+        process = subprocess.Popen(
+            [*GENFOUNDRY, "serve", "--log-level", "warning"], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("server did not start" + (f" (its output: {log})" if log else ""))
+                time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def timed(fn: Callable[[], object]) -> float:
