@@ -135,7 +135,8 @@ def apply_image_speed(pipe: Any, speed: ImageSpeedSettings, *, device: str) -> S
         report.applied.append(f"compile:{speed.compile_mode}")
     for skipped in report.skipped:
         logger.warning("image speed: %s", skipped)
-    logger.info("image speed on %s: %s", type(pipe).__name__, ", ".join(report.applied) or "none")
+    if report.applied:
+        logger.info("image speed on %s: %s", type(pipe).__name__, ", ".join(report.applied))
     return report
 
 
