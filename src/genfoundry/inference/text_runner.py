@@ -29,7 +29,7 @@ from genfoundry.inference.export_guard import EXPORT_GUARD
 from genfoundry.inference.image_runner import adapter_name
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
 from genfoundry.inference.text_decoding import IncrementalDetokenizer, RowState, StopMatcher
-from genfoundry.inference.text_lora_mix import PerRowLora, lora_layers, lora_off
+from genfoundry.inference.text_lora_mix import PerRowLora, lora_layers, set_peft_lora
 from genfoundry.inference.text_sampling import BatchSampler
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class TextRunner:
         self._adapters: OrderedDict[str, str] = OrderedDict()  # adapter id -> PEFT adapter name, LRU first
         self.adapter_ids: tuple[str, ...] = ()  # snapshot for stats(), read from other threads
         self._lora_layers: list[Any] | None = None  # the model's LoRA layers, found again after a load or delete
+        self._peft_lora_on: bool | None = None  # PEFT's own LoRA in those layers; None: not known
         config = model.generation_config
         self.eos_ids = frozenset(_token_ids(config.eos_token_id) + _token_ids(tokenizer.eos_token_id))
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else config.pad_token_id
@@ -100,7 +101,7 @@ class TextRunner:
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise Invalid(f"cannot load adapter {adapter.id!r} into {self.spec.id!r}: {exc}", param="model") from exc
         self.model.eval()
-        self._lora_layers = None
+        self._lora_layers = None  # new layers, and PEFT's state in the old ones no longer known
         logger.info("loaded adapter %s into %s in %.3fs", adapter.id, self.spec.id, time.perf_counter() - started)
         self._adapters[adapter.id] = name
         self.adapter_ids = tuple(self._adapters)
@@ -127,11 +128,12 @@ class TextRunner:
             yield RowAdapters()
             return
         if self._lora_layers is None:
-            self._lora_layers = lora_layers(self.model)
+            self._lora_layers, self._peft_lora_on = lora_layers(self.model), None
+        per_row = None if distinct == {BASE_ADAPTER} else PerRowLora.build(self._lora_layers, names)
+        self._peft_lora(on=distinct != {BASE_ADAPTER} and per_row is None)
         if distinct == {BASE_ADAPTER}:
-            with lora_off(self._lora_layers):
-                yield RowAdapters()
-        elif (per_row := PerRowLora.build(self._lora_layers, names)) is not None:
+            yield RowAdapters()
+        elif per_row is not None:
             with per_row.applied():
                 yield RowAdapters(per_row=per_row)
         elif len(distinct) == 1:
@@ -139,6 +141,13 @@ class TextRunner:
             yield RowAdapters()
         else:
             yield RowAdapters(names=names)
+
+    def _peft_lora(self, *, on: bool) -> None:
+        """PEFT's own LoRA on (its paths serve the batch) or off (the base, or LoRA added per row), switched
+        only when it is not already so: switching walks every adapter parameter."""
+        if self._lora_layers is not None and self._peft_lora_on is not on:
+            set_peft_lora(self._lora_layers, on)
+            self._peft_lora_on = on
 
     # -- generation --------------------------------------------------------------------------------
 
