@@ -186,7 +186,7 @@ def measure_latency(
         for variant, variant_env in VARIANTS.items():
             home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="genfoundry-bench-router-")))
             env = {**variant_env, "GENFOUNDRY_ROUTER__ENCODER_CACHE_DIR": str(cache_dir)}
-            url = stack.enter_context(running_server(home, **env))
+            url = stack.enter_context(running_server(home, log=None, **env))
             client = stack.enter_context(httpx.Client(base_url=url, timeout=120))
             start = time.perf_counter()
             client.post("/v1/classify", json={"input": "draw a cat"}).raise_for_status()
