@@ -200,6 +200,43 @@ def test_a_one_token_request_beside_a_long_one(spec: TextModelSpec, prompt: tupl
     assert [o.choices[0].finish_reason for o in together] == ["length"] * 3
 
 
+@pytest.fixture(scope="module")
+def dora(tiny_llm: Path, tmp_path_factory: pytest.TempPathFactory) -> TextAdapterSpec:
+    """A DoRA adapter: not plain LoRA, so batches with it take PEFT's own paths."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    config = LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "v_proj"], use_dora=True, init_lora_weights=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(21)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llm), config)
+    folder = tmp_path_factory.mktemp("dora")
+    model.save_pretrained(str(folder))
+    return TextAdapterSpec(id="dora", path=str(folder))
+
+
+def test_an_adapter_peft_must_serve_mixes_with_per_row_ones_and_leaks_into_none(
+    spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec], dora: TextAdapterSpec
+) -> None:
+    requests: list[dict[str, Any]] = [
+        {"adapter": dora, "max_tokens": 8, "temperature": 0.8, "seed": 3},
+        {"adapter": adapters["a"], "max_tokens": 8, "temperature": 0.8, "seed": 3},
+        {"adapter": None, "max_tokens": 5, "temperature": 0.0},
+    ]
+    alone, together = _alone_and_in_one_batch(spec, prompt, requests)
+    assert [texts(o) for o in together] == [texts(o) for o in alone]
+    assert len({texts(o)[0] for o in alone}) == 3
+    engine = _engine()
+    try:  # PEFT's LoRA switched on for the DoRA batch and off again: the others are as before
+        assert texts(run(engine, spec, prompt, **requests[1])) == texts(alone[1])
+        assert texts(run(engine, spec, prompt, **requests[0])) == texts(alone[0])
+        assert texts(run(engine, spec, prompt, **requests[2])) == texts(alone[2])
+        assert texts(run(engine, spec, prompt, **requests[1])) == texts(alone[1])
+    finally:
+        engine.close()
+
+
 def test_an_adapter_that_does_not_load_fails_only_its_request(
     spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec], tmp_path: Path
 ) -> None:

@@ -12,7 +12,8 @@ is also cheaper than PEFT's plain path (1.33 vs 1.57 ms a step: no per-layer sub
 batch with adapters takes it, and a row computes the same alone or beside other adapters.
 
 Only plain LoRA on linear layers takes this path (no DoRA or other variant, no LoRA bias, not merged);
-`PerRowLora.build` returns None otherwise and the caller uses PEFT's own paths.
+`PerRowLora.build` returns None otherwise, and the caller runs each adapter's rows on their own with PEFT's
+plain path (PEFT's `adapter_names` refuses DoRA outright).
 """
 
 from __future__ import annotations
@@ -93,6 +94,11 @@ class PerRowLora:
                         mask[i, :, start : start + rank] = scaling
                 self._masks[layout] = mask
             self._layers.append(_Layer(module, a, b, layout))
+
+    @staticmethod
+    def covers(all_layers: Sequence[Any], names: Sequence[str]) -> bool:
+        """Whether every adapter of `names` is plain LoRA on linear layers (this path applies them)."""
+        return _plain_lora_layers(all_layers, sorted(set(names))) is not None
 
     @classmethod
     def build(cls, all_layers: Sequence[Any], names: Sequence[str]) -> PerRowLora | None:

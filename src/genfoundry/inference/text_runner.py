@@ -7,11 +7,12 @@ samples every row on the device (text_sampling.py), reads the new tokens back on
 token (text_decoding.py), and drops the rows that ended (EOS, stop string, their own `max_tokens`, cancel)
 from the batch, the cache, the mask and the sampler, so a finished row costs nothing more.
 
-Rows of one batch may use different adapters. No adapter in the batch: the base with adapters disabled;
+Rows of one batch may use different adapters. No adapter in the batch: the base with PEFT's LoRA off;
 otherwise each row's LoRA is added per row in one pass per layer (text_lora_mix.py), one adapter or several,
 so a row computes the same whatever shares its batch. Adapters that path does not cover (DoRA, LoRA bias,
-non-linear layers) take PEFT's own paths: the adapter set active, or `adapter_names` for a mix. Every decode
-states its adapters afresh, so none can leak from one request into another.
+non-linear layers) take PEFT's plain path with the adapter set active, each adapter's rows decoded as their
+own batch one after another. Every decode states its adapters afresh, so none can leak from one request into
+another.
 """
 
 from __future__ import annotations
@@ -120,27 +121,42 @@ class TextRunner:
         self.adapter_ids = tuple(self._adapters)
         return True
 
-    @contextmanager
-    def _adapters_for(self, names: list[str]) -> Iterator[RowAdapters]:
-        """Apply each row's adapter for the forwards of one decode, and nothing after it."""
-        distinct = set(names)
-        if not self.has_peft:
-            yield RowAdapters()
-            return
+    def _lora_layers_now(self) -> list[Any]:
         if self._lora_layers is None:
             self._lora_layers, self._peft_lora_on = lora_layers(self.model), None
-        per_row = None if distinct == {BASE_ADAPTER} else PerRowLora.build(self._lora_layers, names)
+        return self._lora_layers
+
+    def _adapter_groups(self, names: list[str]) -> list[list[int]]:
+        """The rows (indices into `names`) decoded together: all of them, unless they mix adapters that per-row
+        LoRA cannot apply; then each adapter's rows on their own."""
+        everyone = list(range(len(names)))
+        if not self.has_peft or len(set(names)) == 1:
+            return [everyone]
+        if PerRowLora.covers(self._lora_layers_now(), names):
+            return [everyone]
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(name, []).append(i)
+        return list(groups.values())
+
+    @contextmanager
+    def _adapters_for(self, names: list[str]) -> Iterator[PerRowLora | None]:
+        """Apply each row's adapter (one adapter group's, see `_adapter_groups`) for the forwards of one
+        decode, and nothing after it; yields the per-row LoRA to follow the rows that leave, if any."""
+        distinct = set(names)
+        if not self.has_peft:
+            yield None
+            return
+        layers = self._lora_layers_now()
+        per_row = None if distinct == {BASE_ADAPTER} else PerRowLora.build(layers, names)
         self._peft_lora(on=distinct != {BASE_ADAPTER} and per_row is None)
-        if distinct == {BASE_ADAPTER}:
-            yield RowAdapters()
-        elif per_row is not None:
+        if per_row is not None:
             with per_row.applied():
-                yield RowAdapters(per_row=per_row)
-        elif len(distinct) == 1:
-            self.model.set_adapter(names[0])
-            yield RowAdapters()
-        else:
-            yield RowAdapters(names=names)
+                yield per_row
+        else:  # the base alone, or one adapter per-row LoRA cannot apply
+            if distinct != {BASE_ADAPTER}:
+                self.model.set_adapter(names[0])
+            yield None
 
     def _peft_lora(self, *, on: bool) -> None:
         """PEFT's own LoRA on (its paths serve the batch) or off (the base, or LoRA added per row), switched
@@ -207,8 +223,10 @@ class TextRunner:
             job_rows = [row for row, owner in zip(rows, owners, strict=True) if owner == position]
             return TextOutput.from_rows(jobs[position], job_rows, time.perf_counter() - started)
 
-        def row_done(i: int) -> None:
-            position = owners[i]
+        owner_of = dict(zip(rows, owners, strict=True))  # RowState hashes by identity
+
+        def row_done(row: RowState) -> None:
+            position = owner_of[row]
             remaining[position] -= 1
             if remaining[position] == 0:
                 results[position] = done = output(position)
@@ -216,14 +234,23 @@ class TextRunner:
                 if sink is not None:  # the stream ends now, even if other rows of the batch go on
                     sink.push(done)
 
-        if rows:
-            self._decode(rows, prompts, names, row_done)
+        for group in self._adapter_groups(names) if rows else []:
+            self._decode(
+                [rows[i] for i in group],
+                [prompts[i] for i in group],
+                [names[i] for i in group],
+                row_done,
+            )
         return [result if result is not None else output(i) for i, result in enumerate(results)]
 
     def _decode(
-        self, rows: list[RowState], prompts: list[tuple[int, ...]], names: list[str], row_done: Callable[[int], None]
+        self,
+        rows: list[RowState],
+        prompts: list[tuple[int, ...]],
+        names: list[str],
+        row_done: Callable[[RowState], None],
     ) -> None:
-        """Decode until every row has ended; `row_done(i)` as row i ends."""
+        """Decode until every row has ended; `row_done(row)` as each one ends."""
         import torch
         from transformers import DynamicCache
 
@@ -240,7 +267,7 @@ class TextRunner:
         sampler = BatchSampler(rows, device)
         live = list(range(len(rows)))  # the batch's rows, by their index in `rows`
         extra: dict[str, Any] = {"logits_to_keep": 1} if self._logits_to_keep else {}
-        with torch.inference_mode(), self._adapters_for(names) as adapters:
+        with torch.inference_mode(), self._adapters_for(names) as per_row:
             while True:
                 logits = self.model(
                     input_ids=tokens,
@@ -248,7 +275,6 @@ class TextRunner:
                     position_ids=positions,
                     past_key_values=cache,
                     use_cache=True,
-                    **adapters.forward_kwargs(),
                     **extra,
                 ).logits
                 chosen = sampler(logits[:, -1, :].float())
@@ -256,7 +282,7 @@ class TextRunner:
                 for at, (i, token_id) in enumerate(zip(live, chosen.tolist(), strict=True)):  # the step's one sync
                     rows[i].consume(int(token_id))
                     if rows[i].finished:
-                        row_done(i)
+                        row_done(rows[i])
                     else:
                         going.append(at)
                 if not going:
@@ -266,7 +292,8 @@ class TextRunner:
                     cache.batch_select_indices(kept)
                     chosen, mask, positions = chosen[kept], mask[kept], positions[kept]
                     sampler.select(going)
-                    adapters.select(going, kept)
+                    if per_row is not None:
+                        per_row.select(kept)
                     live = [live[at] for at in going]
                 tokens = chosen[:, None]
                 mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
@@ -277,21 +304,3 @@ class TextRunner:
         self.model = None
         self._adapters.clear()
         self.adapter_ids = ()
-
-
-class RowAdapters:
-    """What one decode's forwards need to apply each live row's adapter as rows leave the batch."""
-
-    def __init__(self, *, per_row: PerRowLora | None = None, names: list[str] | None = None) -> None:
-        self._per_row = per_row
-        self._names = names  # PEFT's `adapter_names`, one per live row
-
-    def forward_kwargs(self) -> dict[str, Any]:
-        return {"adapter_names": self._names} if self._names is not None else {}
-
-    def select(self, going: list[int], kept: Any) -> None:
-        """Only the live rows at positions `going` (`kept`, the same as a device tensor) go on."""
-        if self._per_row is not None:
-            self._per_row.select(kept)
-        if self._names is not None:
-            self._names = [self._names[at] for at in going]
