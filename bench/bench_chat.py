@@ -155,6 +155,7 @@ def main() -> int:
     servers = {"this code": "", "baseline": args.baseline}
     patterns = ("base model", "1 adapter", "4 adapters")
     rates: dict[tuple[str, str], list[float]] = {(server, name): [] for server in servers for name in patterns}
+    one_token: dict[str, list[float]] = {server: [] for server in servers}
     with ExitStack() as stack:
         clients: dict[str, tuple[httpx.Client, dict[str, list[str]]]] = {}
         for server, commit in servers.items():
@@ -176,11 +177,11 @@ def main() -> int:
             )
         pool = stack.enter_context(ThreadPoolExecutor(args.concurrency))
 
-        def send(client: httpx.Client, i: int, model: str) -> int:
+        def send(client: httpx.Client, i: int, model: str, budget: int) -> int:
             body = {
                 "model": model,
                 "messages": [{"role": "user", "content": f"A sequence diagram of checkout step {i}"}],
-                "max_tokens": max_tokens,
+                "max_tokens": budget,
                 "temperature": 0.8,
                 "seed": i,
             }
@@ -188,11 +189,13 @@ def main() -> int:
             response.raise_for_status()
             return int(response.json()["usage"]["completion_tokens"])
 
-        def one_round(server: str, name: str) -> float:
+        def one_round(server: str, name: str, budget: int = max_tokens) -> tuple[int, float]:
+            """(completion tokens, seconds) of one round of `name`'s requests."""
             client, models = clients[server]
             start = time.perf_counter()
-            tokens = sum(pool.map(lambda im: send(client, *im), enumerate(models[name])))
-            return tokens / (time.perf_counter() - start)
+            requests = enumerate(models[name])
+            tokens = sum(pool.map(lambda im: send(client, im[0], im[1], budget), requests))
+            return tokens, time.perf_counter() - start
 
         for server in servers:  # warm: load the base and every adapter once
             for name in patterns:
@@ -200,7 +203,10 @@ def main() -> int:
         for _ in range(args.rounds):  # interleave servers and patterns in the same run
             for name in patterns:
                 for server in servers:
-                    rates[server, name].append(one_round(server, name))
+                    tokens, seconds = one_round(server, name)
+                    rates[server, name].append(tokens / seconds)
+            for server in servers:  # what a round costs besides decoding: requests, batching, prefill
+                one_token[server].append(one_round(server, "1 adapter", budget=1)[1])
 
     def rate(server: str, name: str) -> float:
         return p50(rates[server, name])
@@ -211,6 +217,10 @@ def main() -> int:
             f"{rate(server, name):.1f}  (spread {statistics.pstdev(v) / statistics.mean(v):.0%})",
         )
         for (server, name), v in rates.items()
+    ]
+    rows += [
+        (f"{server}: 1 adapter, round of 1-token requests, p50 ms", f"{p50(one_token[server]) * 1000:.1f}")
+        for server in servers
     ]
     rows += [
         (
