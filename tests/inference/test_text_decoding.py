@@ -142,6 +142,18 @@ def test_draws_follow_the_softmax_of_the_scaled_logits() -> None:
     assert counts[3] == 0  # a token of (almost) no probability is never drawn
 
 
+def test_extreme_temperatures_draw_a_real_token(tokenizer: Any) -> None:
+    torch.manual_seed(1)
+    logits = torch.randn(2, 64) * 5
+    for temperature, top_p in ((1e-30, 1.0), (5e-324, 0.5), (1e-8, 1e-9)):  # as good as greedy
+        rows = [_row(tokenizer, seed=s, temperature=temperature, top_p=top_p) for s in (1, 2)]
+        assert BatchSampler(rows, "cpu")(logits.clone()).tolist() == logits.argmax(dim=-1).tolist()
+    hot = BatchSampler([_row(tokenizer, seed=s, temperature=1e30) for s in range(50)], "cpu")
+    drawn = hot(logits[:1].expand(50, 64).clone())
+    assert ((drawn >= 0) & (drawn < 64)).all()
+    assert len(set(drawn.tolist())) > 10  # all but uniform
+
+
 def test_top_p_near_zero_is_greedy(tokenizer: Any) -> None:
     greedy = _sample([_row(tokenizer, seed=3, temperature=0.0)], 8)[0]
     assert _sample([_row(tokenizer, seed=3, top_p=1e-6)], 8)[0] == greedy

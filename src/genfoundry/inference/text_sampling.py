@@ -53,7 +53,9 @@ class BatchSampler:
         import torch
 
         self._index = torch.tensor(self._sampled, dtype=torch.long, device=self._device)
-        self._temperature_t = torch.tensor(self._temperature, dtype=torch.float32, device=self._device)[:, None]
+        temperature = torch.tensor(self._temperature, dtype=torch.float32, device=self._device)
+        # A temperature below float32's range would be 0 here: the smallest normal float32 stands for it.
+        self._temperature_t = temperature.clamp(min=torch.finfo(torch.float32).tiny)[:, None]
         self._threshold_t = (
             torch.tensor(self._threshold, dtype=torch.float32, device=self._device)[:, None]
             if any(t >= 0 for t in self._threshold)
@@ -77,7 +79,10 @@ class BatchSampler:
         tokens = logits.argmax(dim=-1)
         if not self._sampled:
             return tokens
-        scores = logits.index_select(0, self._index) / self._temperature_t
+        # Shifted so each row's best score is 0: a temperature near 0 then sends the others to -inf, never
+        # making inf / inf (NaN); the softmax is the same.
+        picked = logits.index_select(0, self._index)
+        scores = (picked - picked.amax(dim=-1, keepdim=True)) / self._temperature_t
         if self._threshold_t is not None:
             scores = _top_p_filter(scores, self._threshold_t)
         cumulative = scores.softmax(dim=-1).cumsum(dim=-1)
