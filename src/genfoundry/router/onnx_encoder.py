@@ -101,7 +101,8 @@ def load_or_export(
             full_data, full = _checked_export(load_torch_model, check_ids, threads=threads)
             if full_file is not None:
                 write_atomically(full_file, full_data)
-        data = quantize_int8(full_data)
+        with MODULE_BUILD_LOCK:  # its first call imports onnx's quantization tools: no import beside another load
+            data = quantize_int8(full_data)
         runtime = OnnxEncoderModel(data, threads=threads, int8=True)
         cosine = min_pooled_cosine(full, runtime, check_ids)
         if cosine < MIN_INT8_COSINE:
