@@ -7,13 +7,13 @@ concatenated along the rank, `A = [A_1; …; A_k]` and `B = [B_1 … B_k]`, and 
 own block, scaled: `delta = ((x @ Aᵀ) * mask) @ Bᵀ`, two matmuls per layer however many adapters. PEFT's
 own LoRA stays switched off while batches take this path (`set_peft_lora`; switching it costs about 4 ms on
 tiny-llm, as each layer sets its parameters' requires_grad, so the runner switches only when a batch needs
-the other state) and a forward hook on each LoRA layer adds the delta. With one adapter it
-is also cheaper than PEFT's plain path (1.33 vs 1.57 ms a step: no per-layer submodule calls), so every
-batch with adapters takes it, and a row computes the same alone or beside other adapters.
+the other state) and a forward hook on each LoRA layer adds the delta. With one adapter it is also
+cheaper than PEFT's plain path (1.33 vs 1.57 ms a step: no per-layer submodule calls), so every batch with
+adapters takes it, and a row computes the same alone or beside other adapters.
 
-Only plain LoRA on linear layers takes this path (no DoRA or other variant, no LoRA bias, not merged);
-`PerRowLora.build` returns None otherwise, and the caller runs each adapter's rows on their own with PEFT's
-plain path (PEFT's `adapter_names` refuses DoRA outright).
+Only plain LoRA on linear layers takes this path (no DoRA or other variant, no LoRA bias, not merged;
+`PerRowLora.covers`); otherwise the caller runs each adapter's rows on their own with PEFT's plain path
+(PEFT's `adapter_names` refuses DoRA outright).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+BASE_ADAPTER = "__base__"  # a row without adapter (the name PEFT gives it in its own mixed batches)
 
 
 def _token_ids(value: Any) -> list[int]:
