@@ -98,30 +98,36 @@ def home(ctx: Context) -> Path:
 
 def image_model(ctx: Context, family: str) -> tuple[str, Path, list[Path]]:
     """(catalog id, pipeline folder, two rank-16 random LoRA files): the SD 1.5-sized or reduced-depth FLUX
-    pipeline on a GPU, the tiny one in a dry run."""
+    pipeline on a GPU, the tiny one in a dry run; built once (in a staging folder renamed when complete, so a run
+    cut short leaves nothing half-written for the next)."""
     folder = ctx.work / f"{family}-model"
     loras = [ctx.work / f"{family}-lora-{i}" / "lora.safetensors" for i in range(2)]
-    if not (folder / "model_index.json").exists() or not all(path.exists() for path in loras):
+    if not (folder / "model_index.json").exists():
+        import shutil
+
         import torch
 
         from genfoundry.models.random_lora import save_random_lora
         from genfoundry.models.sized import FLUX_REDUCED_DEPTH, flux_sized_pipeline, sd15_sized_pipeline
         from genfoundry.models.tiny import build_tiny_pipeline
 
+        staging = folder.with_name(f"{folder.name}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
         if ctx.dry:
-            build_tiny_pipeline(family, folder)
+            build_tiny_pipeline(family, staging)
             from diffusers import DiffusionPipeline
 
-            pipe = DiffusionPipeline.from_pretrained(folder)
+            pipe = DiffusionPipeline.from_pretrained(staging)
         else:
             device = "cuda" if torch.cuda.is_available() else "cpu"
             if family == "flux":
                 pipe = flux_sized_pipeline(device=device, dtype="bfloat16", **FLUX_REDUCED_DEPTH)
             else:
                 pipe = sd15_sized_pipeline(device=device, dtype="float16")
-            pipe.save_pretrained(folder, safe_serialization=True)
+            pipe.save_pretrained(staging, safe_serialization=True)
         for i, path in enumerate(loras):
             save_random_lora(pipe, family, path.parent, seed=i, rank=16)
+        staging.rename(folder)
         del pipe
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
