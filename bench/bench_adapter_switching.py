@@ -6,7 +6,12 @@ More adapters than fit: the server keeps --resident adapters per base (GENFOUNDR
 third arm cycles through one adapter more than that, so with least-recently-used eviction every one of its requests
 unloads an adapter and loads its own from the file (the server's eviction counter is read to check that it did).
 Its per-switch cost with eviction is context, not the goal. For scale, reloading the whole pipeline and its adapter
-per request, in process."""
+per request, in process.
+
+--hotswap-max-rank N: the server swaps every adapter into one LoRA slot of rank N instead of keeping them side by side
+(GENFOUNDRY_IMAGE_SPEED__HOTSWAP_MAX_RANK; docs/deploy.md); "resident" adapters are then the converted weights cached
+in memory, and a miss reads the file again. --compile adds GENFOUNDRY_IMAGE_SPEED__COMPILE (needs hotswap to avoid
+recompiling per switch); the compile warm-up the server measured is printed apart."""
 
 from __future__ import annotations
 
@@ -79,6 +84,16 @@ def http_arms(
     return times, evicted
 
 
+def compile_warmup_s(client: httpx.Client, model_id: str) -> float:
+    """The seconds of batches during which the server compiled `model_id`'s denoiser, from /metrics."""
+    wanted = f'genfoundry_compile_warmup_seconds{{model="{model_id}"}}'
+    for line in client.get("/metrics").text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == wanted:
+            return float(value)
+    raise RuntimeError(f"{wanted} is not in /metrics")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(parser)
@@ -88,6 +103,8 @@ def main() -> int:
         "--resident", type=int, default=4, help="adapters kept loaded per base; the switching arm cycles through them"
     )
     parser.add_argument("--rank", type=int, default=4)
+    parser.add_argument("--hotswap-max-rank", type=int, default=0, help="> 0: LoRA hotswap into a slot of this rank")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the denoiser (inductor)")
     args = parser.parse_args()
 
     model = prepare_model(args)
@@ -101,7 +118,12 @@ def main() -> int:
     body = {"prompt": "a red fox", "size": f"{model.size}x{model.size}", "steps": model.steps, "seed": 1}
     load_before = os.getloadavg()[0]
 
-    env = {**model.env, "GENFOUNDRY_MAX_RESIDENT_ADAPTERS": str(resident)}
+    env = {
+        **model.env,
+        "GENFOUNDRY_MAX_RESIDENT_ADAPTERS": str(resident),
+        "GENFOUNDRY_IMAGE_SPEED__HOTSWAP_MAX_RANK": str(args.hotswap_max_rank),
+        "GENFOUNDRY_IMAGE_SPEED__COMPILE": str(args.compile).lower(),
+    }
     with running_server(model.home, **env) as url, httpx.Client(base_url=url, timeout=600) as client:
         ids = []
         for name, path in zip(names, paths, strict=True):
@@ -113,6 +135,7 @@ def main() -> int:
             response.raise_for_status()
             ids.append(response.json()["id"])
         times, evicted = http_arms(client, ids, resident, body, args.rounds, args.block)
+        warmup_s = compile_warmup_s(client, model.model_id)
     one, switching, evicting = times["one"], times["switching"], times["evicting"]
 
     def reload_per_request(lora: Path) -> None:
@@ -131,8 +154,11 @@ def main() -> int:
 
     reload_times = [timed(partial(reload_per_request, paths[i % 2])) for i in range(6)]
     ms = 1000
+    mode = f"hotswap into rank {args.hotswap_max_rank}" if args.hotswap_max_rank else "side by side"
     rows: list[tuple[str, str] | Goal] = [
         ("load average (1 min) before / after", f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"),
+        ("adapters", mode + (", denoiser compiled" if args.compile else "")),
+        ("compile warm-up (server's batches that compiled, untimed arms)", f"{warmup_s:.1f} s"),
         ("HTTP: one adapter throughout, p50", f"{p50(one) * ms:.1f} ms  ({len(one)} requests)"),
         (
             f"HTTP: a different adapter every request ({resident} resident), p50",
