@@ -200,6 +200,29 @@ def test_a_one_token_request_beside_a_long_one(spec: TextModelSpec, prompt: tupl
     assert [o.choices[0].finish_reason for o in together] == ["length"] * 3
 
 
+def test_a_short_request_is_answered_while_its_batch_goes_on(spec: TextModelSpec, prompt: tuple[int, ...]) -> None:
+    engine = _engine(batch_timeout_s=1.0)
+    short = TextJob(spec, (prompt,), SamplingParams(max_tokens=1, temperature=0.0))
+    long = TextJob(spec, (prompt,), SamplingParams(max_tokens=300, temperature=0.0))
+
+    async def both() -> tuple[set[asyncio.Task[TextOutput]], asyncio.Task[TextOutput], asyncio.Task[TextOutput]]:
+        short_task = asyncio.ensure_future(engine.generate(short))
+        long_task = asyncio.ensure_future(engine.generate(long))
+        done, _ = await asyncio.wait({short_task, long_task}, return_when=asyncio.FIRST_COMPLETED)
+        await long_task
+        return done, short_task, long_task
+
+    try:
+        batches_before = engine.stats()["batches_served"]
+        done, short_task, long_task = asyncio.run(both())
+        assert engine.stats()["batches_served"] - batches_before == 1
+        assert done == {short_task}  # answered at its one token, not when the 300-token row ended
+        assert short_task.result().completion_tokens == 1
+        assert long_task.result().completion_tokens == 300
+    finally:
+        engine.close()
+
+
 @pytest.fixture(scope="module")
 def dora(tiny_llm: Path, tmp_path_factory: pytest.TempPathFactory) -> TextAdapterSpec:
     """A DoRA adapter: not plain LoRA, so batches with it take PEFT's own paths."""

@@ -215,9 +215,20 @@ class TextEngine(ModelPool[TextModelSpec, TextJob, "TextOutput | Exception", "Te
             return found
 
     async def generate(self, job: TextJob, place: QueuePlace | None = None) -> TextOutput:
-        """All choices of `job`; raises `Overloaded` at once when the base's queue is full, unless `place` (from
-        `hold_place`) holds a place in it."""
-        return _unwrap(await asyncio.wrap_future(self._submit(job, place)))
+        """All choices of `job`, as soon as its rows end (not when the rest of its batch does); raises
+        `Overloaded` at once when the base's queue is full, unless `place` (from `hold_place`) holds a place in
+        it. Cancelling the caller ends the job's rows at their next token."""
+        sink = TokenSink(asyncio.get_running_loop(), deltas=False)
+        job = TextJob(job.base, job.prompts, job.sampling, job.n, job.adapter, sink)
+        stream = TextStream(sink, self._submit(job, place))
+        try:
+            async for _delta in stream:  # none come: the output ends the iteration
+                pass
+        finally:
+            stream.cancel()  # a no-op once the job is done
+        if stream.output is None:
+            raise RuntimeError("the text job ended without an output")
+        return stream.output
 
     def generate_sync(self, job: TextJob) -> TextOutput:
         """`generate` for in-process use (CLI, benchmarks): same queue and worker, blocking the caller."""

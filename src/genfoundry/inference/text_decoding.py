@@ -30,10 +30,13 @@ class TextDelta:
 
 
 class TokenSink:
-    """Where a streaming job's deltas go: an asyncio queue fed from the worker thread, plus a cancel flag."""
+    """Where a job's deltas and output go: an asyncio queue fed from the worker thread, plus a cancel flag.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    `deltas=False`: only the job's output comes, as soon as its last row ends (the batch may go on)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, deltas: bool = True) -> None:
         self._loop = loop
+        self.deltas = deltas
         self.queue: asyncio.Queue[object] = asyncio.Queue()
         self.cancelled = threading.Event()
 

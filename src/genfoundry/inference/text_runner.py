@@ -211,7 +211,7 @@ class TextRunner:
                 results[position] = exc
                 continue
             sink = job.sink
-            job_rows = self._rows(job, sink.push if sink is not None else None)
+            job_rows = self._rows(job, sink.push if sink is not None and sink.deltas else None)
             rows += job_rows
             prompts += [prompt for prompt in job.prompts for _ in range(job.n)]
             names += [name] * len(job_rows)
@@ -231,7 +231,7 @@ class TextRunner:
             if remaining[position] == 0:
                 results[position] = done = output(position)
                 sink = jobs[position].sink
-                if sink is not None:  # the stream ends now, even if other rows of the batch go on
+                if sink is not None:  # the job's answer goes out now, even if other rows of the batch go on
                     sink.push(done)
 
         for group in self._adapter_groups(names) if rows else []:
