@@ -43,7 +43,9 @@ class _EngineCollector(Collector):
                 adapters.add_metric([model_id], len(info.get("adapters", [])))
                 if "speed" in info:
                     warmup.add_metric([model_id], info["speed"]["compile_warmup_s"])
-        yield from (queue, loaded, adapters, warmup)
+        yield from (queue, loaded, adapters)
+        if warmup.samples:  # bases with serving-speed settings (the image engine's)
+            yield warmup
         yield GaugeMetricFamily(f"{prefix}loaded_models", f"{self._kind} bases loaded", value=states.count("loaded"))
         engine = "genfoundry_engine_" if self._kind == "image" else f"genfoundry_{self._kind}_engine_"
         for name in self._counters:
