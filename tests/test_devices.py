@@ -16,6 +16,7 @@ from genfoundry.inference.caption import CaptionerSpec
 from genfoundry.inference.loader import BaseModelSpec
 from genfoundry.inference.text_loader import TextModelSpec
 from genfoundry.router.encoder import TextEncoder
+from genfoundry.training.lora_setup import resolve_mixed_precision
 from genfoundry.training.sft_config import SftTrainingConfig
 from genfoundry.training.sft_model import resolve_device
 
@@ -186,3 +187,17 @@ def test_sft_recipe_on_a_cpu(no_gpu: None) -> None:
     assert resolve_device(SftTrainingConfig(base_source="x")) == (torch.device("cpu"), torch.float32)
     with pytest.raises(Invalid, match="torch sees no CUDA GPU"):
         resolve_device(SftTrainingConfig(base_source="x", device="cuda"))
+
+
+def test_lora_recipe_precision_follows_the_gpu(old_gpu: None) -> None:
+    assert resolve_mixed_precision("auto") == "fp16"
+    with pytest.raises(Invalid, match="bfloat16 support"):
+        resolve_mixed_precision("bf16")
+
+
+def test_lora_recipe_precision_on_a_bf16_gpu_and_a_cpu(gpu: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_mixed_precision("auto") == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_mixed_precision("auto") == "no"
+    with pytest.raises(Invalid, match="needs a CUDA GPU"):
+        resolve_mixed_precision("fp16")

@@ -1,5 +1,6 @@
 """Where models run and in which precision, decided here for every engine: the image loader, the text engine, the
-captioner, the router's encoder and the SFT recipe.
+captioner, the router's encoder and the SFT recipe (the LoRA recipe probes the GPU through it too; its mixed
+precision names are accelerate's, in training/lora_setup.py).
 
 Device: a setting of "auto" is CUDA when torch sees a GPU, else the CPU; "cpu", "cuda" and "cuda:N" are taken as
 given (CUDA asked for on a machine without it is an error, not a silent CPU run); anything else is an error that

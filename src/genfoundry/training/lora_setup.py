@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from genfoundry.devices import bf16_supported, cuda_available
 from genfoundry.errors import Invalid, ModelUnavailable
 from genfoundry.inference.loader import MODULE_BUILD_LOCK, cached_snapshot, from_pretrained_offline_first
 from genfoundry.model_files import parse_single_file_source
@@ -23,18 +24,17 @@ _ADAM_EPS = 1e-8
 
 
 def resolve_mixed_precision(precision: str) -> str:
-    """The precision a run uses on this machine ("auto" resolved); Invalid when the device cannot do it."""
-    import torch
-
-    cuda = torch.cuda.is_available()
+    """The precision a run uses on this machine ("auto" resolved); Invalid when the device cannot do it. The GPU is
+    probed through genfoundry.devices, as every engine's device and dtype are."""
+    cuda = cuda_available()
     if precision == "auto":
-        return ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
+        return ("bf16" if bf16_supported() else "fp16") if cuda else "no"
     if precision != "no" and not cuda:
         raise Invalid(
             f'mixed_precision {precision!r} needs a CUDA GPU and none is available; use "no" or "auto"',
             param="mixed_precision",
         )
-    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+    if precision == "bf16" and not bf16_supported():
         raise Invalid(
             'mixed_precision "bf16" needs a GPU with bfloat16 support (Ampere or newer); use "fp16"',
             param="mixed_precision",
@@ -56,7 +56,7 @@ def make_accelerator(config: LoraTrainingConfig) -> tuple[Accelerator, torch.dty
     import torch
     from accelerate import Accelerator
 
-    cuda = torch.cuda.is_available()
+    cuda = cuda_available()
     precision = resolve_mixed_precision(config.mixed_precision)
     try:
         accelerator = Accelerator(mixed_precision=precision, cpu=not cuda)
