@@ -173,3 +173,46 @@ def test_switching_adapters_on_a_compiled_denoiser_never_recompiles(
     # engine loading adapters side by side compiled again for its second adapter.
     assert hotswap.stats()["models"][spec.id]["speed"]["compile_warmup_batches"] == 1
     assert side_by_side.stats()["models"][spec.id]["speed"]["compile_warmup_batches"] == 2
+
+
+def _lora_with_alpha(tiny_dir: Path, out: Path, *, seed: int, rank: int, alpha: int) -> LoraSpec:
+    """A LoRA whose alpha is not its rank, saved as training saves one (the LoraConfig in the file's header)."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from genfoundry.training.checkpoints import save_lora_file
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_dir / "sd15")
+    torch.manual_seed(seed)
+    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    pipe.unet.add_adapter(config)
+    with torch.no_grad():
+        for name, param in pipe.unet.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    path = save_lora_file(
+        out,
+        pipeline_cls=StableDiffusionPipeline,
+        component="unet",
+        layers=get_peft_model_state_dict(pipe.unet),
+        peft_config=pipe.unet.peft_config["default"].to_dict(),
+        metadata={},
+    )
+    return LoraSpec(f"alpha-{alpha}", str(path))
+
+
+def test_an_adapters_alpha_from_its_header_scales_it_as_side_by_side(
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine], tmp_path: Path
+) -> None:
+    side_by_side = make_engine(ImageSpeedSettings())
+    hotswap = make_engine(ImageSpeedSettings(hotswap_max_rank=MAX_RANK))
+    engines.extend((side_by_side, hotswap))
+    spec = spec_for(tiny_dir, "sd15")
+    scaled = _lora_with_alpha(tiny_dir, tmp_path / "alpha", seed=5, rank=2, alpha=8)  # scaling 4, not 1
+    sequence = [(loras["sd15"]["a"],), (scaled,), (weighted(scaled, 0.5),)]
+
+    for chosen in sequence:
+        want = pixels(side_by_side.generate_sync(job(spec, *chosen)))
+        assert np.abs(pixels(hotswap.generate_sync(job(spec, *chosen))) - want).max() <= 1, chosen
