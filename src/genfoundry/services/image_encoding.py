@@ -12,8 +12,8 @@ MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 _MEDIA_BY_EXTENSION = {extension: MEDIA_TYPES[fmt] for fmt, extension in EXTENSIONS.items()}
 _PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
-# zlib level 1, not Pillow's 6: on photos at 512² and 1024² it encodes 2.5-8x faster for files 1-21% larger (bench
-# numbers in bench/RESULTS.md, "issue 18 gap 2"); level 0 stores the pixels raw, twice the size.
+# zlib level 1, not Pillow's 6: on photos at 512² and 1024² it encodes 2.3-3.8x faster for files 6-21% larger (bench
+# numbers in bench/RESULTS.md, "issue 18 gap 2"); level 0 stores the pixels raw, about twice the size.
 PNG_COMPRESS_LEVEL = 1
 
 
