@@ -75,7 +75,7 @@ def main() -> int:
     rows: list[tuple[str, str] | Goal] = []
     headers = {"Authorization": f"Bearer {create_key(model.home)}"}
     with (
-        running_server(model.home, **model.env) as url,
+        running_server(model.home, log=None, **model.env) as url,
         httpx.Client(base_url=url, timeout=600, headers=headers) as client,
     ):
         for size, steps in shapes:
