@@ -132,10 +132,16 @@ def test_an_adapter_on_layers_the_slot_lacks_is_refused(
     spec, a = spec_for(tiny_dir, "sd15"), loras["sd15"]["a"]
     narrow = {k: v for k, v in load_file(a.path).items() if ".to_q." in k}  # the slot: to_q only
     save_file(narrow, tmp_path / "narrow.safetensors")
-    engine.generate_sync(job(spec, LoraSpec("narrow", str(tmp_path / "narrow.safetensors"))))
+    narrow_lora = LoraSpec("narrow", str(tmp_path / "narrow.safetensors"))
+    base = pixels(engine.generate_sync(job(spec)))
+    with_narrow = pixels(engine.generate_sync(job(spec, narrow_lora)))
 
     with pytest.raises(Invalid, match=r"cannot swap adapter 'sd15-a' .* touch only the layers the first one"):
         engine.generate_sync(job(spec, a))
+    # diffusers drops the slot with the failed load: nothing applies, and the next adapter builds the slot again
+    assert np.abs(pixels(engine.generate_sync(job(spec))) - base).max() == 0
+    assert np.abs(pixels(engine.generate_sync(job(spec, narrow_lora))) - with_narrow).max() <= 1
+    assert engine.stats()["models"][spec.id]["adapters"] == ["narrow"]  # the refused adapter was not cached
 
 
 def test_a_deleted_adapter_leaves_the_slot_and_the_cache(

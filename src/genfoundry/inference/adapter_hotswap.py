@@ -72,9 +72,8 @@ class HotswapSlot:
         self._cache: OrderedDict[str, _Adapter] = OrderedDict()  # adapter id -> adapter, least recently used first
         self._slot_filled = False  # the slot's layers exist once the first adapter is loaded
         self._current: tuple[str, str, float] | None = None  # (id, path, weight) in the slot; None: none or unknown
-        # Before the first adapter: its load then pads the slot to max_rank and makes its scalings tensors. The
-        # denoiser may already be compiled (pipeline_speed): that load recompiles it once, no later swap does.
-        pipe.enable_lora_hotswap(target_rank=max_rank, check_compiled="ignore")
+        self._muted = True  # the slot applies nothing (empty, or scaled to 0)
+        self._empty_slot()
 
     @property
     def adapter_ids(self) -> tuple[str, ...]:
@@ -92,40 +91,41 @@ class HotswapSlot:
                 "this server swaps one adapter at a time (image_speed.hotswap_max_rank); name one", param="loras"
             )
         if not loras:
-            if self._current is not None:
-                self._scale_slot(0.0)
-                self._current = None
+            self._mute()
             return
         lora = loras[0]
         wanted = (lora.id, lora.path, float(lora.weight))
         if wanted == self._current:
             self._cache.move_to_end(lora.id)
             return
-        adapter = self._cached(lora)
-        self._current = None  # until the swap below has succeeded
+        adapter = self._cache.get(lora.id)
+        if adapter is None or adapter.path != lora.path:
+            adapter = self._read(lora)
+        self._current, self._muted = None, False  # a swap that fails half-way leaves the slot unknown
         started = time.perf_counter()
         self._load_into_slot(lora.id, adapter)
         if lora.weight != 1.0:
             self._scale_slot(float(lora.weight))
         self._current = wanted
+        self._remember(lora.id, adapter)  # only adapters that fit the slot take a place in the cache
         logger.debug("swapped adapter %s into %s in %.4fs", lora.id, self.base_id, time.perf_counter() - started)
 
     def forget(self, adapter_id: str) -> bool:
         """Drop the adapter's cached weights (it was deleted); if it is in the slot, the slot stops applying it."""
         known = self._cache.pop(adapter_id, None)
         if self._current is not None and self._current[0] == adapter_id:
-            self._scale_slot(0.0)
-            self._current = None
+            self._mute()
         return known is not None
 
-    def _cached(self, lora: LoraSpec) -> _Adapter:
-        adapter = self._cache.get(lora.id)
-        if adapter is not None and adapter.path == lora.path:
-            self._cache.move_to_end(lora.id)
-            return adapter
-        adapter = self._read(lora)
-        self._cache.pop(lora.id, None)
-        self._cache[lora.id] = adapter
+    def _mute(self) -> None:
+        if self._slot_filled and not self._muted:
+            self._scale_slot(0.0)
+        self._current, self._muted = None, True
+
+    def _remember(self, adapter_id: str, adapter: _Adapter) -> None:
+        """Cache the adapter as the most recently used, dropping the least recently used past `max_cached`."""
+        self._cache.pop(adapter_id, None)
+        self._cache[adapter_id] = adapter
         while len(self._cache) > self.max_cached:
             old_id, _ = self._cache.popitem(last=False)
             self._on_evict()
@@ -135,7 +135,12 @@ class HotswapSlot:
                 self.base_id,
                 self.max_cached,
             )
-        return adapter
+
+    def _empty_slot(self) -> None:
+        """Before the first adapter: its load then pads the slot to max_rank and makes its scalings tensors. The
+        denoiser may already be compiled (pipeline_speed): that load recompiles it once, no later swap does."""
+        self.pipe.enable_lora_hotswap(target_rank=self.max_rank, check_compiled="ignore")
+        self._slot_filled = False
 
     def _read(self, lora: LoraSpec) -> _Adapter:
         kwargs: dict[str, Any] = {"return_lora_metadata": True}
@@ -145,6 +150,8 @@ class HotswapSlot:
             state_dict, network_alphas, metadata = self.pipe.lora_state_dict(lora.path, **kwargs)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise Invalid(f"cannot read adapter {lora.id!r}: {exc}", param="loras") from exc
+        if not state_dict:
+            raise Invalid(f"adapter {lora.id!r} holds no LoRA layers", param="loras")
         foreign = sorted({key.split(".", 1)[0] for key in state_dict if not key.startswith(f"{self._prefix}.")})
         if foreign:
             raise Invalid(
@@ -178,6 +185,16 @@ class HotswapSlot:
                     _pipeline=self.pipe,
                 )
         except (ValueError, KeyError, RuntimeError) as exc:
+            if SLOT not in getattr(self._denoiser, "peft_config", {}):
+                # diffusers deletes an adapter whose load failed, the slot included: the next adapter builds it anew
+                # (a compiled denoiser then compiles once more).
+                logger.warning(
+                    "the LoRA slot of %s was lost with adapter %s; the next adapter rebuilds it",
+                    self.base_id,
+                    adapter_id,
+                )
+                self._empty_slot()
+                self._current, self._muted = None, True
             raise Invalid(
                 f"cannot swap adapter {adapter_id!r} into {self.base_id!r}: {exc}. Hotswap serving needs every adapter "
                 "to touch only the layers the first one loaded touched, with the same LoRA options",
