@@ -37,6 +37,7 @@ lint: setup
 bench: setup  ## tiny models on this machine (LoRA training: SD 1.5-sized at 256 px, a few minutes); all run; make fails at the end when one missed its goal
 	bash scripts/run_benches.sh \
 	  "bench_api_overhead" \
+	  "bench_png_encoding" \
 	  "bench_adapter_switching" \
 	  "bench_concurrency" \
 	  "bench_overload" \
@@ -64,7 +65,7 @@ bench-gpu: setup  ## the same on SD 1.5-sized random weights (fp16, 512x512); Lo
 # No `setup` prerequisite: on the GPU machine there is no .venv (docs/gpu.md runs it with PYTHON=python3 and the
 # wheels from scripts/device_wheels.sh); ARGS=--dry-run runs the same on this CPU with the tiny models.
 PYTHON ?= $(BIN)/python
-bench-gpu-quick:  ## issue 19's priority GPU runs in ~8 min, JSON + log in $$OUT (or bench/out/gpu-quick); ARGS=--dry-run on a CPU
+bench-gpu-quick:  ## the priority GPU runs (docs/gpu.md) in ~8 min, JSON + log in $$OUT (or bench/out/gpu-quick); ARGS=--dry-run on a CPU
 	$(PYTHON) -m bench.gpu_quick $(ARGS)
 
 device-wheels:  ## the wheels the GPU machine lacks, into .whl/ (docs/gpu.md)
