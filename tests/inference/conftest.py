@@ -4,9 +4,38 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from genfoundry.config import ImageSpeedSettings
+from genfoundry.inference.image import ImageEngine
+
+EngineFactory = Callable[[ImageSpeedSettings], ImageEngine]
+
+
+@pytest.fixture
+def make_engine() -> Iterator[EngineFactory]:
+    """Makes CPU image engines with the given `image_speed` settings; each is closed after the test."""
+    made: list[ImageEngine] = []
+
+    def make(speed: ImageSpeedSettings) -> ImageEngine:
+        engine = ImageEngine(
+            device="cpu",
+            dtype="float32",
+            memory_budget_bytes=4 * 1024**3,
+            max_queue=8,
+            max_batch_size=4,
+            batch_timeout_s=0.0,
+            speed=speed,
+        )
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ adapter touching other layers), deletion, and with the denoiser compiled (eager 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,11 @@ import pytest
 from genfoundry.config import ImageSpeedSettings
 from genfoundry.errors import Invalid
 from genfoundry.inference import pipeline_speed
-from genfoundry.inference.image import GeneratedImage, ImageEngine, ImageJob, LoraSpec
+from genfoundry.inference.image import GeneratedImage, ImageJob, LoraSpec
 from genfoundry.inference.loader import BaseModelSpec
 from genfoundry.models.random_lora import make_lora_file
+from tests.inference.conftest import EngineFactory
 
-GiB = 1024**3
 MAX_RANK = 8
 
 
@@ -36,26 +35,6 @@ def loras(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
             for name, seed, rank in (("a", 1, 4), ("b", 2, 2), ("big", 3, 16))
         }
     return made
-
-
-def make_engine(speed: ImageSpeedSettings) -> ImageEngine:
-    return ImageEngine(
-        device="cpu",
-        dtype="float32",
-        memory_budget_bytes=4 * GiB,
-        max_queue=8,
-        max_batch_size=4,
-        batch_timeout_s=0.0,
-        speed=speed,
-    )
-
-
-@pytest.fixture
-def engines() -> Iterator[list[ImageEngine]]:
-    made: list[ImageEngine] = []
-    yield made
-    for engine in made:
-        engine.close()
 
 
 def spec_for(tiny_dir: Path, family: str) -> BaseModelSpec:
@@ -86,11 +65,10 @@ def weighted(lora: LoraSpec, weight: float) -> LoraSpec:
 
 @pytest.mark.parametrize("family", ["sd15", "flux"])
 def test_switching_by_hotswap_makes_the_side_by_side_images(
-    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine], family: str
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], make_engine: EngineFactory, family: str
 ) -> None:
     side_by_side = make_engine(ImageSpeedSettings())
     hotswap = make_engine(ImageSpeedSettings(hotswap_max_rank=MAX_RANK))
-    engines.extend((side_by_side, hotswap))
     spec, a, b = spec_for(tiny_dir, family), loras[family]["a"], loras[family]["b"]
     # rank 4 first (the slot's layers), then rank 2, a weight, no adapter, and back
     sequence = [(a,), (b,), (weighted(b, 0.5),), (), (a,), (weighted(a, 0.7),)]
@@ -105,10 +83,9 @@ def test_switching_by_hotswap_makes_the_side_by_side_images(
 
 
 def test_one_adapter_per_request_and_ranks_up_to_the_maximum(
-    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine]
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], make_engine: EngineFactory
 ) -> None:
     engine = make_engine(ImageSpeedSettings(hotswap_max_rank=MAX_RANK))
-    engines.append(engine)
     spec, sd15 = spec_for(tiny_dir, "sd15"), loras["sd15"]
 
     with pytest.raises(Invalid, match=r"swaps one adapter at a time .* got 2") as two:
@@ -123,12 +100,11 @@ def test_one_adapter_per_request_and_ranks_up_to_the_maximum(
 
 
 def test_an_adapter_on_layers_the_slot_lacks_is_refused(
-    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine], tmp_path: Path
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], make_engine: EngineFactory, tmp_path: Path
 ) -> None:
     from safetensors.torch import load_file, save_file
 
     engine = make_engine(ImageSpeedSettings(hotswap_max_rank=MAX_RANK))
-    engines.append(engine)
     spec, a = spec_for(tiny_dir, "sd15"), loras["sd15"]["a"]
     narrow = {k: v for k, v in load_file(a.path).items() if ".to_q." in k}  # the slot: to_q only
     save_file(narrow, tmp_path / "narrow.safetensors")
@@ -145,10 +121,9 @@ def test_an_adapter_on_layers_the_slot_lacks_is_refused(
 
 
 def test_a_deleted_adapter_leaves_the_slot_and_the_cache(
-    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine]
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], make_engine: EngineFactory
 ) -> None:
     engine = make_engine(ImageSpeedSettings(hotswap_max_rank=MAX_RANK))
-    engines.append(engine)
     spec, a = spec_for(tiny_dir, "sd15"), loras["sd15"]["a"]
     base = pixels(engine.generate_sync(job(spec)))
     with_a = pixels(engine.generate_sync(job(spec, a)))
@@ -161,12 +136,11 @@ def test_a_deleted_adapter_leaves_the_slot_and_the_cache(
 
 
 def test_switching_adapters_on_a_compiled_denoiser_never_recompiles(
-    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine], monkeypatch: pytest.MonkeyPatch
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pipeline_speed, "_compile_backend", "eager")
     hotswap = make_engine(ImageSpeedSettings(compile=True, hotswap_max_rank=MAX_RANK))
     side_by_side = make_engine(ImageSpeedSettings(compile=True))
-    engines.extend((hotswap, side_by_side))
     spec, a, b = spec_for(tiny_dir, "flux"), loras["flux"]["a"], loras["flux"]["b"]
     for engine in (hotswap, side_by_side):
         engine.generate_sync(job(spec, a))  # compiles the denoiser with the first adapter's layers in it
@@ -210,11 +184,10 @@ def _lora_with_alpha(tiny_dir: Path, out: Path, *, seed: int, rank: int, alpha: 
 
 
 def test_an_adapters_alpha_from_its_header_scales_it_as_side_by_side(
-    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], engines: list[ImageEngine], tmp_path: Path
+    tiny_dir: Path, loras: dict[str, dict[str, LoraSpec]], make_engine: EngineFactory, tmp_path: Path
 ) -> None:
     side_by_side = make_engine(ImageSpeedSettings())
     hotswap = make_engine(ImageSpeedSettings(hotswap_max_rank=MAX_RANK))
-    engines.extend((side_by_side, hotswap))
     spec = spec_for(tiny_dir, "sd15")
     scaled = _lora_with_alpha(tiny_dir, tmp_path / "alpha", seed=5, rank=2, alpha=8)  # scaling 4, not 1
     sequence = [(loras["sd15"]["a"],), (scaled,), (weighted(scaled, 0.5),)]

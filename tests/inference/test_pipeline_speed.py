@@ -5,9 +5,7 @@ in seconds on a CPU; inductor's code generation is the GPU session's to measure)
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,11 +13,10 @@ import pytest
 from genfoundry.config import ImageSpeedSettings
 from genfoundry.errors import Invalid
 from genfoundry.inference import pipeline_speed
-from genfoundry.inference.image import GeneratedImage, ImageEngine, ImageJob, LoraSpec
+from genfoundry.inference.image import GeneratedImage, ImageJob, LoraSpec
 from genfoundry.inference.loader import BaseModelSpec, load_pipeline
 from genfoundry.inference.pipeline_speed import apply_image_speed, denoiser_name
-
-GiB = 1024**3
+from tests.inference.conftest import EngineFactory
 
 
 @pytest.fixture(scope="module")
@@ -33,27 +30,6 @@ def specs(tiny_dir: Path) -> dict[str, BaseModelSpec]:
 @pytest.fixture
 def eager_compile(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline_speed, "_compile_backend", "eager")
-
-
-def make_engine(speed: ImageSpeedSettings, **options: Any) -> ImageEngine:
-    return ImageEngine(
-        device="cpu",
-        dtype="float32",
-        memory_budget_bytes=4 * GiB,
-        max_queue=8,
-        max_batch_size=4,
-        batch_timeout_s=0.0,
-        speed=speed,
-        **options,
-    )
-
-
-@pytest.fixture
-def engines() -> Iterator[list[ImageEngine]]:
-    made: list[ImageEngine] = []
-    yield made
-    for engine in made:
-        engine.close()
 
 
 def job(spec: BaseModelSpec, *, loras: tuple[LoraSpec, ...] = (), seed: int = 3) -> ImageJob:
@@ -102,10 +78,9 @@ def test_fuse_qkv_fuses_the_denoisers_attention(specs: dict[str, BaseModelSpec],
 
 @pytest.mark.parametrize("family", ["sd15", "flux"])
 def test_a_fused_base_makes_the_same_images(
-    specs: dict[str, BaseModelSpec], engines: list[ImageEngine], family: str
+    specs: dict[str, BaseModelSpec], make_engine: EngineFactory, family: str
 ) -> None:
     plain, fused = make_engine(ImageSpeedSettings()), make_engine(ImageSpeedSettings(fuse_qkv=True))
-    engines.extend((plain, fused))
 
     image = fused.generate_sync(job(specs[family]))
 
@@ -114,10 +89,9 @@ def test_a_fused_base_makes_the_same_images(
 
 
 def test_a_fused_base_refuses_adapters(
-    specs: dict[str, BaseModelSpec], engines: list[ImageEngine], tmp_path: Path
+    specs: dict[str, BaseModelSpec], make_engine: EngineFactory, tmp_path: Path
 ) -> None:
     engine = make_engine(ImageSpeedSettings(fuse_qkv=True))
-    engines.append(engine)
 
     with pytest.raises(Invalid, match="fuses q/k/v projections"):
         engine.generate_sync(job(specs["sd15"], loras=(LoraSpec("style", str(tmp_path / "lora.safetensors")),)))
@@ -149,10 +123,9 @@ def test_compile_compiles_the_denoiser_in_place(specs: dict[str, BaseModelSpec],
 
 
 def test_a_compiled_base_reports_its_warm_up_apart(
-    specs: dict[str, BaseModelSpec], engines: list[ImageEngine], eager_compile: None
+    specs: dict[str, BaseModelSpec], make_engine: EngineFactory, eager_compile: None
 ) -> None:
     plain, compiled = make_engine(ImageSpeedSettings()), make_engine(ImageSpeedSettings(compile=True))
-    engines.extend((plain, compiled))
     spec = specs["flux"]
 
     first = compiled.generate_sync(job(spec))
