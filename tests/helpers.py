@@ -4,6 +4,7 @@ Heavy ML imports (torch, diffusers, safetensors) happen inside the functions tha
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -53,6 +54,38 @@ def snapshot(live: LiveServer, client: httpx.Client) -> tuple[int, frozenset[str
         and "-shm" not in p.name
     )
     return len(generations), files
+
+
+def import_lora(client: httpx.Client, path: Path, *, name: str, base: str = "tiny-sd15") -> str:
+    """Registers the LoRA file at `path` on `base` through `POST /v1/models`; the adapter's id."""
+    response = client.post(
+        "/v1/models",
+        files={"file": ("lora.safetensors", path.read_bytes(), "application/octet-stream")},
+        data={"base": base, "name": name},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def lora_request(*adapter_ids: str) -> dict[str, object]:
+    """A small, seeded tiny-sd15 generation with `adapter_ids` (weight 1 each), answered as base64."""
+    return {
+        "model": "tiny-sd15",
+        "prompt": "a cat",
+        "size": "64x64",
+        "steps": 2,
+        "seed": 4,
+        "response_format": "b64_json",
+        "loras": [{"id": adapter_id} for adapter_id in adapter_ids],
+    }
+
+
+def lora_pixels(client: httpx.Client, *adapter_ids: str) -> np.ndarray:
+    """The pixels `lora_request(*adapter_ids)` generates, as ints."""
+    response = client.post("/v1/images/generations", json=lora_request(*adapter_ids))
+    assert response.status_code == 200, response.text
+    b64 = response.json()["data"][0]["b64_json"]
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64)))).astype(int)
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 60) -> dict:

@@ -4,20 +4,17 @@ than fit is a 400 that changes nothing."""
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
 from genfoundry.config import Settings
 from genfoundry.models.random_lora import make_lora_file
 from tests.conftest import LiveServer, free_port, make_home, start_server
-from tests.helpers import assert_error, snapshot
+from tests.helpers import assert_error, import_lora, lora_pixels, snapshot
 
 BOUND = 2
 
@@ -38,30 +35,8 @@ def adapter_ids(bounded: LiveServer, tiny_dir: Path, tmp_path_factory: pytest.Te
     with bounded.client() as client:
         for seed, name in enumerate(["a", "b", "c"], start=1):
             path = make_lora_file(tiny_dir / "sd15", "sd15", out / name, seed=seed)
-            response = client.post(
-                "/v1/models",
-                files={"file": ("lora.safetensors", path.read_bytes(), "application/octet-stream")},
-                data={"base": "tiny-sd15", "name": f"style {name}"},
-            )
-            assert response.status_code == 201, response.text
-            ids.append(response.json()["id"])
+            ids.append(import_lora(client, path, name=f"style {name}"))
     return ids
-
-
-def _pixels(client: httpx.Client, *adapter_ids: str) -> np.ndarray:
-    body = {
-        "model": "tiny-sd15",
-        "prompt": "a cat",
-        "size": "64x64",
-        "steps": 2,
-        "seed": 4,
-        "response_format": "b64_json",
-        "loras": [{"id": adapter_id, "weight": 1.0} for adapter_id in adapter_ids],
-    }
-    response = client.post("/v1/images/generations", json=body)
-    assert response.status_code == 200, response.text
-    item = response.json()["data"][0]
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(item["b64_json"])))).astype(int)
 
 
 def _engine_metrics(client: httpx.Client) -> dict[str, float]:
@@ -81,28 +56,28 @@ def _engine_metrics(client: httpx.Client) -> dict[str, float]:
 def test_evicted_adapters_reload_with_the_same_output(bounded: LiveServer, adapter_ids: list[str]) -> None:
     a, b, c = adapter_ids
     with bounded.client() as client:
-        resident = {adapter_id: _pixels(client, adapter_id) for adapter_id in (a, b)}
+        resident = {adapter_id: lora_pixels(client, adapter_id) for adapter_id in (a, b)}
         assert not np.array_equal(resident[a], resident[b])
         assert _engine_metrics(client)['genfoundry_loaded_adapters{model="tiny-sd15"}'] == BOUND
 
         # c evicts a (least recently used), a evicts b, b evicts c: every request past the first two reloads.
         evicted_before = _engine_metrics(client)["genfoundry_engine_adapters_evicted_total"]
-        resident[c] = _pixels(client, c)
+        resident[c] = lora_pixels(client, c)
         for adapter_id in (a, b, c, a):
-            assert np.array_equal(_pixels(client, adapter_id), resident[adapter_id]), adapter_id
+            assert np.array_equal(lora_pixels(client, adapter_id), resident[adapter_id]), adapter_id
             metrics = _engine_metrics(client)
             assert metrics['genfoundry_loaded_adapters{model="tiny-sd15"}'] <= BOUND
         assert metrics["genfoundry_engine_adapters_evicted_total"] - evicted_before == 5
 
         # Two adapters together fit: the pair is served, and the least recently used one of the three goes.
-        both = _pixels(client, a, b)
+        both = lora_pixels(client, a, b)
         assert not np.array_equal(both, resident[a]) and not np.array_equal(both, resident[b])
         assert _engine_metrics(client)['genfoundry_loaded_adapters{model="tiny-sd15"}'] == BOUND
 
 
 def test_more_adapters_than_fit_is_400_and_changes_nothing(bounded: LiveServer, adapter_ids: list[str]) -> None:
     with bounded.client() as client:
-        _pixels(client, *adapter_ids[:2])
+        lora_pixels(client, *adapter_ids[:2])
         before, files_before = _engine_metrics(client), snapshot(bounded, client)
         body = {
             "model": "tiny-sd15",
