@@ -215,10 +215,57 @@ def test_a_short_request_is_answered_while_its_batch_goes_on(spec: TextModelSpec
     try:
         batches_before = engine.stats()["batches_served"]
         done, short_task, long_task = asyncio.run(both())
+        engine.close()  # waits for the batch, which counts itself once its last answer has gone out
         assert engine.stats()["batches_served"] - batches_before == 1
         assert done == {short_task}  # answered at its one token, not when the 300-token row ended
         assert short_task.result().completion_tokens == 1
         assert long_task.result().completion_tokens == 300
+    finally:
+        engine.close()
+
+
+def _job(spec: TextModelSpec, prompt: tuple[int, ...], request: dict[str, Any]) -> TextJob:
+    request = dict(request)
+    n, adapter = request.pop("n", 1), request.pop("adapter", None)
+    return TextJob(spec, (prompt,), SamplingParams(**request), n=n, adapter=adapter)
+
+
+def test_requests_arriving_during_a_decode_join_it_and_get_what_they_get_alone(
+    spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec]
+) -> None:
+    long = _job(spec, prompt, {"adapter": adapters["c"], "max_tokens": 300, "temperature": 0.0})
+    joining = [
+        _job(spec, prompt, {"adapter": adapters["a"], "max_tokens": 10, "temperature": 0.8, "seed": 5}),
+        _job(spec, prompt[-6:], {"max_tokens": 1, "temperature": 0.8, "seed": 7}),  # ends at its prefill
+        _job(spec, prompt[-9:], {"adapter": adapters["b"], "max_tokens": 6, "temperature": 0.0, "n": 2}),
+        _job(spec, prompt, {"adapter": adapters["a"], "max_tokens": 40, "temperature": 0.0}),  # cancelled
+    ]
+    engine = _engine()  # no batch window: the first request starts alone
+    try:
+        alone = [engine.generate_sync(job) for job in [long, *joining]]  # loads every adapter, too
+        batches_before = engine.stats()["batches_served"]
+
+        async def joined() -> tuple[list[TextOutput | None], int]:
+            stream = engine.stream(long)
+            deltas = aiter(stream)
+            await anext(deltas)  # the long request decodes
+            outputs = await asyncio.gather(*(engine.generate(job) for job in joining[:3]))
+            cancelled = engine.stream(joining[3])
+            seen = 0
+            async for _delta in cancelled:
+                seen += 1
+                if seen == 2:
+                    cancelled.cancel()
+            async for _delta in deltas:
+                pass
+            return [stream.output, *outputs], seen
+
+        together, seen = asyncio.run(joined())
+        engine.close()  # waits for the batch, which counts itself once its last answer has gone out
+        assert engine.stats()["batches_served"] - batches_before == 1  # every request joined the first
+        assert [texts(o) for o in together if o is not None] == [texts(o) for o in alone[:4]]
+        assert [o.completion_tokens for o in together if o is not None] == [300, 10, 1, 12]
+        assert seen < 40  # the cancelled row left the batch at its next token
     finally:
         engine.close()
 

@@ -3,6 +3,8 @@
 Life cycle: `start()` runs `setup` on the worker thread (load the model), then the thread serves batches
 until `close()`. A batch starts with the oldest waiting request and takes further waiting requests with the
 same batch key, in arrival order, until `max_batch_size` units (images) or `batch_timeout_s` has passed.
+While it runs, `run_batch` may take more waiting jobs with its key into it (`take_joining`, continuous
+batching); their results follow its own.
 Background jobs (`submit(job, background=True)`) wait outside the bounded queue and run alone, one at a time,
 only when no interactive job waits (`inference/priority.py`).
 Only the worker thread calls `run_batch`, so the model behind it is never used by two threads at once.
@@ -82,6 +84,7 @@ class BatchWorker(Generic[J, R]):
         self._control: deque[tuple[Callable[[], None], Future[None]]] = deque()
         self._closed = False
         self._pending = 0  # queued + running; 0 means idle
+        self._running: list[_Pending[J, R]] = []  # the batch being run, with the jobs that joined it
         self._thread = threading.Thread(target=self._serve, name=f"batch-worker:{name}", daemon=True)
         self.requests_served = 0
         self.batches_served = 0
@@ -120,6 +123,24 @@ class BatchWorker(Generic[J, R]):
             self._control.append((fn, future))
             self._cond.notify()
         return future
+
+    def take_joining(self, units: int, accept: Callable[[J], bool]) -> list[J]:
+        """From inside `run_batch` (the worker thread): waiting jobs with the running batch's key, in arrival
+        order, that `accept` takes and that fit in `units`; they join the running batch, and `run_batch` returns
+        their results after its own jobs', in this order."""
+        if not self._running:
+            raise RuntimeError("take_joining is for run_batch, on the worker thread")
+        key = self._running[0].key
+        joined: list[_Pending[J, R]] = []
+        with self._cond:
+            for item in list(self._queue):
+                if units <= 0:
+                    break
+                if key is None or item.key != key or item.size > units or not accept(item.job):
+                    continue
+                units -= self._take(item, joined)
+        self._running += joined
+        return [item.job for item in joined]
 
     @property
     def queue_depth(self) -> int:
@@ -251,10 +272,11 @@ class BatchWorker(Generic[J, R]):
                 self._cond.wait(remaining)
             return batch
 
-    def _run(self, batch: list[_Pending[J, R]]) -> None:
+    def _run(self, first: list[_Pending[J, R]]) -> None:
         started = time.perf_counter()
+        batch = self._running = list(first)  # grows as jobs join (take_joining)
         try:
-            results = self._run_batch([item.job for item in batch])
+            results = self._run_batch([item.job for item in first])
             if len(results) != len(batch):
                 raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} jobs")
         except Exception as exc:  # every job of the batch gets the error; the worker keeps serving
@@ -264,6 +286,7 @@ class BatchWorker(Generic[J, R]):
             for item, result in zip(batch, results, strict=True):
                 item.future.set_result(result)
         finally:
+            self._running = []
             with self._cond:
                 self._pending -= len(batch)
                 self.requests_served += len(batch)

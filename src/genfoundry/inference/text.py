@@ -261,7 +261,14 @@ class TextEngine(ModelPool[TextModelSpec, TextJob, "TextOutput | Exception", "Te
         from genfoundry.inference.text_runner import TextRunner
 
         model = load_causal_lm(spec, device=device, dtype=self.dtype)
-        runner = TextRunner(spec, model, load_tokenizer(spec), device=device, max_adapters=self.max_adapters_per_base)
+        runner = TextRunner(
+            spec,
+            model,
+            load_tokenizer(spec),
+            device=device,
+            max_adapters=self.max_adapters_per_base,
+            max_rows=self.max_batch_size,
+        )
         return runner, estimate_model_bytes(model)
 
     def _run_batch(
@@ -270,7 +277,8 @@ class TextEngine(ModelPool[TextModelSpec, TextJob, "TextOutput | Exception", "Te
         runner = slot.runner
         if runner is None:
             raise RuntimeError(f"{slot.spec.id!r} is not loaded")
-        results = runner.run(jobs)
+        worker = slot.worker
+        results = runner.run(jobs, join=worker.take_joining if worker is not None else None)
         with self._lock:
             self._counters["batches_served"] += 1
             self._counters["requests_served"] += len(jobs)

@@ -112,6 +112,17 @@ class PerRowLora:
             self._masks[layout] = mask.index_select(0, keep.to(mask.device))
 
     @contextmanager
+    def only(self, rows: Any) -> Iterator[None]:
+        """The forwards inside run on the rows at `rows` (a device index tensor) alone: rows joining a batch
+        prefill on their own before they decode with it."""
+        whole = dict(self._masks)
+        self.select(rows)
+        try:
+            yield
+        finally:
+            self._masks.update(whole)
+
+    @contextmanager
     def applied(self) -> Iterator[None]:
         """Each row's delta added by hooks for the forwards run inside (PEFT's own LoRA must be off)."""
         import torch.nn.functional as F

@@ -22,13 +22,15 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from genfoundry.errors import Invalid
 from genfoundry.inference.export_guard import EXPORT_GUARD
 from genfoundry.inference.image_runner import adapter_name
 from genfoundry.inference.loader import MODULE_BUILD_LOCK
+from genfoundry.inference.text_batch_join import join_caches, joinable
 from genfoundry.inference.text_decoding import IncrementalDetokenizer, RowState, StopMatcher
 from genfoundry.inference.text_lora_mix import PerRowLora, lora_layers, set_peft_lora
 from genfoundry.inference.text_sampling import BatchSampler
@@ -41,6 +43,39 @@ logger = logging.getLogger(__name__)
 
 BASE_ADAPTER = "__base__"  # a row without adapter (the name PEFT gives it in its own mixed batches)
 
+# (free rows, accept(job)) -> waiting jobs that join the running decode (`BatchWorker.take_joining`)
+JoinSource = Callable[[int, Callable[["TextJob"], bool]], list["TextJob"]]
+
+
+@dataclass
+class _NewRows:
+    """Rows entering a decode, with each one's prompt and adapter name."""
+
+    rows: list[RowState] = field(default_factory=list)
+    prompts: list[tuple[int, ...]] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+
+def _consume(rows: Sequence[RowState], chosen: Any, row_done: Callable[[RowState], None]) -> list[int]:
+    """Hand each row its new token; the positions of the rows that go on."""
+    going = []
+    for at, (row, token_id) in enumerate(zip(rows, chosen.tolist(), strict=True)):  # the step's one sync
+        row.consume(int(token_id))
+        if row.finished:
+            row_done(row)
+        else:
+            going.append(at)
+    return going
+
+
+def _acceptor(layers: Sequence[Any] | None, names: Sequence[str]) -> Callable[[str], bool]:
+    """Which adapter names may join a decode of `names`: with per-row LoRA (`layers`, the model's LoRA layers)
+    any it covers; otherwise (the base alone, or one adapter on PEFT's path) only the same one."""
+    if layers is None:
+        same = set(names)
+        return lambda name: name in same
+    return lambda name: PerRowLora.covers(layers, [name])
+
 
 def _token_ids(value: Any) -> list[int]:
     if value is None:
@@ -48,11 +83,68 @@ def _token_ids(value: Any) -> list[int]:
     return [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
 
 
+class _Book:
+    """The jobs of one run, those that joined it included: their rows, and each job's output as they end."""
+
+    def __init__(self, runner: TextRunner) -> None:
+        self._runner = runner
+        self._jobs: list[TextJob] = []
+        self._results: list[TextOutput | Exception | None] = []
+        self._started: list[float] = []
+        self._rows: dict[int, list[RowState]] = {}
+        self._remaining: dict[int, int] = {}
+        self._owner: dict[RowState, int] = {}  # RowState hashes by identity
+
+    def add(self, jobs: Sequence[TextJob], keep: set[str]) -> _NewRows:
+        """The rows of `jobs` (loading their adapters, keeping those of `keep`); a job whose adapter does not
+        load gets that error as its result, and the others still run."""
+        new = _NewRows()
+        for job in jobs:
+            position = len(self._jobs)
+            self._jobs.append(job)
+            self._results.append(None)
+            self._started.append(time.perf_counter())
+            try:
+                name = self._runner._adapter(job.adapter, keep)
+            except Invalid as exc:
+                self._results[position] = exc
+                continue
+            sink = job.sink
+            rows = self._runner._rows(job, sink.push if sink is not None and sink.deltas else None)
+            self._rows[position], self._remaining[position] = rows, len(rows)
+            self._owner.update(dict.fromkeys(rows, position))
+            new.rows += rows
+            new.prompts += [prompt for prompt in job.prompts for _ in range(job.n)]
+            new.names += [name] * len(rows)
+        return new
+
+    def _output(self, position: int) -> TextOutput:
+        from genfoundry.inference.text import TextOutput
+
+        elapsed = time.perf_counter() - self._started[position]
+        return TextOutput.from_rows(self._jobs[position], self._rows.get(position, []), elapsed)
+
+    def row_done(self, row: RowState) -> None:
+        position = self._owner[row]
+        self._remaining[position] -= 1
+        if self._remaining[position] == 0:
+            self._results[position] = done = self._output(position)
+            sink = self._jobs[position].sink
+            if sink is not None:  # the job's answer goes out now, even if other rows of the batch go on
+                sink.push(done)
+
+    def results(self) -> list[TextOutput | Exception]:
+        return [result if result is not None else self._output(i) for i, result in enumerate(self._results)]
+
+
 class TextRunner:
     """Runs batches of text jobs on one base; loads each adapter once and keeps at most `max_adapters`."""
 
-    def __init__(self, spec: TextModelSpec, model: Any, tokenizer: Any, *, device: str, max_adapters: int) -> None:
+    def __init__(
+        self, spec: TextModelSpec, model: Any, tokenizer: Any, *, device: str, max_adapters: int, max_rows: int
+    ) -> None:
         self.spec = spec
+        self.max_rows = max_rows  # rows decoding at once: waiting jobs join a decode only while it has fewer
         self.model: Any = model
         self.tokenizer = tokenizer
         self.device = device
@@ -141,8 +233,9 @@ class TextRunner:
 
     @contextmanager
     def _adapters_for(self, names: list[str]) -> Iterator[PerRowLora | None]:
-        """Apply each row's adapter (one adapter group's, see `_adapter_groups`) for the forwards of one
-        decode, and nothing after it; yields the per-row LoRA to follow the rows that leave, if any."""
+        """Set the model up for each row's adapter (one adapter group's, see `_adapter_groups`) for the
+        forwards of one decode, and nothing after it; yields the per-row LoRA for the caller to apply (and to
+        follow the rows that leave and join), if any."""
         distinct = set(names)
         if not self.has_peft:
             yield None
@@ -151,8 +244,7 @@ class TextRunner:
         per_row = None if distinct == {BASE_ADAPTER} else PerRowLora.build(layers, names)
         self._peft_lora(on=distinct != {BASE_ADAPTER} and per_row is None)
         if per_row is not None:
-            with per_row.applied():
-                yield per_row
+            yield per_row
         else:  # the base alone, or one adapter per-row LoRA cannot apply
             if distinct != {BASE_ADAPTER}:
                 self.model.set_adapter(names[0])
@@ -189,59 +281,60 @@ class TextRunner:
                 rows.append(row)
         return rows
 
-    def run(self, jobs: Sequence[TextJob]) -> list[TextOutput | Exception]:
-        """One `generate` call for all rows of `jobs`; per job its output, or the error that job alone hit."""
+    def run(self, jobs: Sequence[TextJob], join: JoinSource | None = None) -> list[TextOutput | Exception]:
+        """One decode for all rows of `jobs`; per job its output, or the error that job alone hit. With `join`,
+        waiting jobs join the decode at step boundaries while it has room; their results follow, in the order
+        they joined."""
         with EXPORT_GUARD.running():
-            return self._run(jobs)
+            return self._run(jobs, join)
 
-    def _run(self, jobs: Sequence[TextJob]) -> list[TextOutput | Exception]:
-        from genfoundry.inference.text import TextOutput
+    def _run(self, jobs: Sequence[TextJob], join: JoinSource | None) -> list[TextOutput | Exception]:
+        book = _Book(self)
+        first = book.add(jobs, keep={job.adapter.id for job in jobs if job.adapter is not None})
+        rows, prompts, names = first.rows, first.prompts, first.names
+        groups = self._adapter_groups(names) if rows else []
+        for group in groups:
+            joiner = None
+            if join is not None and len(groups) == 1:
 
-        started = time.perf_counter()
-        results: list[TextOutput | Exception | None] = [None] * len(jobs)
-        keep = {job.adapter.id for job in jobs if job.adapter is not None}
-        rows: list[RowState] = []
-        prompts: list[tuple[int, ...]] = []
-        names: list[str] = []
-        owners: list[int] = []  # row -> job position
-        for position, job in enumerate(jobs):
-            try:
-                name = self._adapter(job.adapter, keep)
-            except Invalid as exc:  # this job's adapter does not load: the others still run
-                results[position] = exc
-                continue
-            sink = job.sink
-            job_rows = self._rows(job, sink.push if sink is not None and sink.deltas else None)
-            rows += job_rows
-            prompts += [prompt for prompt in job.prompts for _ in range(job.n)]
-            names += [name] * len(job_rows)
-            owners += [position] * len(job_rows)
+                def joiner(room: int, accept: Callable[[str], bool]) -> _NewRows:
+                    def takes(job: TextJob) -> bool:
+                        name = self._loaded_name(job)
+                        return name is not None and accept(name)
 
-        remaining = {position: owners.count(position) for position in set(owners)}
+                    return book.add(join(room, takes), keep=set(self._adapters))
 
-        def output(position: int) -> TextOutput:
-            job_rows = [row for row, owner in zip(rows, owners, strict=True) if owner == position]
-            return TextOutput.from_rows(jobs[position], job_rows, time.perf_counter() - started)
-
-        owner_of = dict(zip(rows, owners, strict=True))  # RowState hashes by identity
-
-        def row_done(row: RowState) -> None:
-            position = owner_of[row]
-            remaining[position] -= 1
-            if remaining[position] == 0:
-                results[position] = done = output(position)
-                sink = jobs[position].sink
-                if sink is not None:  # the job's answer goes out now, even if other rows of the batch go on
-                    sink.push(done)
-
-        for group in self._adapter_groups(names) if rows else []:
             self._decode(
                 [rows[i] for i in group],
                 [prompts[i] for i in group],
                 [names[i] for i in group],
-                row_done,
+                book.row_done,
+                joiner,
             )
-        return [result if result is not None else output(i) for i, result in enumerate(results)]
+        return book.results()
+
+    def _loaded_name(self, job: TextJob) -> str | None:
+        """The PEFT name of the job's adapter if it is loaded here ("__base__" for none), else None."""
+        return BASE_ADAPTER if job.adapter is None else self._adapters.get(job.adapter.id)
+
+    def _left_padded(self, prompts: Sequence[tuple[int, ...]]) -> tuple[Any, Any, Any]:
+        """(token ids, attention mask, position ids) of `prompts` left-padded to the longest, on the device."""
+        import torch
+
+        width = max(len(prompt) for prompt in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):  # left padding: every row's next token is at the end
+            input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[i, width - len(prompt) :] = 1
+        tokens, mask = input_ids.to(self.device), mask.to(self.device)
+        return tokens, mask, (mask.cumsum(-1) - 1).clamp(min=0)  # as `generate` numbers left-padded rows
+
+    def _next_tokens(self, tokens: Any, mask: Any, positions: Any, cache: Any, sampler: BatchSampler) -> Any:
+        extra: dict[str, Any] = {"logits_to_keep": 1} if self._logits_to_keep else {}
+        inputs = {"input_ids": tokens, "attention_mask": mask, "position_ids": positions, "past_key_values": cache}
+        logits = self.model(**inputs, use_cache=True, **extra).logits
+        return sampler(logits[:, -1, :].float())
 
     def _decode(
         self,
@@ -249,55 +342,88 @@ class TextRunner:
         prompts: list[tuple[int, ...]],
         names: list[str],
         row_done: Callable[[RowState], None],
+        join: Callable[[int, Callable[[str], bool]], _NewRows] | None = None,
     ) -> None:
-        """Decode until every row has ended; `row_done(row)` as each one ends."""
+        """Decode until every row has ended; `row_done(row)` as each one ends. `join(room, accept)`: rows of
+        waiting jobs (whose adapter names `accept` takes) that join at the next step boundary."""
         import torch
         from transformers import DynamicCache
 
-        device = self.device
-        width = max(len(prompt) for prompt in prompts)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, prompt in enumerate(prompts):  # left padding: every row's next token is at the end
-            input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            mask[i, width - len(prompt) :] = 1
-        tokens, mask = input_ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as `generate` numbers left-padded rows
+        tokens, mask, positions = self._left_padded(prompts)
         cache = DynamicCache(config=self.model.config)
-        sampler = BatchSampler(rows, device)
-        live = list(range(len(rows)))  # the batch's rows, by their index in `rows`
-        extra: dict[str, Any] = {"logits_to_keep": 1} if self._logits_to_keep else {}
-        with torch.inference_mode(), self._adapters_for(names) as per_row:
+        sampler = BatchSampler(rows, self.device)
+        with torch.inference_mode(), self._adapters_for(names) as per_row, ExitStack() as hooks:
+            if per_row is not None:
+                hooks.enter_context(per_row.applied())
             while True:
-                logits = self.model(
-                    input_ids=tokens,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    past_key_values=cache,
-                    use_cache=True,
-                    **extra,
-                ).logits
-                chosen = sampler(logits[:, -1, :].float())
-                going = []
-                for at, (i, token_id) in enumerate(zip(live, chosen.tolist(), strict=True)):  # the step's one sync
-                    rows[i].consume(int(token_id))
-                    if rows[i].finished:
-                        row_done(rows[i])
-                    else:
-                        going.append(at)
-                if not going:
-                    return
-                if len(going) < len(live):  # ended rows leave the batch: cache, mask, sampler, adapters
-                    kept = torch.tensor(going, dtype=torch.long, device=device)
+                chosen = self._next_tokens(tokens, mask, positions, cache, sampler)
+                going = _consume(rows, chosen, row_done)
+                if len(going) < len(rows):  # ended rows leave the batch: cache, mask, sampler, adapters
+                    kept = torch.tensor(going, dtype=torch.long, device=self.device)
                     cache.batch_select_indices(kept)
                     chosen, mask, positions = chosen[kept], mask[kept], positions[kept]
                     sampler.select(going)
                     if per_row is not None:
                         per_row.select(kept)
-                    live = [live[at] for at in going]
+                    rows, names = [rows[i] for i in going], [names[i] for i in going]
+                if not rows:
+                    return
+                positions = positions[:, -1:]
+                room = self.max_rows - len(rows)
+                if join is not None and room > 0 and joinable(cache):
+                    accept = _acceptor(self._lora_layers_now() if per_row is not None else None, names)
+                    new = join(room, accept)
+                    if new.rows:
+                        if per_row is not None:  # the combined batch's adapters, hooked in place of the old
+                            hooks.close()
+                            per_row = PerRowLora.build(self._lora_layers_now(), names + new.names)
+                            if per_row is None:
+                                raise RuntimeError("a joining row's adapter is not plain LoRA")
+                            hooks.enter_context(per_row.applied())
+                        joined = self._prefill_joining(new, len(rows), per_row, row_done)
+                        if joined is not None:
+                            new_cache, new_chosen, new_mask, new_positions, new_sampler, kept_new = joined
+                            if per_row is not None:
+                                per_row.select(
+                                    torch.tensor(
+                                        [*range(len(rows)), *(len(rows) + i for i in kept_new)], device=self.device
+                                    )
+                                )
+                            mask = join_caches(cache, mask, new_cache, new_mask)
+                            chosen = torch.cat([chosen, new_chosen])
+                            positions = torch.cat([positions, new_positions])
+                            sampler.extend(new_sampler)
+                            rows = rows + [new.rows[i] for i in kept_new]
+                            names = names + [new.names[i] for i in kept_new]
+                        elif per_row is not None:
+                            per_row.select(torch.arange(len(rows), device=self.device))
                 tokens = chosen[:, None]
-                mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
-                positions = positions[:, -1:] + 1
+                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=-1)
+                positions = positions + 1
+
+    def _prefill_joining(
+        self, new: _NewRows, running: int, per_row: PerRowLora | None, row_done: Callable[[RowState], None]
+    ) -> tuple[Any, Any, Any, Any, BatchSampler, list[int]] | None:
+        """Prefill the joining rows on their own cache (per-row LoRA on their rows only, which follow the
+        `running` ones); None when every one of them ended at its first token."""
+        import torch
+        from transformers import DynamicCache
+
+        tokens, mask, positions = self._left_padded(new.prompts)
+        cache = DynamicCache(config=self.model.config)
+        sampler = BatchSampler(new.rows, self.device)
+        theirs = torch.arange(running, running + len(new.rows), device=self.device)
+        with per_row.only(theirs) if per_row is not None else nullcontext():
+            chosen = self._next_tokens(tokens, mask, positions, cache, sampler)
+        going = _consume(new.rows, chosen, row_done)
+        if not going:
+            return None
+        if len(going) < len(new.rows):
+            kept = torch.tensor(going, dtype=torch.long, device=self.device)
+            cache.batch_select_indices(kept)
+            chosen, mask, positions = chosen[kept], mask[kept], positions[kept]
+            sampler.select(going)
+        return cache, chosen, mask, positions[:, -1:], sampler, going
 
     def release(self) -> None:
         """Drop the model so its memory can be freed (eviction)."""

@@ -38,6 +38,7 @@ class BatchSampler:
         self._generators: list[Any] = []
         self._temperature: list[float] = []
         self._threshold: list[float] = []
+        self._rows = len(rows)  # live rows, greedy ones included
         self._sampled: list[int] = []  # positions in the live batch of the rows that sample
         for position, row in enumerate(rows):
             if row.temperature <= 0:
@@ -66,10 +67,21 @@ class BatchSampler:
         """Only the rows at `keep` (positions in the live batch, ascending) go on."""
         new_position = {old: new for new, old in enumerate(keep)}
         kept = [i for i, position in enumerate(self._sampled) if position in new_position]
+        self._rows = len(keep)
         self._sampled = [new_position[self._sampled[i]] for i in kept]
         self._generators = [self._generators[i] for i in kept]
         self._temperature = [self._temperature[i] for i in kept]
         self._threshold = [self._threshold[i] for i in kept]
+        self._tensors()
+
+    def extend(self, other: BatchSampler) -> None:
+        """`other`'s rows join the batch, after its current ones (rows joining a running decode)."""
+        offset = self._rows
+        self._sampled += [offset + position for position in other._sampled]
+        self._generators += other._generators
+        self._temperature += other._temperature
+        self._threshold += other._threshold
+        self._rows += other._rows
         self._tensors()
 
     def __call__(self, logits: Any) -> Any:
