@@ -343,3 +343,61 @@ def test_catalog_scheduler_replaces_the_pipelines_own(tiny_dir: Path) -> None:
         load_pipeline(
             BaseModelSpec(id="s", family="sd15", source=source, scheduler="os"), device="cpu", dtype="float32"
         )
+
+
+def test_an_interrupted_call_leaves_no_scheduler_state_behind(tiny_dir: Path) -> None:
+    # A multistep scheduler keeps earlier steps' outputs between steps: a call stopped half-way leaves them in it,
+    # and this one also leaves a scaling that `set_timesteps` never resets (what any stateful leftover would do).
+    spec = BaseModelSpec(
+        id="multistep", family="sd15", source=str(tiny_dir / "sd15"), scheduler="DPMSolverMultistepScheduler"
+    )
+    job = _job(spec, seeds=(5,), steps=4)
+    eng = _engine()
+
+    def stop(index: int, image: Any) -> None:  # on the worker thread, inside the pipeline call
+        runner = eng._slots[spec.id].runner
+        assert runner is not None
+        runner.pipe.scheduler.init_noise_sigma = 3.0
+        raise RuntimeError("the client went away")
+
+    try:
+        before = eng.generate_sync(job)[0]
+        with pytest.raises(RuntimeError, match="went away"):
+            eng.generate_sync(_job(spec, seeds=(5,), steps=4, partial_images=2, on_partial=stop))
+        after = eng.generate_sync(job)[0]
+    finally:
+        eng.close()
+
+    assert _max_diff(before, after) == 0
+
+
+def test_a_cancelled_request_never_blocks_the_next(tiny_specs: dict[str, BaseModelSpec]) -> None:
+    spec = tiny_specs["sd15"]
+    busy, release = threading.Event(), threading.Event()
+
+    def hold(index: int, image: Any) -> None:  # keeps the worker inside the first call until the test lets go
+        busy.set()
+        release.wait(timeout=60)
+
+    eng = _engine(max_batch_size=1, batch_timeout_s=0.0)
+
+    async def scenario() -> tuple[list[GeneratedImage], asyncio.Future[list[GeneratedImage]], list[GeneratedImage]]:
+        first = eng.submit(_job(spec, seeds=(1,), partial_images=1, on_partial=hold))
+        await asyncio.to_thread(busy.wait, 60)
+        cancelled = eng.submit(_job(spec, seeds=(2,)))
+        cancelled.cancel()  # what a client that disconnects does to its handler's await
+        following = eng.submit(_job(spec, seeds=(3,)))
+        release.set()
+        return await first, cancelled, await following
+
+    try:
+        first, cancelled, following = asyncio.run(scenario())
+        stats = eng.stats()
+    finally:
+        release.set()
+        eng.close()
+
+    assert cancelled.cancelled()
+    assert [first[0].seed, following[0].seed] == [1, 3]
+    assert stats["requests_served"] == 2, "the cancelled job never ran"
+    assert stats["models"][spec.id]["queue_depth"] == 0
