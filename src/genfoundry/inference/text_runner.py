@@ -352,9 +352,9 @@ class TextRunner:
         tokens, mask, positions = self._left_padded(prompts)
         cache = DynamicCache(config=self.model.config)
         sampler = BatchSampler(rows, self.device)
-        with torch.inference_mode(), self._adapters_for(names) as per_row, ExitStack() as hooks:
+        with torch.inference_mode(), self._adapters_for(names) as per_row, ExitStack() as applied:
             if per_row is not None:
-                hooks.enter_context(per_row.applied())
+                applied.enter_context(per_row.applied())
             while True:
                 chosen = self._next_tokens(tokens, mask, positions, cache, sampler)
                 going = _consume(rows, chosen, row_done)
@@ -374,12 +374,12 @@ class TextRunner:
                     accept = _acceptor(self._lora_layers_now() if per_row is not None else None, names)
                     new = join(room, accept)
                     if new.rows:
-                        if per_row is not None:  # the combined batch's adapters, hooked in place of the old
-                            hooks.close()
+                        if per_row is not None:  # the combined batch's adapters in place of the old
+                            applied.close()
                             per_row = PerRowLora.build(self._lora_layers_now(), names + new.names)
                             if per_row is None:
                                 raise RuntimeError("a joining row's adapter is not plain LoRA")
-                            hooks.enter_context(per_row.applied())
+                            applied.enter_context(per_row.applied())
                         joined = self._prefill_joining(new, len(rows), per_row, row_done)
                         if joined is not None:
                             new_cache, new_chosen, new_mask, new_positions, new_sampler, kept_new = joined
