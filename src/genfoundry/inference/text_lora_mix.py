@@ -132,12 +132,13 @@ class PerRowLora:
         masks = self._masks
 
         def forward_for(layer: _Layer) -> Any:
-            base = layer.module.base_layer
+            base, a, b, layout = layer.module.base_layer, layer.a, layer.b, layer.layout
+            dtype = a.dtype
 
             def forward(x: Any, *args: Any, **kwargs: Any) -> Any:
                 output = base(x, *args, **kwargs)
-                delta = F.linear(F.linear(x.to(layer.a.dtype), layer.a) * masks[layer.layout], layer.b)
-                return output.add_(delta.to(output.dtype))
+                delta = F.linear(F.linear(x if x.dtype == dtype else x.to(dtype), a) * masks[layout], b)
+                return output.add_(delta if delta.dtype == output.dtype else delta.to(output.dtype))
 
             return forward
 
