@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 
@@ -60,6 +61,18 @@ def _plain_lora_layers(layers: Sequence[Any], adapters: Sequence[str]) -> list[A
             return None
         held_by.append(module)
     return held_by
+
+
+def _plain_linear(module: Any) -> bool:
+    """An `nn.Linear` with nothing hooked into its call (no hooks, no replaced `forward`, as offloading has)."""
+    import torch
+
+    return (
+        type(module) is torch.nn.Linear
+        and not module._forward_hooks
+        and not module._forward_pre_hooks
+        and "forward" not in vars(module)
+    )
 
 
 def _starts(layout: tuple[tuple[str, int, float], ...]) -> Iterator[tuple[int, tuple[str, int, float]]]:
@@ -134,6 +147,8 @@ class PerRowLora:
         def forward_for(layer: _Layer) -> Any:
             base, a, b, layout = layer.module.base_layer, layer.a, layer.b, layer.layout
             dtype = a.dtype
+            if _plain_linear(base):  # its own module call costs ~4% of a one-adapter decode step on tiny-llm
+                base = partial(F.linear, weight=base.weight, bias=base.bias)
 
             def forward(x: Any, *args: Any, **kwargs: Any) -> Any:
                 output = base(x, *args, **kwargs)
