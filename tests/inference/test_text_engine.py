@@ -307,6 +307,41 @@ def test_an_adapter_peft_must_serve_mixes_with_per_row_ones_and_leaks_into_none(
         engine.close()
 
 
+def test_requests_a_running_decode_cannot_take_wait_for_the_next_batch(
+    spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec], dora: TextAdapterSpec
+) -> None:
+    long = _job(spec, prompt, {"adapter": adapters["a"], "max_tokens": 300, "temperature": 0.0})
+    waiting = [  # DoRA takes PEFT's path, not per-row LoRA; "b" is not loaded yet
+        _job(spec, prompt, {"adapter": dora, "max_tokens": 6, "temperature": 0.8, "seed": 3}),
+        _job(spec, prompt, {"adapter": adapters["b"], "max_tokens": 6, "temperature": 0.8, "seed": 3}),
+    ]
+    reference = _engine()
+    try:
+        alone = [reference.generate_sync(job) for job in waiting]
+    finally:
+        reference.close()
+    engine = _engine()
+    try:
+        engine.generate_sync(waiting[0])  # DoRA loaded, so only its path keeps it out
+        batches_before = engine.stats()["batches_served"]
+
+        async def during() -> list[TextOutput]:
+            stream = engine.stream(long)
+            deltas = aiter(stream)
+            await anext(deltas)
+            outputs = await asyncio.gather(*(engine.generate(job) for job in waiting))
+            async for _delta in deltas:
+                pass
+            return list(outputs)
+
+        outputs = asyncio.run(during())
+        engine.close()
+        assert engine.stats()["batches_served"] - batches_before == 2  # the long one's, then theirs
+        assert [texts(o) for o in outputs] == [texts(o) for o in alone]
+    finally:
+        engine.close()
+
+
 def test_an_adapter_that_does_not_load_fails_only_its_request(
     spec: TextModelSpec, prompt: tuple[int, ...], adapters: dict[str, TextAdapterSpec], tmp_path: Path
 ) -> None:
