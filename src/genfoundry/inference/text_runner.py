@@ -83,6 +83,45 @@ def _token_ids(value: Any) -> list[int]:
     return [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
 
 
+@dataclass
+class _Live:
+    """Rows decoding together: their adapter names, cache, attention mask (rows × cached length), last
+    positions, the tokens they take next, and their sampler."""
+
+    rows: list[RowState]
+    names: list[str]
+    cache: Any
+    mask: Any
+    positions: Any
+    chosen: Any
+    sampler: BatchSampler
+
+    def keep(self, going: list[int], per_row: PerRowLora | None) -> None:
+        """Only the rows at `going` go on: ended rows leave the cache, mask, sampler and adapters."""
+        if len(going) == len(self.rows):
+            return
+        import torch
+
+        kept = torch.tensor(going, dtype=torch.long, device=self.chosen.device)
+        self.cache.batch_select_indices(kept)
+        self.chosen, self.mask, self.positions = self.chosen[kept], self.mask[kept], self.positions[kept]
+        self.sampler.select(going)
+        if per_row is not None:
+            per_row.select(kept)
+        self.rows, self.names = [self.rows[i] for i in going], [self.names[i] for i in going]
+
+    def append(self, other: _Live) -> None:
+        """`other`'s rows join these, after them (their caches joined left-padded)."""
+        import torch
+
+        self.mask = join_caches(self.cache, self.mask, other.cache, other.mask)
+        self.chosen = torch.cat([self.chosen, other.chosen])
+        self.positions = torch.cat([self.positions, other.positions])
+        self.sampler.extend(other.sampler)
+        self.rows += other.rows
+        self.names += other.names
+
+
 class _Book:
     """The jobs of one run, those that joined it included: their rows, and each job's output as they end."""
 
@@ -336,6 +375,26 @@ class TextRunner:
         logits = self.model(**inputs, use_cache=True, **extra).logits
         return sampler(logits[:, -1, :].float())
 
+    def _prefill(
+        self,
+        rows: list[RowState],
+        prompts: list[tuple[int, ...]],
+        names: list[str],
+        row_done: Callable[[RowState], None],
+        per_row: PerRowLora | None,
+    ) -> _Live:
+        """The first forward of `rows` on a cache of their own, their first tokens handed out; the rows that go
+        on (`per_row` follows them)."""
+        from transformers import DynamicCache
+
+        tokens, mask, positions = self._left_padded(prompts)
+        cache = DynamicCache(config=self.model.config)
+        sampler = BatchSampler(rows, self.device)
+        chosen = self._next_tokens(tokens, mask, positions, cache, sampler)
+        live = _Live(rows, names, cache, mask, positions[:, -1:], chosen, sampler)
+        live.keep(_consume(rows, chosen, row_done), per_row)
+        return live
+
     def _decode(
         self,
         rows: list[RowState],
@@ -347,83 +406,53 @@ class TextRunner:
         """Decode until every row has ended; `row_done(row)` as each one ends. `join(room, accept)`: rows of
         waiting jobs (whose adapter names `accept` takes) that join at the next step boundary."""
         import torch
-        from transformers import DynamicCache
 
-        tokens, mask, positions = self._left_padded(prompts)
-        cache = DynamicCache(config=self.model.config)
-        sampler = BatchSampler(rows, self.device)
         with torch.inference_mode(), self._adapters_for(names) as per_row, ExitStack() as applied:
             if per_row is not None:
                 applied.enter_context(per_row.applied())
-            while True:
-                chosen = self._next_tokens(tokens, mask, positions, cache, sampler)
-                going = _consume(rows, chosen, row_done)
-                if len(going) < len(rows):  # ended rows leave the batch: cache, mask, sampler, adapters
-                    kept = torch.tensor(going, dtype=torch.long, device=self.device)
-                    cache.batch_select_indices(kept)
-                    chosen, mask, positions = chosen[kept], mask[kept], positions[kept]
-                    sampler.select(going)
-                    if per_row is not None:
-                        per_row.select(kept)
-                    rows, names = [rows[i] for i in going], [names[i] for i in going]
-                if not rows:
-                    return
-                positions = positions[:, -1:]
-                room = self.max_rows - len(rows)
-                if join is not None and room > 0 and joinable(cache):
-                    accept = _acceptor(self._lora_layers_now() if per_row is not None else None, names)
-                    new = join(room, accept)
-                    if new.rows:
-                        if per_row is not None:  # the combined batch's adapters in place of the old
-                            applied.close()
-                            per_row = PerRowLora.build(self._lora_layers_now(), names + new.names)
-                            if per_row is None:
-                                raise RuntimeError("a joining row's adapter is not plain LoRA")
-                            applied.enter_context(per_row.applied())
-                        joined = self._prefill_joining(new, len(rows), per_row, row_done)
-                        if joined is not None:
-                            new_cache, new_chosen, new_mask, new_positions, new_sampler, kept_new = joined
-                            if per_row is not None:
-                                per_row.select(
-                                    torch.tensor(
-                                        [*range(len(rows)), *(len(rows) + i for i in kept_new)], device=self.device
-                                    )
-                                )
-                            mask = join_caches(cache, mask, new_cache, new_mask)
-                            chosen = torch.cat([chosen, new_chosen])
-                            positions = torch.cat([positions, new_positions])
-                            sampler.extend(new_sampler)
-                            rows = rows + [new.rows[i] for i in kept_new]
-                            names = names + [new.names[i] for i in kept_new]
-                        elif per_row is not None:
-                            per_row.select(torch.arange(len(rows), device=self.device))
-                tokens = chosen[:, None]
-                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=-1)
-                positions = positions + 1
+            live = self._prefill(rows, prompts, names, row_done, per_row)
+            while live.rows:
+                if join is not None and len(live.rows) < self.max_rows and joinable(live.cache):
+                    per_row = self._join(live, per_row, applied, join, row_done)
+                live.positions = live.positions + 1
+                live.mask = torch.cat([live.mask, live.mask.new_ones((len(live.rows), 1))], dim=-1)
+                live.chosen = self._next_tokens(
+                    live.chosen[:, None], live.mask, live.positions, live.cache, live.sampler
+                )
+                live.keep(_consume(live.rows, live.chosen, row_done), per_row)
 
-    def _prefill_joining(
-        self, new: _NewRows, running: int, per_row: PerRowLora | None, row_done: Callable[[RowState], None]
-    ) -> tuple[Any, Any, Any, Any, BatchSampler, list[int]] | None:
-        """Prefill the joining rows on their own cache (per-row LoRA on their rows only, which follow the
-        `running` ones); None when every one of them ended at its first token."""
+    def _join(
+        self,
+        live: _Live,
+        per_row: PerRowLora | None,
+        applied: ExitStack,
+        join: Callable[[int, Callable[[str], bool]], _NewRows],
+        row_done: Callable[[RowState], None],
+    ) -> PerRowLora | None:
+        """Waiting jobs' rows join `live`: prefilled on their own cache (per-row LoRA on their rows only), then
+        appended. Returns the per-row LoRA now applied (rebuilt for the joined batch's adapters)."""
         import torch
-        from transformers import DynamicCache
 
-        tokens, mask, positions = self._left_padded(new.prompts)
-        cache = DynamicCache(config=self.model.config)
-        sampler = BatchSampler(new.rows, self.device)
+        layers = self._lora_layers_now() if per_row is not None else None
+        new = join(self.max_rows - len(live.rows), _acceptor(layers, live.names))
+        if not new.rows:
+            return per_row
+        running = len(live.rows)
+        if per_row is not None:  # the joined batch's adapters in place of the old
+            applied.close()
+            per_row = PerRowLora.build(self._lora_layers_now(), live.names + new.names)
+            if per_row is None:
+                raise RuntimeError("a joining row's adapter is not plain LoRA")
+            applied.enter_context(per_row.applied())
         theirs = torch.arange(running, running + len(new.rows), device=self.device)
         with per_row.only(theirs) if per_row is not None else nullcontext():
-            chosen = self._next_tokens(tokens, mask, positions, cache, sampler)
-        going = _consume(new.rows, chosen, row_done)
-        if not going:
-            return None
-        if len(going) < len(new.rows):
-            kept = torch.tensor(going, dtype=torch.long, device=self.device)
-            cache.batch_select_indices(kept)
-            chosen, mask, positions = chosen[kept], mask[kept], positions[kept]
-            sampler.select(going)
-        return cache, chosen, mask, positions[:, -1:], sampler, going
+            joining = self._prefill(new.rows, new.prompts, new.names, row_done, None)
+        if per_row is not None:
+            going = [*range(running), *(running + i for i, row in enumerate(new.rows) if not row.finished)]
+            per_row.select(torch.tensor(going, dtype=torch.long, device=self.device))
+        if joining.rows:
+            live.append(joining)
+        return per_row
 
     def release(self) -> None:
         """Drop the model so its memory can be freed (eviction)."""
