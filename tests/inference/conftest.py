@@ -7,12 +7,34 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from genfoundry.config import ImageSpeedSettings
-from genfoundry.inference.image import ImageEngine
+from genfoundry.inference.image import GeneratedImage, ImageEngine, ImageJob, LoraSpec
+from genfoundry.inference.loader import BaseModelSpec
 
 EngineFactory = Callable[[ImageSpeedSettings], ImageEngine]
+
+
+def image_job(spec: BaseModelSpec, *loras: LoraSpec, seed: int = 11) -> ImageJob:
+    """A small text-to-image job on `spec` (64x64, 2 steps, one seed) with `loras`."""
+    return ImageJob(
+        base=spec,
+        prompt="a red square",
+        negative_prompt=None,
+        width=64,
+        height=64,
+        steps=2,
+        guidance_scale=5.0,
+        seeds=(seed,),
+        loras=loras,
+    )
+
+
+def pixels(result: list[GeneratedImage]) -> np.ndarray:
+    """The first image's RGB pixels, signed so that differences do not wrap."""
+    return np.asarray(result[0].image.convert("RGB"), dtype=np.int16)
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ import pytest
 from genfoundry.config import ImageSpeedSettings
 from genfoundry.errors import Invalid
 from genfoundry.inference import pipeline_speed
-from genfoundry.inference.image import GeneratedImage, ImageJob, LoraSpec
+from genfoundry.inference.image import LoraSpec
 from genfoundry.inference.loader import BaseModelSpec
 from genfoundry.models.random_lora import make_lora_file
-from tests.inference.conftest import EngineFactory
+from tests.inference.conftest import EngineFactory, image_job, pixels
 
 MAX_RANK = 8
 
@@ -41,24 +41,6 @@ def spec_for(tiny_dir: Path, family: str) -> BaseModelSpec:
     return BaseModelSpec(id=f"tiny-{family}", family=family, source=str(tiny_dir / family))
 
 
-def job(spec: BaseModelSpec, *loras: LoraSpec) -> ImageJob:
-    return ImageJob(
-        base=spec,
-        prompt="a red square",
-        negative_prompt=None,
-        width=64,
-        height=64,
-        steps=2,
-        guidance_scale=5.0,
-        seeds=(11,),
-        loras=loras,
-    )
-
-
-def pixels(result: list[GeneratedImage]) -> np.ndarray:
-    return np.asarray(result[0].image.convert("RGB"), dtype=np.int16)
-
-
 def weighted(lora: LoraSpec, weight: float) -> LoraSpec:
     return LoraSpec(lora.id, lora.path, weight)
 
@@ -73,8 +55,8 @@ def test_switching_by_hotswap_makes_the_side_by_side_images(
     # rank 4 first (the slot's layers), then rank 2, a weight, no adapter, and back
     sequence = [(a,), (b,), (weighted(b, 0.5),), (), (a,), (weighted(a, 0.7),)]
 
-    expected = [pixels(side_by_side.generate_sync(job(spec, *chosen))) for chosen in sequence]
-    got = [pixels(hotswap.generate_sync(job(spec, *chosen))) for chosen in sequence]
+    expected = [pixels(side_by_side.generate_sync(image_job(spec, *chosen))) for chosen in sequence]
+    got = [pixels(hotswap.generate_sync(image_job(spec, *chosen))) for chosen in sequence]
 
     for index, (want, have) in enumerate(zip(expected, got, strict=True)):
         assert np.abs(want - have).max() <= 1, f"step {index}: {sequence[index]}"
@@ -89,14 +71,14 @@ def test_one_adapter_per_request_and_ranks_up_to_the_maximum(
     spec, sd15 = spec_for(tiny_dir, "sd15"), loras["sd15"]
 
     with pytest.raises(Invalid, match=r"swaps one adapter at a time .* got 2") as two:
-        engine.generate_sync(job(spec, sd15["a"], sd15["b"]))
+        engine.generate_sync(image_job(spec, sd15["a"], sd15["b"]))
     assert two.value.param == "loras" and engine.stats()["loaded"] == []  # refused before anything was queued
 
-    engine.generate_sync(job(spec, sd15["a"]))
+    engine.generate_sync(image_job(spec, sd15["a"]))
     with pytest.raises(Invalid, match=r"adapter 'sd15-big' has rank 16, above this server's .*hotswap_max_rank \(8\)"):
-        engine.generate_sync(job(spec, sd15["big"]))
-    after = pixels(engine.generate_sync(job(spec, sd15["a"])))  # the refusal left the slot as it was
-    assert np.abs(after - pixels(engine.generate_sync(job(spec, sd15["a"])))).max() == 0
+        engine.generate_sync(image_job(spec, sd15["big"]))
+    after = pixels(engine.generate_sync(image_job(spec, sd15["a"])))  # the refusal left the slot as it was
+    assert np.abs(after - pixels(engine.generate_sync(image_job(spec, sd15["a"])))).max() == 0
 
 
 def test_an_adapter_on_layers_the_slot_lacks_is_refused(
@@ -109,14 +91,14 @@ def test_an_adapter_on_layers_the_slot_lacks_is_refused(
     narrow = {k: v for k, v in load_file(a.path).items() if ".to_q." in k}  # the slot: to_q only
     save_file(narrow, tmp_path / "narrow.safetensors")
     narrow_lora = LoraSpec("narrow", str(tmp_path / "narrow.safetensors"))
-    base = pixels(engine.generate_sync(job(spec)))
-    with_narrow = pixels(engine.generate_sync(job(spec, narrow_lora)))
+    base = pixels(engine.generate_sync(image_job(spec)))
+    with_narrow = pixels(engine.generate_sync(image_job(spec, narrow_lora)))
 
     with pytest.raises(Invalid, match=r"cannot swap adapter 'sd15-a' .* touch only the layers the first one"):
-        engine.generate_sync(job(spec, a))
+        engine.generate_sync(image_job(spec, a))
     # diffusers drops the slot with the failed load: nothing applies, and the next adapter builds the slot again
-    assert np.abs(pixels(engine.generate_sync(job(spec))) - base).max() == 0
-    assert np.abs(pixels(engine.generate_sync(job(spec, narrow_lora))) - with_narrow).max() <= 1
+    assert np.abs(pixels(engine.generate_sync(image_job(spec))) - base).max() == 0
+    assert np.abs(pixels(engine.generate_sync(image_job(spec, narrow_lora))) - with_narrow).max() <= 1
     assert engine.stats()["models"][spec.id]["adapters"] == ["narrow"]  # the refused adapter was not cached
 
 
@@ -125,14 +107,14 @@ def test_a_deleted_adapter_leaves_the_slot_and_the_cache(
 ) -> None:
     engine = make_engine(ImageSpeedSettings(hotswap_max_rank=MAX_RANK))
     spec, a = spec_for(tiny_dir, "sd15"), loras["sd15"]["a"]
-    base = pixels(engine.generate_sync(job(spec)))
-    with_a = pixels(engine.generate_sync(job(spec, a)))
+    base = pixels(engine.generate_sync(image_job(spec)))
+    with_a = pixels(engine.generate_sync(image_job(spec, a)))
 
     engine.unload_adapter(a.id, wait=True)
 
     assert engine.stats()["models"][spec.id]["adapters"] == []
-    assert np.abs(pixels(engine.generate_sync(job(spec))) - base).max() == 0
-    assert np.abs(pixels(engine.generate_sync(job(spec, a))) - with_a).max() <= 1  # read again from its file
+    assert np.abs(pixels(engine.generate_sync(image_job(spec))) - base).max() == 0
+    assert np.abs(pixels(engine.generate_sync(image_job(spec, a))) - with_a).max() <= 1  # read again from its file
 
 
 def test_switching_adapters_on_a_compiled_denoiser_never_recompiles(
@@ -143,11 +125,11 @@ def test_switching_adapters_on_a_compiled_denoiser_never_recompiles(
     side_by_side = make_engine(ImageSpeedSettings(compile=True))
     spec, a, b = spec_for(tiny_dir, "flux"), loras["flux"]["a"], loras["flux"]["b"]
     for engine in (hotswap, side_by_side):
-        engine.generate_sync(job(spec, a))  # compiles the denoiser with the first adapter's layers in it
+        engine.generate_sync(image_job(spec, a))  # compiles the denoiser with the first adapter's layers in it
 
     for chosen in [(b,), (weighted(a, 0.5),), (), (b,), (a,)]:
-        hotswap.generate_sync(job(spec, *chosen))
-    side_by_side.generate_sync(job(spec, b))
+        hotswap.generate_sync(image_job(spec, *chosen))
+    side_by_side.generate_sync(image_job(spec, b))
 
     # A batch that compiled any graph counts as warm-up: the hotswap engine compiled once, for its first batch; the
     # engine loading adapters side by side compiled again for its second adapter.
@@ -193,5 +175,5 @@ def test_an_adapters_alpha_from_its_header_scales_it_as_side_by_side(
     sequence = [(loras["sd15"]["a"],), (scaled,), (weighted(scaled, 0.5),)]
 
     for chosen in sequence:
-        want = pixels(side_by_side.generate_sync(job(spec, *chosen)))
-        assert np.abs(pixels(hotswap.generate_sync(job(spec, *chosen))) - want).max() <= 1, chosen
+        want = pixels(side_by_side.generate_sync(image_job(spec, *chosen)))
+        assert np.abs(pixels(hotswap.generate_sync(image_job(spec, *chosen))) - want).max() <= 1, chosen

@@ -13,10 +13,10 @@ import pytest
 from genfoundry.config import ImageSpeedSettings
 from genfoundry.errors import Invalid
 from genfoundry.inference import pipeline_speed
-from genfoundry.inference.image import GeneratedImage, ImageJob, LoraSpec
+from genfoundry.inference.image import LoraSpec
 from genfoundry.inference.loader import BaseModelSpec, load_pipeline
 from genfoundry.inference.pipeline_speed import apply_image_speed, denoiser_name
-from tests.inference.conftest import EngineFactory
+from tests.inference.conftest import EngineFactory, image_job, pixels
 
 
 @pytest.fixture(scope="module")
@@ -30,24 +30,6 @@ def specs(tiny_dir: Path) -> dict[str, BaseModelSpec]:
 @pytest.fixture
 def eager_compile(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline_speed, "_compile_backend", "eager")
-
-
-def job(spec: BaseModelSpec, *, loras: tuple[LoraSpec, ...] = (), seed: int = 3) -> ImageJob:
-    return ImageJob(
-        base=spec,
-        prompt="a red square",
-        negative_prompt=None,
-        width=64,
-        height=64,
-        steps=2,
-        guidance_scale=5.0,
-        seeds=(seed,),
-        loras=loras,
-    )
-
-
-def pixels(result: list[GeneratedImage]) -> np.ndarray:
-    return np.asarray(result[0].image.convert("RGB"), dtype=np.int16)
 
 
 def test_channels_last_changes_the_unet_and_vae_memory_format(specs: dict[str, BaseModelSpec]) -> None:
@@ -82,10 +64,10 @@ def test_a_fused_base_makes_the_same_images(
 ) -> None:
     plain, fused = make_engine(ImageSpeedSettings()), make_engine(ImageSpeedSettings(fuse_qkv=True))
 
-    image = fused.generate_sync(job(specs[family]))
+    image = fused.generate_sync(image_job(specs[family]))
 
     assert fused.stats()["models"][specs[family].id]["speed"]["applied"] == ["fuse_qkv"]
-    assert np.abs(pixels(image) - pixels(plain.generate_sync(job(specs[family])))).max() <= 1
+    assert np.abs(pixels(image) - pixels(plain.generate_sync(image_job(specs[family])))).max() <= 1
 
 
 def test_a_fused_base_refuses_adapters(
@@ -94,7 +76,7 @@ def test_a_fused_base_refuses_adapters(
     engine = make_engine(ImageSpeedSettings(fuse_qkv=True))
 
     with pytest.raises(Invalid, match="fuses q/k/v projections"):
-        engine.generate_sync(job(specs["sd15"], loras=(LoraSpec("style", str(tmp_path / "lora.safetensors")),)))
+        engine.generate_sync(image_job(specs["sd15"], LoraSpec("style", str(tmp_path / "lora.safetensors"))))
     assert engine.stats()["loaded"] == []  # refused before anything was queued or loaded
 
 
@@ -128,14 +110,14 @@ def test_a_compiled_base_reports_its_warm_up_apart(
     plain, compiled = make_engine(ImageSpeedSettings()), make_engine(ImageSpeedSettings(compile=True))
     spec = specs["flux"]
 
-    first = compiled.generate_sync(job(spec))
-    again = compiled.generate_sync(job(spec, seed=4))
+    first = compiled.generate_sync(image_job(spec))
+    again = compiled.generate_sync(image_job(spec, seed=4))
 
     speed = compiled.stats()["models"][spec.id]["speed"]
     assert speed["applied"] == ["compile:max-autotune-no-cudagraphs"]
     assert speed["compile_warmup_batches"] == 1 and speed["compile_warmup_s"] > 0  # the first batch, not the second
-    assert np.abs(pixels(first) - pixels(plain.generate_sync(job(spec)))).max() <= 1
-    assert np.abs(pixels(again) - pixels(plain.generate_sync(job(spec, seed=4)))).max() <= 1
+    assert np.abs(pixels(first) - pixels(plain.generate_sync(image_job(spec)))).max() <= 1
+    assert np.abs(pixels(again) - pixels(plain.generate_sync(image_job(spec, seed=4)))).max() <= 1
 
 
 def test_quantization_without_torchao_is_a_clear_error(

@@ -22,6 +22,7 @@ from genfoundry.jobs.env import JobEnv
 from genfoundry.jobs.executors import make_executor
 from genfoundry.jobs.runner import JobRunner
 from genfoundry.repo import jobs as jobs_repo
+from genfoundry.repo import users as users_repo
 from genfoundry.storage import open_store
 
 HERE = "tests.jobs.sample_jobs"
@@ -125,6 +126,31 @@ def make_runner(settings: Settings) -> Harness:
     runner.register("count_bad_finish", f"{HERE}:count", on_finish=f"{HERE}:failing_finish")
     runner.register("download", f"{HERE}:count", on_finish=f"{HERE}:record_finish", uses_device=False)
     return Harness(runner, engine)
+
+
+def run_jobs(harness: Harness, kinds: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Submits a job of each kind (owned by the local user), starts them all and waits for each to succeed; their
+    results in order."""
+    with harness.runner.sessions() as session:
+        owner = users_repo.get_or_create_local_user(session=session).id
+        jobs = [harness.runner.submit(session=session, owner_id=owner, kind=k, params=params) for k in kinds]
+        session.commit()
+    for job in jobs:
+        harness.runner.start(job)
+    results = []
+    deadline = time.monotonic() + 120
+    for job in jobs:
+        while True:  # the job's row is the only way to see a job process finish
+            with harness.runner.sessions() as session:
+                found = jobs_repo.get_job(session=session, job_id=job.id)
+            assert found is not None
+            if found.status in ("succeeded", "failed", "cancelled"):
+                break
+            assert time.monotonic() < deadline, f"job still {found.status}"
+            time.sleep(0.05)
+        assert (found.status, found.error) == ("succeeded", None)
+        results.append(found.result)
+    return results
 
 
 def serve(home: str) -> None:

@@ -4,16 +4,12 @@ jobs; the GPUs are named by the server's own `CUDA_VISIBLE_DEVICES`, so no GPU i
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from genfoundry.jobs.gpu_assignment import GpuAssigner, visible_gpus
-from genfoundry.repo import jobs as jobs_repo
-from genfoundry.repo import users as users_repo
-from tests.jobs.sample_jobs import Harness, job_settings, make_runner
+from tests.jobs.sample_jobs import job_settings, make_runner, run_jobs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,29 +18,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def importable_samples(monkeypatch: pytest.MonkeyPatch) -> None:
     """The job processes import the sample kinds by dotted path, whatever folder pytest runs from."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
-
-
-def run_jobs(harness: Harness, kinds: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
-    with harness.runner.sessions() as session:
-        owner = users_repo.get_or_create_local_user(session=session).id
-        jobs = [harness.runner.submit(session=session, owner_id=owner, kind=k, params=params) for k in kinds]
-        session.commit()
-    for job in jobs:
-        harness.runner.start(job)
-    results = []
-    deadline = time.monotonic() + 120
-    for job in jobs:
-        while True:  # the job's row is the only way to see a job process finish
-            with harness.runner.sessions() as session:
-                found = jobs_repo.get_job(session=session, job_id=job.id)
-            assert found is not None
-            if found.status in ("succeeded", "failed", "cancelled"):
-                break
-            assert time.monotonic() < deadline, f"job still {found.status}"
-            time.sleep(0.05)
-        assert (found.status, found.error) == ("succeeded", None)
-        results.append(found.result)
-    return results
 
 
 def test_device_jobs_running_together_get_different_gpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,15 +4,12 @@ environment), read back inside the job."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from genfoundry.inference.thread_plan import available_cores
-from genfoundry.repo import jobs as jobs_repo
-from genfoundry.repo import users as users_repo
-from tests.jobs.sample_jobs import job_settings, make_runner
+from tests.jobs.sample_jobs import job_settings, make_runner, run_jobs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,21 +26,6 @@ def importable_samples(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_job_process_runs_with_the_planned_torch_threads(tmp_path: Path, threads: int) -> None:
     harness = make_runner(job_settings(tmp_path / "home").model_copy(update={"torch_threads": threads}))
     try:
-        with harness.runner.sessions() as session:
-            owner = users_repo.get_or_create_local_user(session=session).id
-            job = harness.runner.submit(session=session, owner_id=owner, kind="torch_threads", params={})
-            session.commit()
-        harness.runner.start(job)
-        deadline = time.monotonic() + 120
-        while True:  # the job's row is the only way to see a job process finish
-            with harness.runner.sessions() as session:
-                found = jobs_repo.get_job(session=session, job_id=job.id)
-            assert found is not None
-            if found.status in ("succeeded", "failed", "cancelled"):
-                break
-            assert time.monotonic() < deadline, f"job still {found.status}"
-            time.sleep(0.05)
-        assert (found.status, found.error) == ("succeeded", None)
-        assert found.result == {"torch_threads": threads}
+        assert run_jobs(harness, ["torch_threads"], {}) == [{"torch_threads": threads}]
     finally:
         harness.close()
