@@ -12,7 +12,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,10 @@ from typing import Any
 import pytest
 
 from genfoundry.jobs.context import JobContext
-from genfoundry.repo import jobs as jobs_repo
-from genfoundry.repo import users as users_repo
+from genfoundry.library_noise import VERBOSE_ENV
 from tests.conftest import make_home
 from tests.helpers import run_cli
-from tests.jobs.sample_jobs import job_settings, make_runner
+from tests.jobs.sample_jobs import job_settings, make_runner, run_jobs
 
 NOISE = {
     "torchvision fallback": "requires torchvision (not installed); falling back to",
@@ -87,30 +85,29 @@ def test_a_jobs_log_has_no_known_noise_but_real_warnings_show(
 
     for name, value in REAL_ENV.items():
         monkeypatch.setenv(name, value)  # the job's process inherits the runner's environment
+    log = noisy_job_log(tmp_path, params)
+    assert found(log, NOISE) == set(), log
+    assert found(log, REAL) == set(REAL), log
+
+
+def test_under_serve_v_a_jobs_log_keeps_the_library_output(
+    tmp_path: Path, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(VERBOSE_ENV, "1")  # what `genfoundry -v serve` sets for the job processes it starts
+    log = noisy_job_log(tmp_path, {"pipeline": str(tiny_dir / "sd15"), "out": str(tmp_path)})
+    assert found(log, {"diffusers progress bar": NOISE["diffusers progress bar"]}), log
+    assert found(log, {"a warning of ours": REAL["a warning of ours"]}), log
+
+
+def noisy_job_log(tmp_path: Path, params: dict[str, str]) -> str:
+    """Runs `noisy_job` in its own worker process, as the server would; its log."""
     harness = make_runner(job_settings(tmp_path / "home"))
     try:
         harness.runner.register("noisy", f"{__name__}:noisy_job")
-        with harness.runner.sessions() as session:
-            owner = users_repo.get_or_create_local_user(session=session).id
-            job = harness.runner.submit(session=session, owner_id=owner, kind="noisy", params=params)
-            session.commit()
-        harness.runner.start(job)
-        deadline = time.monotonic() + 300
-        while True:
-            with harness.runner.sessions() as session:
-                row = jobs_repo.get_job(session=session, job_id=job.id)
-                assert row is not None
-                status, error = row.status, row.error
-            if status in ("succeeded", "failed", "cancelled"):
-                break
-            assert time.monotonic() < deadline, f"job still {status}"
-            time.sleep(0.1)
+        [job] = run_jobs(harness, ["noisy"], params, timeout=300)
     finally:
         harness.close()
-    log = (tmp_path / "home" / "logs" / "jobs" / f"{job.id}.log").read_text()
-    assert status == "succeeded", (error, log)
-    assert found(log, NOISE) == set(), log
-    assert found(log, REAL) == set(REAL), log
+    return (tmp_path / "home" / "logs" / "jobs" / f"{job.id}.log").read_text()
 
 
 def test_cli_generate_prints_no_known_noise_but_real_warnings_show(tmp_path: Path, tiny_dir: Path) -> None:

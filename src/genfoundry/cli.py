@@ -23,7 +23,7 @@ from genfoundry.cli_output import print_table
 from genfoundry.cli_target import ApiKeyOption, LocalOption, ServerOption, choose_server
 from genfoundry.config import Settings
 from genfoundry.hub import use_hub_defaults
-from genfoundry.library_noise import quiet_library_noise
+from genfoundry.library_noise import VERBOSE_ENV, quiet_unless_verbose
 
 if TYPE_CHECKING:
     from genfoundry.schemas import ModelPublic
@@ -52,10 +52,11 @@ def main(
     ] = False,
 ) -> None:
     # Before any command: known-harmless library warnings and progress bars stay out of its output (and of the
-    # server's log, for `serve`; job processes filter their own), unless -v. Cheap: it imports no library.
+    # server's log, for `serve`, and of its job processes' logs), unless -v. Cheap: it imports no library.
     use_hub_defaults()
-    if not verbose:
-        quiet_library_noise()
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # job processes started by `serve -v` inherit it
+    quiet_unless_verbose()
 
 
 def _fail(message: str) -> typer.Exit:

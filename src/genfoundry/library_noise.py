@@ -5,13 +5,15 @@ change; every other warning and log line still shows. Progress bars are switched
 switch: our processes write logs, where a bar is pages of carriage returns, and report progress themselves (job
 events, the CLI's own bar). Nothing here imports a library: a switch runs when its library is first imported, so
 a process that never loads a model never pays for importing one. `quiet_library_noise()` is called where our
-processes start (the CLI, the job worker) and is safe to call again.
+processes start (the CLI, the job worker) and is safe to call again; `genfoundry -v` sets `VERBOSE_ENV` instead, so
+the job processes its server starts show everything too.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import re
 import sys
 import threading
@@ -61,6 +63,7 @@ PROGRESS_BAR_SWITCHES: dict[str, Callable[[ModuleType], object]] = {
 
 _lock = threading.Lock()
 _installed = False
+VERBOSE_ENV = "GENFOUNDRY_VERBOSE"  # "1": show every library message (set by `genfoundry -v`, inherited by jobs)
 
 
 class _DropKnownNoise(logging.Filter):
@@ -118,3 +121,9 @@ def quiet_library_noise() -> None:
                 switch(module)
             else:
                 sys.meta_path.insert(0, _SwitchOnImport(module_name, switch))
+
+
+def quiet_unless_verbose() -> None:
+    """`quiet_library_noise()`, unless this process was started by `genfoundry -v` (`VERBOSE_ENV` is "1")."""
+    if os.environ.get(VERBOSE_ENV) != "1":
+        quiet_library_noise()

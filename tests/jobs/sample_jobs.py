@@ -128,17 +128,17 @@ def make_runner(settings: Settings) -> Harness:
     return Harness(runner, engine)
 
 
-def run_jobs(harness: Harness, kinds: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
+def run_jobs(harness: Harness, kinds: list[str], params: dict[str, Any], *, timeout: float = 120) -> list[Job]:
     """Submits a job of each kind (owned by the local user), starts them all and waits for each to succeed; their
-    results in order."""
+    final rows, in order."""
     with harness.runner.sessions() as session:
         owner = users_repo.get_or_create_local_user(session=session).id
         jobs = [harness.runner.submit(session=session, owner_id=owner, kind=k, params=params) for k in kinds]
         session.commit()
     for job in jobs:
         harness.runner.start(job)
-    results = []
-    deadline = time.monotonic() + 120
+    finished = []
+    deadline = time.monotonic() + timeout
     for job in jobs:
         while True:  # the job's row is the only way to see a job process finish
             with harness.runner.sessions() as session:
@@ -148,9 +148,9 @@ def run_jobs(harness: Harness, kinds: list[str], params: dict[str, Any]) -> list
                 break
             assert time.monotonic() < deadline, f"job still {found.status}"
             time.sleep(0.05)
-        assert (found.status, found.error) == ("succeeded", None)
-        results.append(found.result)
-    return results
+        assert (found.status, found.error) == ("succeeded", None), found.error
+        finished.append(found)
+    return finished
 
 
 def serve(home: str) -> None:

@@ -25,12 +25,12 @@ def test_device_jobs_running_together_get_different_gpus(tmp_path: Path, monkeyp
     harness = make_runner(job_settings(tmp_path / "home").model_copy(update={"device": "cuda"}))
     try:
         together = run_jobs(harness, ["visible_gpus", "visible_gpus"], {"hold_s": 1.5})
-        assert sorted(r["cuda_visible_devices"] for r in together) == ["3", "5"]
+        assert sorted(job.result["cuda_visible_devices"] for job in together) == ["3", "5"]
         # The next device job gets one GPU again (which one depends on whether the earlier processes have exited
         # yet: their rows are final a moment before); a job that uses no device keeps the server's list.
         device_job, no_device_job = run_jobs(harness, ["visible_gpus", "visible_gpus_no_device"], {})
-        assert device_job["cuda_visible_devices"] in ("3", "5")
-        assert no_device_job["cuda_visible_devices"] == "3,5"
+        assert device_job.result["cuda_visible_devices"] in ("3", "5")
+        assert no_device_job.result["cuda_visible_devices"] == "3,5"
     finally:
         harness.close()
 

@@ -26,6 +26,7 @@ def importable_samples(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_job_process_runs_with_the_planned_torch_threads(tmp_path: Path, threads: int) -> None:
     harness = make_runner(job_settings(tmp_path / "home").model_copy(update={"torch_threads": threads}))
     try:
-        assert run_jobs(harness, ["torch_threads"], {}) == [{"torch_threads": threads}]
+        [job] = run_jobs(harness, ["torch_threads"], {})
+        assert job.result == {"torch_threads": threads}
     finally:
         harness.close()

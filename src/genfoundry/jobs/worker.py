@@ -17,7 +17,7 @@ from genfoundry.jobs.context import JobRun, run_attempt
 from genfoundry.jobs.env import open_job_env
 from genfoundry.jobs.executors import SETTINGS_ENV
 from genfoundry.jobs.kinds import JobKind
-from genfoundry.library_noise import quiet_library_noise
+from genfoundry.library_noise import quiet_unless_verbose
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,7 +34,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_library_noise()  # this process's output is the job's log file
+    quiet_unless_verbose()  # this process's output is the job's log file; everything shows under `serve -v`
     # The runner's pid, read before anything slow: if it changes, the runner died and this process must stop.
     parent_pid = os.getppid()
     settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
